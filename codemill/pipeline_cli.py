@@ -1,0 +1,158 @@
+"""``codemill pipeline compile | run --local | submit --host URL``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+
+from codemill import io
+
+DEFAULT_COMPILED = os.path.join("pipelines", "compiled", "codemill.yaml")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="compile, run locally, or submit the KFP pipeline",
+                       description="Compile the KFP v2 pipeline, run it locally through kfp.local, or submit it to a cluster.")
+    psub = p.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
+
+    c = psub.add_parser("compile", help="compile the pipeline to IR YAML",
+                        description="Compile the pipeline function to KFP IR YAML.")
+    c.add_argument("--output", default=DEFAULT_COMPILED, help=f"where to write the YAML (default: {DEFAULT_COMPILED})")
+    c.set_defaults(func=cmd_compile)
+
+    r = psub.add_parser("run", help="run the pipeline (locally with --local)",
+                        description="Run the same pipeline function through kfp.local (SubprocessRunner) "
+                                    "and write <workdir>/summary.json.")
+    r.add_argument("--local", action="store_true", required=True, help="run through kfp.local on this machine")
+    r.add_argument("--workdir", default="runs/local", help="where runs, MLflow store and summary go (default: runs/local)")
+    r.add_argument("--run-name", default="", help="the run's folder name (default: a timestamp)")
+    r.add_argument("--no-tracking", action="store_true", help="run without MLflow")
+    _add_param_args(r)
+    r.set_defaults(func=cmd_run_local)
+
+    s = psub.add_parser("submit", help="upload a pipeline version and start a run on a KFP cluster",
+                        description="Upload the compiled pipeline as a new version (creating the pipeline if "
+                                    "needed) and start a run through kfp.Client.")
+    s.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://ml-pipeline-ui.kubeflow:80")
+    s.add_argument("--namespace", default=None, help="Kubeflow profile namespace (multi-user installs)")
+    s.add_argument("--experiment", default="codemill", help="KFP experiment to run in (default: codemill)")
+    s.add_argument("--package", default=DEFAULT_COMPILED, help=f"compiled pipeline YAML (default: {DEFAULT_COMPILED})")
+    s.add_argument("--version", default="", help="pipeline version name (default: a timestamp)")
+    s.add_argument("--existing-token", default=os.environ.get("KFP_TOKEN"), help="bearer token (default: $KFP_TOKEN)")
+    s.add_argument("--no-run", action="store_true", help="upload the version only, start no run")
+    _add_param_args(s)
+    s.set_defaults(func=cmd_submit)
+
+
+def _add_param_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
+                   help="pipeline parameter override; the value is parsed as JSON when it can be "
+                        "(e.g. --param num_shards=4 --param 'validate_options={\"max_repos\": 10}')")
+
+
+def parse_params(pairs: list[str]) -> dict:
+    from codemill.stage import InputError
+    from pipelines.codemill_pipeline import codemill_pipeline
+
+    known = set(codemill_pipeline.component_spec.inputs or {})
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--param {pair!r}: expected NAME=VALUE")
+        if name not in known:
+            raise InputError(f"--param {name}: not a pipeline parameter (known: {', '.join(sorted(known))})")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
+def compile_pipeline(path: str) -> str:
+    from kfp import compiler
+
+    from pipelines.codemill_pipeline import codemill_pipeline
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    compiler.Compiler().compile(codemill_pipeline, package_path=path)
+    return path
+
+
+def cmd_compile(args) -> int:
+    print(f"compiled pipeline: {compile_pipeline(args.output)}")
+    return 0
+
+
+def local_tracking_uri(workdir: str) -> str:
+    return f"sqlite:///{os.path.abspath(os.path.join(workdir, 'mlflow.db'))}"
+
+
+def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = True) -> dict:
+    """Run the pipeline through kfp.local and return (and write) the summary."""
+    from kfp import local
+
+    from codemill.runs import collect_summary
+    from pipelines.codemill_pipeline import codemill_pipeline
+
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    run_name = run_name or _dt.datetime.now().strftime("local-%Y%m%d-%H%M%S")
+    if not tracking:
+        uri = "none"
+    else:
+        uri = params.pop("tracking_uri", "") or os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(workdir)
+    params = {"work_root": os.path.join(workdir, "runs"), "run_name": run_name, "tracking_uri": uri, **params}
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.join(workdir, "kfp"),
+               raise_on_error=True)
+    codemill_pipeline(**params)
+    summary = collect_summary(io.join(params["work_root"], run_name))
+    summary["tracking_uri"] = "" if uri == "none" else uri
+    summary["parameters"] = params
+    summary_path = os.path.join(workdir, "summary.json")
+    io.write_json(summary_path, summary)
+    summary["summary_path"] = summary_path
+    return summary
+
+
+def cmd_run_local(args) -> int:
+    summary = run_local(args.workdir, parse_params(args.param), run_name=args.run_name, tracking=not args.no_tracking)
+    print(f"\nsummary: {summary['summary_path']}")
+    for stage, entry in summary["stages"].items():
+        print(f"  {stage:9s} {entry.get('report', entry['output'])}")
+    if summary.get("tracking_uri"):
+        print(f"MLflow: {summary['tracking_uri']} (mlflow ui --backend-store-uri {summary['tracking_uri']})")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    import kfp
+
+    from pipelines.codemill_pipeline import PIPELINE_NAME
+
+    client = kfp.Client(host=args.host, namespace=args.namespace, existing_token=args.existing_token)
+    version = args.version or _dt.datetime.now().strftime("v%Y%m%d-%H%M%S")
+    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+    if pipeline_id is None:
+        pipeline = client.upload_pipeline(args.package, pipeline_name=PIPELINE_NAME, namespace=args.namespace)
+        pipeline_id = pipeline.pipeline_id
+        versions = client.list_pipeline_versions(pipeline_id).pipeline_versions or []
+        version_id = versions[0].pipeline_version_id
+    else:
+        pv = client.upload_pipeline_version(args.package, pipeline_version_name=version, pipeline_id=pipeline_id)
+        version_id = pv.pipeline_version_id
+    print(f"pipeline {PIPELINE_NAME} ({pipeline_id}) version {version_id}")
+    if args.no_run:
+        return 0
+    experiment = client.create_experiment(args.experiment, namespace=args.namespace)
+    run = client.run_pipeline(experiment_id=experiment.experiment_id, job_name=f"{PIPELINE_NAME}-{version}",
+                              params=parse_params(args.param), pipeline_id=pipeline_id, version_id=version_id)
+    print(f"run {run.run_id} started: {args.host.rstrip('/')}/#/runs/details/{run.run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cmd_compile(argparse.Namespace(output=DEFAULT_COMPILED)))

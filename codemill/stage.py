@@ -1,0 +1,184 @@
+"""What every stage shares: config dataclasses as CLI flags, shard names and
+completion markers, stats.json, and logging the resolved config at start.
+
+A stage config is a plain dataclass; each field carries its help text in
+``field(metadata={"help": ...})`` so the CLI and the docs come from one place::
+
+    @dataclass
+    class DedupConfig:
+        threshold: float = field(default=0.7, metadata={"help": "Jaccard threshold"})
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import types
+import typing
+from typing import Any, TypeVar
+
+from codemill import io
+
+C = TypeVar("C")
+
+
+class InputError(ValueError):
+    """A whole input or configuration is unusable; the message names it and what is wrong.
+
+    The CLI prints it as one line (no traceback) and exits with status 2.
+    """
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+def _field_type(cls, f: dataclasses.Field):
+    hints = typing.get_type_hints(cls)
+    t = hints[f.name]
+    origin = typing.get_origin(t)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        t = args[0]
+    return t
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--flag`` per dataclass field (``max_repos`` -> ``--max-repos``)."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.metadata.get("cli") is False:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        t = _field_type(cls, f)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if t is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(t) in (list, tuple):
+            kwargs["nargs"] = "*"
+            kwargs["type"] = typing.get_args(t)[0] if typing.get_args(t) else str
+        else:
+            kwargs["type"] = t
+            kwargs["metavar"] = f.metadata.get("metavar", t.__name__.upper())
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, help=f"{help_text} (default: {default!r})", **kwargs)
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, **extra: Any) -> C:
+    """Build a config from parsed flags; flags not given keep the dataclass defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update({k: v for k, v in extra.items() if k in names})
+    return cls(**values)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def log_config(stage: str, config: Any, tracker=None) -> None:
+    """Print the resolved config (and log it as MLflow params when tracking)."""
+    values = config_dict(config)
+    print(f"[{stage}] config: {json.dumps(values, sort_keys=True, default=str)}", flush=True)
+    if tracker is not None:
+        tracker.log_params(values)
+
+
+# ---------------------------------------------------------------------------- shards
+
+
+def check_shard(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise InputError(f"invalid shard: rank={rank} world_size={world_size} (need 0 <= rank < world_size)")
+
+
+def shard_name(rank: int, world_size: int) -> str:
+    return f"shard-{rank:05d}-of-{world_size:05d}"
+
+
+def marker_url(output: str, stage: str, rank: int, world_size: int) -> str:
+    """The completion marker a shard writes last; a retry skips shards that have one."""
+    return io.join(output, "_markers", f"{stage}.{shard_name(rank, world_size)}.done")
+
+
+def shard_done(output: str, stage: str, rank: int, world_size: int) -> bool:
+    return io.exists(marker_url(output, stage, rank, world_size))
+
+
+def mark_shard_done(output: str, stage: str, rank: int, world_size: int, stats: dict) -> None:
+    io.write_json(marker_url(output, stage, rank, world_size), stats)
+
+
+def read_shard_stats(output: str, stage: str, world_size: int) -> list[dict]:
+    """Stats of every shard of a stage; fails naming the shards that never finished."""
+    missing = [r for r in range(world_size) if not shard_done(output, stage, r, world_size)]
+    if missing:
+        raise RuntimeError(f"{output}: {stage} shards {missing} of {world_size} have not finished")
+    return [io.read_json(marker_url(output, stage, r, world_size)) for r in range(world_size)]
+
+
+# ---------------------------------------------------------------------------- stats
+
+
+def write_stats(output: str, stats: dict) -> str:
+    url = io.join(output, "stats.json")
+    io.write_json(url, stats)
+    return url
+
+
+def read_stats(output: str) -> dict:
+    return io.read_json(io.join(output, "stats.json"))
+
+
+def numeric_metrics(stats: dict, prefix: str = "") -> dict[str, float]:
+    """Flatten stats to the scalar metrics MLflow and KFP Metrics accept."""
+    out: dict[str, float] = {}
+    for k, v in stats.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, bool):
+            out[key] = float(v)
+        elif isinstance(v, (int, float)):
+            out[key] = float(v)
+        elif isinstance(v, dict):
+            out.update(numeric_metrics(v, prefix=f"{key}."))
+    return out
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def fail(message: str, code: int = 2) -> typing.NoReturn:
+    """End a CLI command with a clear one-line error (no traceback)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# ---------------------------------------------------------------------------- KFP outputs
+
+
+def publish_kfp(output: str, stats: dict, metrics=None, report=None, report_name: str = "report.md") -> None:
+    """Surface a stage's stats and report in the KFP UI.
+
+    ``metrics`` is an ``Output[Metrics]`` (scalars only) and ``report`` an
+    ``Output[Markdown]``/``Output[HTML]``; both are duck-typed so this module does not
+    import kfp.
+    """
+    if metrics is not None:
+        for k, v in sorted(numeric_metrics(stats).items()):
+            metrics.log_metric(k, v)
+    if report is not None:
+        src = io.join(output, report_name)
+        text = io.read_text(src) if io.exists(src) else f"(no {report_name} in {output})"
+        with open(report.path, "w", encoding="utf-8") as f:
+            f.write(text)

@@ -1,0 +1,45 @@
+"""What every KFP component shares: the images it runs in and how tasks ask for resources.
+
+Images are one setting: ``CODEMILL_REGISTRY`` and ``CODEMILL_TAG`` (read when the
+pipeline is compiled) pick the registry and tag of both images; the committed YAML uses
+the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kfp import dsl, kubernetes
+
+REGISTRY = os.environ.get("CODEMILL_REGISTRY", "ghcr.io/codemill")
+TAG = os.environ.get("CODEMILL_TAG", "0.1.0")
+CPU_IMAGE = f"{REGISTRY}/codemill-cpu:{TAG}"
+CUDA_IMAGE = f"{REGISTRY}/codemill-cuda:{TAG}"
+
+# Every node of the A100 pool carries this taint in GKE/EKS/GPU-operator setups.
+DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+DEFAULT_GPU_NODE_SELECTOR = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+
+
+def cpu_task(task: dsl.PipelineTask, cpu: str = "1", memory: str = "2Gi",
+             cpu_limit: str | None = None, memory_limit: str | None = None) -> dsl.PipelineTask:
+    """Requests (and limits) for a CPU task; limits default to twice the requests' memory."""
+    task.set_cpu_request(cpu).set_memory_request(memory)
+    task.set_cpu_limit(cpu_limit or cpu).set_memory_limit(memory_limit or memory)
+    return task
+
+
+def gpu_task(task: dsl.PipelineTask, gpu_count, node_selector_json, tolerations_json,
+             cpu: str = "8", memory: str = "64Gi") -> dsl.PipelineTask:
+    """Ask for ``gpu_count`` NVIDIA GPUs on the A100 pool.
+
+    ``gpu_count``, ``node_selector_json`` and ``tolerations_json`` are pipeline
+    parameters, so one compiled pipeline fits GKE
+    (``cloud.google.com/gke-accelerator: nvidia-tesla-a100``), GPU feature discovery
+    (``nvidia.com/gpu.product``) and EKS node groups. kfp.local ignores all of it.
+    """
+    cpu_task(task, cpu=cpu, memory=memory)
+    task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpu_count)
+    kubernetes.add_node_selector_json(task, node_selector_json)
+    kubernetes.add_toleration_json(task, tolerations_json)
+    return task

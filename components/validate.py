@@ -1,0 +1,56 @@
+"""KFP face of the validate stage: one task per shard, then one that merges them."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import Markdown, Metrics, Output
+
+from components._common import CPU_IMAGE, cpu_task
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def validate_shard(source: str, output: str, rank: int, world_size: int, seed: int,
+                   options: dict, tracking_uri: str, parent_run_id: str) -> str:
+    """Validate one shard of the source: keep or quarantine every record.
+
+    Args:
+        source: "site-packages", a folder of repositories, or JSONL/Parquet URL(s) (globs allowed).
+        output: the stage's output URL (shared by all shards).
+        rank: this shard's index.
+        world_size: number of shards.
+        seed: random seed.
+        options: ValidateConfig fields to override (e.g. {"max_repos": 40}).
+        tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
+        parent_run_id: the pipeline's MLflow parent run.
+    """
+    from codemill.tracking import stage_run
+    from codemill.validate import ValidateConfig, run_shard
+
+    config = ValidateConfig(**{**options, "seed": seed})
+    with stage_run(f"validate-{rank}", tracking_uri, parent_run_id) as tracker:
+        run_shard(config, source, output, rank, world_size, tracker)
+    return output
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def validate_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
+                    metrics: Output[Metrics], report: Output[Markdown]) -> str:
+    """Merge the shards' stats, check input == kept + quarantined, write the report."""
+    from codemill.stage import publish_kfp
+    from codemill.tracking import stage_run
+    from codemill.validate import finish
+
+    with stage_run("validate", tracking_uri, parent_run_id) as tracker:
+        stats = finish(output, world_size, tracker)
+    publish_kfp(output, stats, metrics, report)
+    return output
+
+
+@dsl.pipeline(name="validate-shards")
+def validate_shards(source: str, output: str, shards: List[int], world_size: int, seed: int,
+                    options: dict, tracking_uri: str, parent_run_id: str):
+    """Fan validate out over shards (a sub-pipeline, so the merge can wait on all of them)."""
+    with dsl.ParallelFor(items=shards, name="validate-shard") as rank:
+        cpu_task(validate_shard(source=source, output=output, rank=rank, world_size=world_size,
+                                seed=seed, options=options, tracking_uri=tracking_uri,
+                                parent_run_id=parent_run_id), cpu="1", memory="4Gi")

@@ -1,0 +1,56 @@
+"""The codemill pipeline: wiring only. Each stage's work lives in ``codemill.<stage>``.
+
+The same function runs on a cluster (compiled to ``pipelines/compiled/codemill.yaml``)
+and on a laptop through ``kfp.local`` (``codemill pipeline run --local``).
+
+kfp.local quirks this layout works around (kfp 2.16):
+- a task cannot depend on a ``ParallelFor`` at the same level, so every fan-out is a
+  sub-pipeline and the merge task waits on that sub-pipeline;
+- ``dsl.If`` on a task output always evaluates false locally, so the serve gate is
+  decided inside the serve step (it records why it did or did not roll out).
+"""
+
+from kfp import dsl
+
+from components._common import DEFAULT_GPU_NODE_SELECTOR, DEFAULT_GPU_TOLERATIONS, cpu_task
+from components.run import start_run
+from components.validate import validate_finish, validate_shards
+
+PIPELINE_NAME = "codemill"
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Source repositories in, a served code model out (DeepSeek-Coder recipe).")
+def codemill_pipeline(
+    source: str = "site-packages",
+    work_root: str = "s3://codemill/runs",
+    run_name: str = "",
+    num_shards: int = 2,
+    seed: int = 0,
+    tracking_uri: str = "",
+    validate_options: dict = {"max_repos": 40},
+    gpu_count: int = 1,
+    gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
+    gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS,
+):
+    """Args:
+        source: "site-packages", a folder of repositories, or JSONL/Parquet URL(s) in The Stack's layout.
+        work_root: URL under which the run writes every stage's output (s3:// on a cluster).
+        run_name: the run's folder under work_root; empty means the KFP run id.
+        num_shards: fan-out of the data stages.
+        seed: one seed for every stage; same inputs and seed give the same outputs.
+        tracking_uri: MLflow tracking URI; empty means $MLFLOW_TRACKING_URI; "none" disables tracking.
+        validate_options: ValidateConfig overrides.
+        gpu_count: GPUs per GPU task.
+        gpu_node_selector: node selector of the A100 pool (GKE, EKS or GPU feature discovery labels).
+        gpu_tolerations: tolerations for the A100 pool's taints.
+    """
+    run = cpu_task(start_run(work_root=work_root, run_name=run_name, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                             tracking_uri=tracking_uri, num_shards=num_shards), cpu="0.5", memory="512Mi")
+    run.set_caching_options(False)  # opens an MLflow run: a side effect
+    layout = run.outputs
+    tracking = dict(tracking_uri=tracking_uri, parent_run_id=layout["parent_run_id"])
+
+    shards = validate_shards(source=source, output=layout["validate_dir"], shards=layout["shards"],
+                             world_size=num_shards, seed=seed, options=validate_options, **tracking)
+    validated = cpu_task(validate_finish(output=layout["validate_dir"], world_size=num_shards, **tracking),
+                         cpu="1", memory="2Gi").after(shards)
