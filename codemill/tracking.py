@@ -123,12 +123,20 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a local sqlite store live beside the database, not in the CWD."""
+    if uri.startswith("sqlite:///"):
+        db = uri[len("sqlite:///"):]
+        return "file://" + os.path.join(os.path.dirname(os.path.abspath(db)), "mlartifacts")
+    return None
+
+
 def _experiment_id(client) -> str:
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(EXPERIMENT)
+        return client.create_experiment(EXPERIMENT, artifact_location=artifact_location(client.tracking_uri))
     except Exception:  # created concurrently by another step
         return client.get_experiment_by_name(EXPERIMENT).experiment_id
 
