@@ -72,6 +72,29 @@ def parse_params(pairs: list[str]) -> dict:
     return out
 
 
+def _canonical(value):
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _sort_header_defaults(text: str) -> str:
+    """kfp writes dict defaults in its header comment in hash order, which changes from
+    one process to the next; sort their keys so the committed YAML is reproducible."""
+    import ast
+    import re
+
+    def fix(m: re.Match) -> str:
+        try:
+            return f"{m.group(1)}{_canonical(ast.literal_eval(m.group(2)))!r}]"
+        except (ValueError, SyntaxError):
+            return m.group(0)
+
+    return re.sub(r"^(#.*\[Default: )(.*)\]$", fix, text, flags=re.M)
+
+
 def compile_pipeline(path: str) -> str:
     from kfp import compiler
 
@@ -79,6 +102,10 @@ def compile_pipeline(path: str) -> str:
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     compiler.Compiler().compile(codemill_pipeline, package_path=path)
+    with open(path, encoding="utf-8") as f:
+        text = _sort_header_defaults(f.read())
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
     return path
 
 
@@ -89,6 +116,15 @@ def cmd_compile(args) -> int:
 
 def local_tracking_uri(workdir: str) -> str:
     return f"sqlite:///{os.path.abspath(os.path.join(workdir, 'mlflow.db'))}"
+
+
+def _use_control_flow_orchestrator() -> None:
+    """kfp 2.16 picks its loop-aware orchestrator only when the root DAG itself has a loop
+    or condition; our fan-outs sit in sub-pipelines, which the plain orchestrator cannot
+    run. The loop-aware one runs plain DAGs too, so use it everywhere."""
+    from kfp.local.orchestrator import dag_orchestrator, enhanced_dag_orchestrator
+
+    dag_orchestrator.run_dag = enhanced_dag_orchestrator.run_enhanced_dag
 
 
 def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = True) -> dict:
@@ -106,16 +142,36 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
     else:
         uri = params.pop("tracking_uri", "") or os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(workdir)
     params = {"work_root": os.path.join(workdir, "runs"), "run_name": run_name, "tracking_uri": uri, **params}
+    _use_control_flow_orchestrator()
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.join(workdir, "kfp"),
                raise_on_error=True)
-    codemill_pipeline(**params)
-    summary = collect_summary(io.join(params["work_root"], run_name))
+    run_dir = io.join(params["work_root"], run_name)
+    try:
+        codemill_pipeline(**params)
+    finally:
+        _finish_parent_run(run_dir, uri)
+    summary = collect_summary(run_dir)
     summary["tracking_uri"] = "" if uri == "none" else uri
     summary["parameters"] = params
     summary_path = os.path.join(workdir, "summary.json")
     io.write_json(summary_path, summary)
     summary["summary_path"] = summary_path
     return summary
+
+
+def _finish_parent_run(run_dir: str, uri: str) -> None:
+    from codemill import tracking
+
+    run_json = io.join(run_dir, "run.json")
+    if uri != "none" and io.exists(run_json):
+        parent = io.read_json(run_json).get("parent_run_id", "")
+        tracking.finish_pipeline_run(uri, parent, status="FINISHED" if _all_stages_done(run_dir) else "FAILED")
+
+
+def _all_stages_done(run_dir: str) -> bool:
+    from codemill.runs import STAGES
+
+    return all(io.exists(io.join(run_dir, s, "stats.json")) for s in STAGES)
 
 
 def cmd_run_local(args) -> int:

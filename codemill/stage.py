@@ -77,6 +77,43 @@ def config_from_args(cls: type[C], args: argparse.Namespace, **extra: Any) -> C:
     return cls(**values)
 
 
+def config_from_options(cls: type[C], options: dict | None, stage: str = "", **overrides: Any) -> C:
+    """A config from a pipeline's ``<stage>_options`` dict (plus explicit overrides).
+
+    KFP passes dict parameters through protobuf ``Struct``, where every number is a
+    float (``{"max_repos": 40}`` arrives as ``40.0``): values are coerced back to each
+    field's type, and unknown keys fail naming the known ones.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {**(options or {}), **overrides}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise InputError(f"{stage or cls.__name__} options: unknown setting(s) {unknown}; known: {sorted(fields)}")
+    return cls(**{k: _coerce(stage or cls.__name__, k, v, _field_type(cls, fields[k])) for k, v in values.items()})
+
+
+def _coerce(stage: str, name: str, value: Any, kind: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (list, tuple):
+        item = (typing.get_args(kind) or (str,))[0]
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{stage} options: {name}={value!r} is not a list")
+        return [_coerce(stage, name, v, item) for v in value]
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{stage} options: {name}={value!r} is not a mapping")
+        return value
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(kind, type) and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise InputError(f"{stage} options: {name}={value!r} is not a {kind.__name__}")
+    return value
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 

@@ -19,14 +19,15 @@ def validate_shard(source: str, output: str, rank: int, world_size: int, seed: i
         rank: this shard's index.
         world_size: number of shards.
         seed: random seed.
-        options: ValidateConfig fields to override (e.g. {"max_repos": 40}).
+        options: ValidateConfig fields to override (e.g. {"max_repos": 40}); numbers that KFP
+            turned into floats are coerced back, unknown keys fail.
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
     """
     from codemill.tracking import stage_run
-    from codemill.validate import ValidateConfig, run_shard
+    from codemill.validate import config_from_options, run_shard
 
-    config = ValidateConfig(**{**options, "seed": seed})
+    config = config_from_options(options, seed=seed)
     with stage_run(f"validate-{rank}", tracking_uri, parent_run_id) as tracker:
         run_shard(config, source, output, rank, world_size, tracker)
     return output

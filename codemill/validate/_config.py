@@ -3,6 +3,7 @@ defaults (docs/validate.md explains each filter and reason code)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 DEFAULT_SKIP_DIRS = [".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".tox", ".mypy_cache"]
@@ -38,9 +39,10 @@ class ValidateConfig:
         "skip a repository whose candidate files hold more bytes than this (0 = no cap); "
         "site-packages/folder sources"))
     include_repos: list[str] = field(default_factory=list, metadata=_help(
-        "fnmatch patterns; only repositories (name or id) matching one are read (empty = all)"))
+        "fnmatch patterns; only repositories (name or id) matching one are read (empty = all); "
+        "site-packages/folder sources"))
     exclude_repos: list[str] = field(default_factory=list, metadata=_help(
-        "fnmatch patterns; repositories (name or id) matching one are not read"))
+        "fnmatch patterns; repositories (name or id) matching one are not read; site-packages/folder sources"))
     site_packages: list[str] = field(default_factory=list, metadata=_help(
         "site-packages folders for --source site-packages (empty = the running interpreter's)"))
     skip_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_SKIP_DIRS), metadata=_help(
@@ -61,7 +63,8 @@ class ValidateConfig:
     languages: list[str] = field(default_factory=list, metadata=_help(
         "languages to keep, e.g. python markdown (empty = every language codemill knows)"))
     max_file_bytes: int = field(default=1_000_000, metadata=_help("quarantine files larger than this (bytes)"))
-    max_mean_line_length: float = field(default=100.0, metadata=_help("quarantine files whose mean line length is above"))
+    max_mean_line_length: float = field(default=100.0, metadata=_help(
+        "quarantine files whose mean line length is above this"))
     max_line_length: int = field(default=1000, metadata=_help("quarantine files with a line longer than this"))
     min_alpha_fraction: float = field(default=0.25, metadata=_help(
         "quarantine files whose alphabetic characters are below this fraction"))
@@ -89,3 +92,10 @@ class ValidateConfig:
     decontam_ngram: int = field(default=10, metadata=_help("n-gram length (tokens) for decontamination"))
     decontam_min_tokens: int = field(default=3, metadata=_help(
         "benchmark strings shorter than the n-gram but at least this long are matched exactly"))
+
+
+def config_from_options(options: dict, **overrides) -> ValidateConfig:
+    """A ValidateConfig from a pipeline's ``options`` dict (see stage.config_from_options)."""
+    from codemill.stage import config_from_options as _from_options
+
+    return _from_options(ValidateConfig, options, stage="validate", **overrides)

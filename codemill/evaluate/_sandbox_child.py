@@ -1,0 +1,412 @@
+"""The process side of the sandbox: started once by ``sandbox.py`` as a fork server
+(``python -s -S -B <this file> <socket fd> <sandbox root>``; the root only labels the
+processes).
+
+Not imported by codemill; it runs in the sandbox's own interpreter (any Python >= 3.9,
+standard library only), so it must not import anything outside the standard library.
+
+The server receives one job per sample (JSON, plus the sample's stdout, stderr and control
+pipes as file descriptors) and forks; each sample then runs as two processes:
+
+* the **outer** process (trusted) starts its own session, creates the namespaces
+  (network and PID; as an ordinary user inside a new user namespace), forks the inner
+  process, enforces the wall-clock limit by killing it, and reports on the control pipe
+  (JSON lines) what happened: the inner pid, then its exit status, whether it timed out,
+  the setup report and the completion marker it wrote. No untrusted code ever runs in it.
+* the **inner** process is PID 1 of the new PID namespace, so when it dies the kernel
+  kills everything the sample started. It closes the control pipe, starts its own session,
+  drops privileges (uid/gid when root), enters a private user namespace (so
+  ``RLIMIT_NPROC`` counts only this sample's processes), sets the rlimits, applies
+  Landlock (read-only system paths, writes only in its working directory, no TCP, no
+  signals to processes outside its domain), reports the setup on a pipe it then closes,
+  and only then runs the untrusted code.
+
+Completion marker. In "function" mode the program (prompt + completion + tests +
+``check(entry_point)``) is executed and, only if ``exec`` returns normally, the line
+``ok <nonce>`` is written to the done pipe. The nonce is random per sample and never
+appears in the program text, so ``sys.exit(0)``, ``os._exit(0)``, an exception, a signal
+or a stray ``print`` cannot produce it: leaving early is a failure. (A sample that
+introspects this process's memory could find the nonce; see sandbox.py.)
+"""
+
+import builtins
+import ctypes
+import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+# Landlock (linux/landlock.h); syscall numbers are shared by all architectures.
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_RIGHTS_V1 = (1 << 13) - 1  # execute .. make_sym
+FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+FILE_ONLY_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+
+SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
+DEVICE_PATHS = {"/dev/null": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE,
+                "/dev/zero": FS_READ_FILE, "/dev/urandom": FS_READ_FILE, "/dev/random": FS_READ_FILE}
+MARKER_BYTES = 4096  # the done pipe carries one short line; anything beyond is ignored
+
+
+class RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.syscall.restype = ctypes.c_long
+
+
+def _errno_text():
+    return os.strerror(ctypes.get_errno())
+
+
+# ---------------------------------------------------------------------------- server
+
+# Imported once here so that each sample's process starts with them (what HumanEval's
+# prompts and tests import, and what this file needs). Nothing with per-process entropy
+# (random) is preloaded: a sample imports it fresh and seeds it from the kernel.
+PRELOAD = ("typing", "collections", "math", "string", "copy", "hashlib", "itertools", "functools",
+           "heapq", "bisect", "socket")
+HEADER = struct.Struct("!Q")
+
+
+def serve(sock_fd):
+    """Fork server: one request per sample, each answered by a fresh ``os.fork()``.
+
+    This process never runs untrusted code; it only reads jobs and forks. A forked outer
+    process gets a copy-on-write image of it, so a sample starts without paying for the
+    interpreter's start-up, and nothing a sample does can reach the server or later samples.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished outer processes
+    for name in PRELOAD:
+        __import__(name)
+    read_paths = _read_paths()
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        request = _receive(sock)
+        if request is None:
+            return  # the evaluator closed the socket (or died): nothing left to serve
+        job, fds = request
+        if os.fork() == 0:
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                sock.close()
+                outer_main(job, fds, read_paths)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+
+
+def _receive(sock):
+    try:
+        header, fds, _, _ = socket.recv_fds(sock, HEADER.size, 3)
+    except OSError:
+        return None
+    if len(header) < HEADER.size or len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        return None
+    (size,) = HEADER.unpack(header)
+    payload = bytearray()
+    while len(payload) < size:
+        chunk = sock.recv(min(1 << 20, size - len(payload)))
+        if not chunk:
+            return None
+        payload += chunk
+    return json.loads(payload.decode("utf-8")), fds
+
+
+# ---------------------------------------------------------------------------- outer
+
+
+def outer_main(job, fds, read_paths):
+    out_fd, err_fd, ctl = fds
+    os.setsid()  # the evaluator's backstop kills this group
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.close(out_fd)
+    os.close(err_fd)
+    os.chdir(job["workdir"])
+    os.environ["HOME"] = os.environ["TMPDIR"] = job["workdir"]
+    namespaces = _new_namespaces()
+    setup = {"namespaces": namespaces}
+    if not namespaces:
+        setup["namespaces_error"] = _errno_text()
+        if job["require_isolation"]:
+            _send(ctl, {"event": "exit", "setup": setup, "error": "cannot create network/PID namespaces: "
+                        + setup["namespaces_error"]})
+            return
+    stdin_fd = null
+    if job["mode"] == "stdio":
+        stdin_fd = os.memfd_create("stdin")
+        os.write(stdin_fd, job["stdin"].encode("utf-8"))
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
+    setup_r, setup_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(setup_r)
+            os.close(done_r)
+            inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths)
+        finally:
+            os._exit(120)
+    os.close(setup_w)
+    os.close(done_w)
+    _send(ctl, {"event": "started", "pid": pid, "outer_pid": os.getpid()})
+    status, timed_out, streams = _supervise(pid, job["limits"]["timeout"], {setup_r: b"", done_r: b""},
+                                            in_namespace=namespaces)
+    report = {"event": "exit", "timed_out": timed_out, "setup": setup,
+              "marker": streams[done_r].decode("utf-8", "replace")}
+    try:
+        report["setup"] = dict(setup, **json.loads(streams[setup_r].decode("utf-8")))
+    except ValueError:
+        report["setup_error"] = "the sandboxed process ended before finishing its setup"
+    if os.WIFSIGNALED(status):
+        report["signal"] = os.WTERMSIG(status)
+    else:
+        report["exit_code"] = os.WEXITSTATUS(status)
+    _send(ctl, report)
+
+
+def _new_namespaces():
+    """Network and PID namespaces; an ordinary user first needs a user namespace, in which it
+    maps its own uid/gid (so the sample can enter a nested, private one later)."""
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        return LIBC.unshare(CLONE_NEWNET | CLONE_NEWPID) == 0
+    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID) != 0:
+        return False
+    for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
+        with open("/proc/self/" + name, "w") as f:
+            f.write(text)
+    return True
+
+
+def _send(fd, event):
+    os.write(fd, (json.dumps(event) + "\n").encode("utf-8"))
+
+
+def _supervise(pid, timeout, streams, in_namespace):
+    """Wait for the inner process, reading its pipes; kill it (and its namespace) at the deadline.
+
+    The inner process is reaped only after its group is killed: until then its pid (and so
+    its process group id) cannot be reused by an unrelated process.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        waitable = [os.pidfd_open(pid)]
+    except (AttributeError, OSError):
+        waitable = []  # older kernel or Python: poll the child instead
+    open_fds = list(streams)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _kill_inner(pid)
+            _, status = os.waitpid(pid, 0)
+            return status, True, _drain(streams, open_fds)
+        ready, _, _ = select.select(open_fds + waitable, [], [], min(remaining, 0.05 if not waitable else remaining))
+        for fd in ready:
+            if fd in streams:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    open_fds.remove(fd)
+                elif len(streams[fd]) < MARKER_BYTES:
+                    streams[fd] += chunk
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            if not in_namespace:  # no PID namespace to end its children: end its session's group
+                _kill_group(pid)
+            _, status = os.waitpid(pid, 0)
+            return status, False, _drain(streams, open_fds)
+
+
+def _kill_inner(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: the kernel kills the rest
+    except ProcessLookupError:
+        pass
+    _kill_group(pid)
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _drain(streams, open_fds):
+    for fd in open_fds:
+        os.set_blocking(fd, False)
+        try:
+            streams[fd] += os.read(fd, MARKER_BYTES)
+        except BlockingIOError:
+            pass
+    return {fd: data[:MARKER_BYTES] for fd, data in streams.items()}
+
+
+# ---------------------------------------------------------------------------- inner
+
+
+def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
+    os.close(ctl)  # from here on only the outer process can write control events
+    os.setsid()  # kill(0, ...) from the sample reaches only its own group
+    os.dup2(stdin_fd, 0)
+    report = {}
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(job["gid"])
+        os.setuid(job["uid"])
+        report["uid"] = os.getuid()
+    report["private_userns"] = LIBC.unshare(CLONE_NEWUSER) == 0
+    _set_limits(job["limits"])
+    report["landlock"] = _landlock(job["workdir"], read_paths)
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    missing = _missing_isolation(setup, report)
+    if missing and job["require_isolation"]:
+        report["error"] = "isolation incomplete: " + ", ".join(missing)
+        os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
+        os._exit(121)
+    os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
+    os.close(setup_w)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.argv = ["<sample>"]
+    builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them
+    if job["mode"] == "stdio":
+        _run_stdio(job.pop("code"))
+    _run_function(job.pop("code"), job.pop("nonce"), done_w)
+
+
+def _missing_isolation(setup, report):
+    missing = []
+    if not setup.get("namespaces"):
+        missing.append("network/PID namespaces")
+    if not report.get("private_userns"):
+        missing.append("private user namespace (RLIMIT_NPROC per sample)")
+    if report.get("landlock", 0) < 1:
+        missing.append("Landlock filesystem rules")
+    return missing
+
+
+def _set_limits(limits):
+    cpu = int(limits["timeout"]) + 1
+    memory = limits["memory_mb"] << 20
+    for name, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_DATA, memory),
+                        (resource.RLIMIT_FSIZE, limits["fsize_mb"] << 20),
+                        (resource.RLIMIT_NOFILE, limits["nofile"]), (resource.RLIMIT_NPROC, limits["nproc"]),
+                        (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(name, (value, value + 1 if name == resource.RLIMIT_CPU else value))
+
+
+def _read_paths():
+    paths = list(SYSTEM_READ_PATHS)
+    paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    paths += [p for p in sys.path if p]
+    return sorted(set(p for p in paths if os.path.exists(p)))
+
+
+def _landlock(workdir, read_paths):
+    """Restrict this process and its children; returns the Landlock ABI applied (0 = none)."""
+    abi = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    if abi < 1:
+        return 0
+    fs = FS_RIGHTS_V1 | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0) | (
+        FS_IOCTL_DEV if abi >= 5 else 0)
+    attr = RulesetAttr(fs, NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
+                       SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0)
+    ruleset = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if ruleset < 0:
+        return 0
+    rules = [(p, FS_EXECUTE | FS_READ_FILE | FS_READ_DIR) for p in read_paths]
+    rules += [(p, rights) for p, rights in DEVICE_PATHS.items() if os.path.exists(p)]
+    rules.append((workdir, fs))
+    for path, rights in rules:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        if not os.path.isdir(path):
+            rights &= FILE_ONLY_RIGHTS
+        rule = PathBeneathAttr(rights & fs, fd)
+        LIBC.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+        os.close(fd)
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    ok = LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
+    os.close(ruleset)
+    return abi if ok else 0
+
+
+def _run_function(code, nonce, done_w):
+    namespace = {"__name__": "__sample__", "__builtins__": builtins}
+    try:
+        exec(compile(code, "<sample>", "exec"), namespace)
+    except BaseException as e:  # SystemExit and KeyboardInterrupt included: leaving early fails
+        _flush()
+        _write(done_w, "error " + _describe(e))
+        os._exit(1)
+    _flush()
+    _write(done_w, "ok " + nonce)
+    os._exit(0)
+
+
+def _run_stdio(code):
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    status = 0
+    try:
+        exec(compile(code, "<sample>", "exec"), namespace)
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException as e:
+        _write(2, _describe(e))
+        status = 1
+    _flush()
+    os._exit(status & 0xFF)
+
+
+def _describe(e):
+    text = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+    return re.sub(r"0x[0-9a-fA-F]+", "0x...", text)[:300].replace("\n", " ")
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def _write(fd, line):
+    try:
+        os.write(fd, (line + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]  # started without -I (to keep PYTHONHASHSEED): codemill is not the sample's
+    serve(int(sys.argv[1]))

@@ -1,0 +1,79 @@
+"""The evaluate stage's one config dataclass; every field is also a ``codemill eval`` flag."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from codemill.stage import InputError
+
+# Benchmarks scored by executing code, then the one scored against held-out repositories.
+CODE_BENCHMARKS = ("humaneval", "humaneval_infill", "stdio")
+BENCHMARKS = CODE_BENCHMARKS + ("heldout",)
+
+
+@dataclass
+class EvalConfig:
+    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS), metadata={
+        "help": "benchmarks to run: humaneval (pass@k), humaneval_infill (single-line infilling, "
+                "executed), stdio (stdin/stdout problems), heldout (FIM exact match + perplexity "
+                "on pack's held-out repositories)", "choices": BENCHMARKS})
+    limit: int = field(default=0, metadata={
+        "help": "problems per code benchmark, the first N in order (0 = all); infilling takes the "
+                "lines of the first N HumanEval problems"})
+    n_samples: int = field(default=0, metadata={
+        "help": "sampled completions per problem (humaneval, stdio) for pass@k at --temperature; "
+                "0 = greedy pass@1 only"})
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature for --n-samples"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling threshold for --n-samples"})
+    k: list[int] = field(default_factory=lambda: [1, 10, 100], metadata={
+        "help": "k values for pass@k; a k is reported only when every task has >= k samples"})
+    max_new_tokens: int = field(default=384, metadata={"help": "generation length limit per completion"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per generation batch"})
+    device: str = field(default="auto", metadata={"help": "torch device for generation (auto = cuda if available)"})
+    dtype: str = field(default="auto", metadata={
+        "help": "model dtype: auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16"})
+    threads: int = field(default=0, metadata={
+        "help": "CPU threads for generation (0 = automatic: 1 for models under 100M parameters on "
+                "CPU, torch's default otherwise)"})
+    timeout: float = field(default=3.0, metadata={
+        "help": "wall seconds per sandboxed run (per test case for stdio); CPU limit is this + 1"})
+    workers: int = field(default=0, metadata={"help": "parallel sandboxed runs (0 = number of CPUs)"})
+    memory_mb: int = field(default=1024, metadata={"help": "address-space limit per sample, MiB"})
+    output_bytes: int = field(default=2048, metadata={"help": "bytes of each sample's stdout/stderr kept"})
+    require_isolation: bool = field(default=False, metadata={
+        "help": "fail instead of running samples when a sandbox layer (namespaces, private user "
+                "namespace, Landlock) is unavailable"})
+    sandbox_python: str = field(default="", metadata={
+        "help": "interpreter that runs samples (default: the first of this Python, its base, "
+                "python3 on PATH that works as the sandbox user)"})
+    stdio_problems: str = field(default="", metadata={
+        "help": "JSONL of stdin/stdout problems (LiveCodeBench or rStar-Coder layout); "
+                "default: the set shipped with codemill"})
+    heldout_spans: int = field(default=256, metadata={
+        "help": "random spans from pack's held-out documents for FIM exact match"})
+    fim_span_lines: int = field(default=3, metadata={"help": "a held-out span covers 1..N whole lines"})
+    ppl_sequences: int = field(default=64, metadata={
+        "help": "validation sequences (pack's val/tokens.npy) for perplexity"})
+    seed: int = field(default=0, metadata={"help": "seed for sampling and span choice"})
+
+    def validate(self) -> "EvalConfig":
+        unknown = sorted(set(self.benchmarks) - set(BENCHMARKS))
+        if unknown or not self.benchmarks:
+            raise InputError(f"benchmarks {unknown or '[]'}: expected some of {', '.join(BENCHMARKS)}")
+        checks = [(self.limit >= 0, "limit must be >= 0"), (self.n_samples >= 0, "n_samples must be >= 0"),
+                  (self.temperature > 0 or self.n_samples == 0, "temperature must be > 0 when n_samples > 0"),
+                  (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+                  (bool(self.k) and min(self.k) >= 1, "k values must be >= 1"),
+                  (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
+                  (self.batch_size >= 1, "batch_size must be >= 1"), (self.timeout > 0, "timeout must be > 0"),
+                  (self.workers >= 0 and self.threads >= 0, "workers and threads must be >= 0"), (self.memory_mb >= 64, "memory_mb must be >= 64"),
+                  (self.fim_span_lines >= 1, "fim_span_lines must be >= 1")]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(f"evaluate config: {message}")
+        return self
+
+    @property
+    def parallel_runs(self) -> int:
+        return self.workers or os.cpu_count() or 1

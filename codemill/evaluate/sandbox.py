@@ -1,0 +1,413 @@
+"""Run untrusted code (model completions) and tell a pass from everything else.
+
+Every run is its own process tree, started fresh (nothing is reused between samples):
+the evaluator starts ``_sandbox_child.py`` in a new session with a scrubbed environment
+and a fresh temporary working directory, sends it the job on stdin, and reads its
+stdout/stderr (capped) and a control pipe. The child sets up the isolation and runs the
+code in a grandchild that is PID 1 of its own PID namespace (see ``_sandbox_child.py``).
+
+What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_sandbox.py``):
+
+- **time**: a wall-clock limit enforced by the trusted parent (kills the sample's whole
+  PID namespace) and ``RLIMIT_CPU``; the evaluator has its own deadline as a backstop and
+  then kills the sample's process and the parent's process group;
+- **processes**: ``RLIMIT_NPROC`` in a private user namespace, so it counts only this
+  sample's processes and binds when the evaluator runs as root (root drops to an
+  unprivileged uid/gid first); everything the sample forked dies with PID 1 of its
+  namespace, even processes that started their own session;
+- **memory / files**: ``RLIMIT_AS``/``RLIMIT_DATA``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
+  no core dumps;
+- **network**: a new network namespace (only a down loopback); where Landlock ABI >= 4
+  exists, TCP bind/connect are also denied;
+- **filesystem**: Landlock: reads only under system directories and the interpreter's
+  own prefix, writes only in the sample's working directory (removed afterwards); as
+  root the sample also runs as an unprivileged uid;
+- **secrets**: the environment is replaced by a fixed minimal one (no cloud credentials,
+  tokens or tracking URIs); home directories, ``/proc`` and other processes' memory are
+  outside the Landlock read rules;
+- **the evaluator**: stdin is closed (``/dev/null``; the test input in stdio mode),
+  stdout/stderr are captured up to a cap and the pipes are closed past a hard limit; the
+  sample cannot see or signal processes outside its namespace (and, with Landlock ABI >= 6,
+  outside its domain);
+- **verdict**: in "function" mode a pass needs the harness's marker line ``ok <nonce>``
+  after the program (tests and ``check(...)`` included) ran to its end, exit status 0, and
+  no timeout. ``sys.exit(0)``, ``os._exit(0)``, signals, closing stdout or printing
+  anything cannot produce the nonce.
+
+What it does not cover:
+
+- a sample that reads the harness's memory (frame introspection, ``/proc/self/mem``)
+  can learn the nonce; tests that can be fooled (``__eq__`` returning True, a trace
+  function skipping asserts) are weaknesses of the benchmark, not of the sandbox;
+- kernel exploits, timing side channels, CPU contention between parallel samples;
+- where the kernel refuses namespaces or Landlock (containers without user namespaces,
+  old kernels), the missing layer is logged at start; ``require_isolation`` then stops
+  the run instead. Without a PID namespace a sample's children that start their own
+  session can outlive it (until their own CPU limit); without Landlock a root
+  evaluator's sample can still write to world-writable directories such as ``/tmp``;
+- inodes and disk use inside the working directory are bounded only by time and
+  ``RLIMIT_FSIZE`` per file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, TypeVar
+
+from tqdm import tqdm
+
+from codemill.stage import InputError
+
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
+STARTUP_GRACE = 10.0  # seconds on top of the timeout before the evaluator's own backstop fires
+PROBE = ("import math, re, hashlib, typing, collections, itertools, functools, heapq, bisect, string, "
+         "random, fractions, statistics, json, decimal, datetime\n")
+HEADER = struct.Struct("!Q")  # payload length, sent with the three pipe descriptors
+# The sample's whole environment (HOME and TMPDIR are set to its working directory):
+# nothing of the evaluator's environment reaches it.
+SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class IsolationUnavailable(InputError):
+    """The sandbox cannot run here as configured; the message says which layer is missing."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 3.0  # wall seconds per run; the CPU limit is this rounded up, plus one
+    memory_mb: int = 1024
+    fsize_mb: int = 16
+    nofile: int = 64
+    nproc: int = 16
+    output_bytes: int = 2048  # kept per stream
+    max_output_bytes: int = 8 << 20  # past this the sample's pipes are closed
+
+
+@dataclass(slots=True)
+class Execution:
+    """What one sandboxed run did. ``passed`` means: completed (function mode: marker seen)."""
+
+    passed: bool
+    result: str  # "passed", "timed out", or "failed: ..."
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    stdout: str = ""
+    stderr: str = ""
+    truncated: bool = False
+    setup: dict = field(default_factory=dict)
+
+
+class Sandbox:
+    """Runs code in isolated processes. Use as a context manager; ``run`` is thread-safe."""
+
+    def __init__(self, limits: Limits = Limits(), python: str = "", require_isolation: bool = False,
+                 uid: int = 65534, gid: int = 65534, tmp_root: str | None = None):
+        self.limits = limits
+        self.python = python
+        self.require_isolation = require_isolation
+        self.uid, self.gid = uid, gid
+        self.as_root = os.geteuid() == 0
+        self._tmp_parent = tmp_root
+        self.root = ""
+        self.isolation: dict = {}
+        self._server: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+
+    def __enter__(self) -> "Sandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------ setup
+
+    def start(self) -> dict:
+        """Start the fork server with an interpreter that can run samples here (probed with
+        a real sandboxed run), and return the isolation in effect."""
+        self.root = tempfile.mkdtemp(prefix="codemill-sandbox-", dir=self._tmp_parent)
+        os.chmod(self.root, 0o711)  # the sample's uid may pass through, not list
+        tried = []
+        for python in self._candidates():
+            try:
+                self._start_server(python)
+            except OSError as e:
+                tried.append(f"{python}: cannot start: {e}")
+                continue
+            probe = self.run(PROBE)
+            if probe.passed:
+                self.python = python
+                self.isolation = describe_isolation(probe.setup, self.as_root)
+                return self.isolation
+            tried.append(f"{python}: {probe.result} {self._server_log()}".strip())
+            self._stop_server()
+        self.close()
+        raise IsolationUnavailable("no Python interpreter can run samples in the sandbox; tried "
+                                   + "; ".join(tried))
+
+    def _candidates(self) -> list[str]:
+        if self.python:
+            return [self.python]
+        found = [sys.executable, getattr(sys, "_base_executable", ""),
+                 shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or ""]
+        return list(dict.fromkeys(p for p in found if p))
+
+    def _start_server(self, python: str) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with open(os.path.join(self.root, "server.log"), "wb") as log:
+            # -s -S -B, not -I: -I would also drop PYTHONHASHSEED, which keeps verdicts reproducible.
+            # The sandbox root in the command line names this sandbox's processes in ps/proc.
+            self._server = subprocess.Popen([python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root],
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root,
+                                            env=SANDBOX_ENV, pass_fds=(theirs.fileno(),),
+                                            start_new_session=True)
+        theirs.close()
+        self._sock = ours
+
+    def _server_log(self) -> str:
+        path = os.path.join(self.root, "server.log")
+        text = open(path, encoding="utf-8", errors="replace").read() if os.path.exists(path) else ""
+        return _tail(text)
+
+    def _stop_server(self) -> None:
+        if self._sock is not None:
+            self._sock.close()  # the server exits when its socket closes
+            self._sock = None
+        if self._server is not None:
+            try:
+                self._server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+            self._server = None
+
+    def close(self) -> None:
+        self._stop_server()
+        if self.root:
+            _remove_tree(self.root)
+            self.root = ""
+
+    # ------------------------------------------------------------------------ running
+
+    def run(self, code: str, mode: str = "function", stdin: str = "", stdout_bytes: int | None = None) -> Execution:
+        """Run ``code`` once. mode "function": pass needs the completion marker; "stdio":
+        ``stdin`` is fed to the program and its stdout kept (``stdout_bytes`` of it)."""
+        workdir = tempfile.mkdtemp(prefix="s-", dir=self.root)
+        try:
+            if self.as_root:
+                os.chown(workdir, self.uid, self.gid)
+            nonce = secrets.token_hex(16)
+            limits = self.limits
+            job = {"mode": mode, "code": code, "stdin": stdin, "nonce": nonce, "uid": self.uid, "gid": self.gid,
+                   "workdir": workdir, "require_isolation": self.require_isolation,
+                   "limits": {"timeout": limits.timeout, "memory_mb": limits.memory_mb,
+                              "fsize_mb": limits.fsize_mb, "nofile": limits.nofile, "nproc": limits.nproc}}
+            out = _Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
+            pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, control
+            try:
+                self._submit(json.dumps(job).encode("utf-8"), [w for _, w in pipes])
+            except BaseException:
+                for r, _ in pipes:
+                    os.close(r)
+                raise
+            finally:
+                for _, w in pipes:
+                    os.close(w)
+            _communicate([r for r, _ in pipes], out, limits.timeout + STARTUP_GRACE)
+            return self._verdict(mode, nonce, out)
+        finally:
+            _remove_tree(workdir)
+
+    def _submit(self, payload: bytes, fds: list[int]) -> None:
+        if self._sock is None:
+            raise RuntimeError("sandbox is not started (use it as a context manager)")
+        try:
+            with self._send_lock:
+                socket.send_fds(self._sock, [HEADER.pack(len(payload))], fds)
+                self._sock.sendall(payload)
+        except OSError as e:
+            raise RuntimeError(f"the sandbox server ({self.python}) is gone: {e}{self._server_log()}") from e
+
+    def _verdict(self, mode: str, nonce: str, out: "_Capture") -> Execution:
+        events = _events(out.ctl)
+        end = next((e for e in reversed(events) if e.get("event") == "exit"), None)
+        ex = Execution(False, "", stdout=out.text(1), stderr=out.text(2), truncated=out.truncated)
+        if end is None:
+            ex.result = "failed: sandbox error: " + ("evaluator deadline reached" if out.killed
+                                                     else "no exit report") + _tail(ex.stderr)
+            return ex
+        ex.setup = end.get("setup", {})
+        ex.exit_code, ex.signal, ex.timed_out = end.get("exit_code"), end.get("signal"), end.get("timed_out", False)
+        if "error" in end or "error" in ex.setup:  # only reported when isolation is required
+            raise IsolationUnavailable("sandbox isolation is required (require_isolation) but unavailable: "
+                                       + (end.get("error") or ex.setup["error"]))
+        if "setup_error" in end:
+            ex.result = f"failed: sandbox error: {end['setup_error']}" + _tail(ex.stderr)
+        elif ex.timed_out:
+            ex.result = "timed out"
+        elif out.exceeded:
+            ex.result = "failed: output limit exceeded"
+        elif mode == "function" and ex.exit_code == 0 and end.get("marker") == f"ok {nonce}\n":
+            ex.passed, ex.result = True, "passed"
+        elif mode == "stdio" and ex.exit_code == 0:
+            ex.passed, ex.result = True, "completed"
+        else:
+            ex.result = "failed: " + _failure(end, ex)
+        return ex
+
+
+def _failure(end: dict, ex: Execution) -> str:
+    marker = end.get("marker", "")
+    if marker.startswith("error "):
+        return marker[len("error "):].splitlines()[0]
+    if ex.signal is not None:
+        name = signal.Signals(ex.signal).name if ex.signal in signal.Signals._value2member_map_ else str(ex.signal)
+        return f"killed by {name}" + (" (CPU time limit)" if ex.signal == signal.SIGXCPU else "")
+    if ex.exit_code:
+        return f"exited with status {ex.exit_code}" + _tail(ex.stderr)
+    return "ended before the tests finished"
+
+
+def _tail(text: str) -> str:
+    last = text.strip().splitlines()[-1:] if text.strip() else []
+    return f" ({last[0][:200]})" if last else ""
+
+
+def _events(data: bytes) -> list[dict]:
+    events = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+class _Capture:
+    """Output of one run: stdout/stderr up to their caps, the whole control stream."""
+
+    def __init__(self, stdout_bytes: int, stderr_bytes: int, max_total: int):
+        self.caps = {1: stdout_bytes, 2: stderr_bytes}
+        self.data = {1: bytearray(), 2: bytearray()}
+        self.ctl = b""
+        self.total = 0
+        self.max_total = max_total
+        self.truncated = self.exceeded = self.killed = False
+
+    def add(self, stream: int, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.caps[stream] - len(self.data[stream])
+        if len(chunk) > room:
+            self.truncated = True
+        if room > 0:
+            self.data[stream] += chunk[:room]
+        self.exceeded = self.exceeded or self.total > self.max_total
+
+    def text(self, stream: int) -> str:
+        return bytes(self.data[stream]).decode("utf-8", "replace")
+
+
+def _communicate(fds: list[int], out: _Capture, budget: float) -> None:
+    """Read stdout, stderr and the control pipe until all are closed (the sample's processes
+    are gone); past the deadline, kill them (the outer process reported their pids)."""
+    deadline = time.monotonic() + budget
+    sel = selectors.DefaultSelector()
+    for stream, fd in enumerate(fds, start=1):
+        sel.register(fd, selectors.EVENT_READ, stream % 3)  # 1 stdout, 2 stderr, 0 control
+    try:
+        while sel.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                out.killed = True
+                _kill(_events(out.ctl))
+                deadline = time.monotonic() + 5.0  # the pipes close once the processes are gone
+                continue
+            for key, _ in sel.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fd)
+                elif key.data == 0:
+                    out.ctl += chunk
+                else:
+                    out.add(key.data, chunk)
+                    if out.exceeded:  # stop listening: the sample's further writes fail (EPIPE)
+                        for fd in fds[:2]:
+                            if fd in sel.get_map():
+                                sel.unregister(fd)
+    finally:
+        sel.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def _kill(events: list[dict]) -> None:
+    """Backstop when the outer process missed its own deadline: kill the sample's PID 1, then
+    the outer process's group. The control pipe is still open, so the outer process is alive
+    and has not reaped PID 1: neither pid can have been reused."""
+    started = next((e for e in events if e.get("event") == "started"), None)
+    if started is None:
+        return
+    for kill, pid in ((os.kill, started["pid"]), (os.killpg, started["outer_pid"])):
+        try:
+            kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _remove_tree(path: str) -> None:
+    def make_writable(func, p, _exc):
+        # A sample may leave directories without write/search permission for its owner.
+        parent = os.path.dirname(p)
+        for d in (parent, p):
+            try:
+                os.chmod(d, stat.S_IRWXU)
+            except OSError:
+                pass
+        try:
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=make_writable)
+
+
+def describe_isolation(setup: dict, as_root: bool) -> dict:
+    """Which layers a probe run actually had, and which are missing (for the logs and stats)."""
+    layers = {
+        "network_namespace": bool(setup.get("namespaces")),
+        "pid_namespace": bool(setup.get("namespaces")),
+        "unprivileged_uid": (setup.get("uid") not in (None, 0)) if as_root else True,
+        "private_user_namespace": bool(setup.get("private_userns")),
+        "landlock_abi": int(setup.get("landlock", 0)),
+    }
+    missing = [k for k, v in layers.items() if v in (False, 0)]
+    return {"evaluator_root": as_root, "layers": layers, "missing": missing}
+
+
+def run_parallel(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str) -> list[R]:
+    """``fn`` over ``items`` in ``workers`` threads (each thread drives one sandboxed process
+    at a time); results come back in input order."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, file=sys.stderr,
+                         disable=len(items) < 2))

@@ -1,0 +1,65 @@
+"""``codemill pack`` and ``codemill inspect``: thin faces of :mod:`codemill.pack`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from codemill.cli import add_shard_args, add_tracking_args
+    from codemill.pack import STEPS, PackConfig
+    from codemill.stage import add_config_args
+
+    p = sub.add_parser("pack", help="tokenizer + dependency-ordered, FIM, packed token sequences",
+                       description="Order each repository's files by their imports, train (or reuse) a "
+                                   "byte-level BPE tokenizer, apply Fill-In-the-Middle and pack fixed-length "
+                                   "sequences for training, holding out repositories for validation.")
+    p.add_argument("--input", required=True, help="dedup's output folder (its files/*.parquet), or Parquet URL(s)")
+    p.add_argument("--output", required=True, help="the pack output folder (local path or s3://)")
+    p.add_argument("--step", choices=STEPS, default="all",
+                   help="run one step (tokenizer, shard, finish) or all this rank can do (default: all)")
+    add_config_args(p, PackConfig, skip=("seed",))  # --seed comes with the shard flags
+    add_shard_args(p)
+    add_tracking_args(p)
+    p.set_defaults(func=cmd_pack)
+
+    i = sub.add_parser("inspect", help="decode a pack output back to documents",
+                       description="Print the units of a pack output as the model is fed them: repository, "
+                                   "language, format (plain/psm/spm) and the decoded text.")
+    i.add_argument("directory", metavar="DIR", help="a pack output folder (local path or s3://)")
+    i.add_argument("--limit", type=int, default=10, help="how many units to print; 0 means all (default: 10)")
+    i.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    i.add_argument("--split", choices=("train", "val"), default="train", help="which split (default: train)")
+    i.add_argument("--format", dest="formats", action="append", choices=("plain", "psm", "spm"),
+                   help="only units of this format (repeatable)")
+    i.set_defaults(func=cmd_inspect)
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from codemill.cli import stage_tracker
+    from codemill.pack import PackConfig, run
+    from codemill.stage import config_from_args
+
+    config = config_from_args(PackConfig, args)
+    name = "pack" if args.world_size == 1 else f"pack-{args.step}-{args.rank}"
+    with stage_tracker(args, name) as tracker:
+        result = run(config, args.input, args.output, args.rank, args.world_size, tracker, step=args.step)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, sort_keys=True))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from codemill.pack import iter_units
+
+    units = iter_units(args.directory, args.split, args.limit or None, tuple(args.formats or ()))
+    for unit in units:
+        if args.json:
+            print(json.dumps(unit))
+        else:
+            print(f"=== {unit['repo']} | {unit['language']} | {unit['format']} | sequence {unit['sequence']} "
+                  f"@ {unit['start']} | {unit['length']} tokens")
+            print(unit["text"])
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,185 @@
+"""Pack tokenized documents into fixed-length sequences, cutting FIM examples to fit.
+
+Rows are filled greedily, in document order. A unit is what one segment of a row holds:
+``BOS body [EOS]``. When the rest of a document does not fit the space left in the row,
+the packer cuts a piece that fills it exactly and the document goes on in the next row.
+FIM is decided per unit, *after* the cut, so every FIM example lies whole inside one
+row (the model always sees its prefix, suffix and middle together) while rows stay
+full: the only padding is where a row has less than ``min_unit_tokens`` left.
+
+Plain units end with EOS only where the document ends; FIM units always end with EOS
+(the model must learn where the middle stops). FIM cut points are random *characters*
+of the piece. The piece was encoded once; only the few bytes of a token that a cut
+splits are encoded again, so FIM costs almost no extra tokenization and prefix +
+middle + suffix decode to exactly the piece.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codemill.pack.fim import PLAIN, PSM, SPM, psm_layout, spm_layout
+from codemill.pack.tokenizer import TextEncoder
+
+FIM_OVERHEAD = 5  # BOS, three sentinels, EOS
+FIM_TRIES = 4  # a cut that splits a token re-encodes it, often one token longer: cut shorter, try again
+
+
+@dataclass(slots=True)
+class Unit:
+    """One segment of a row (one row of documents.parquet)."""
+
+    sequence: int
+    start: int
+    length: int
+    document: int
+    format: str
+
+
+@dataclass
+class Packed:
+    """A split's packed rows, before they are written."""
+
+    seq_len: int
+    pad: int
+    units: list[Unit] = field(default_factory=list)
+    arrays: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return (self.units[-1].sequence + 1) if self.units else 0
+
+    def tokens_and_segments(self) -> tuple[np.ndarray, np.ndarray]:
+        tokens = np.full((self.rows, self.seq_len), self.pad, dtype=np.uint32)
+        segments = np.full((self.rows, self.seq_len), -1, dtype=np.int32)
+        segment = 0
+        for i, (u, arr) in enumerate(zip(self.units, self.arrays)):
+            segment = 0 if i == 0 or u.sequence != self.units[i - 1].sequence else segment + 1
+            tokens[u.sequence, u.start:u.start + u.length] = arr
+            segments[u.sequence, u.start:u.start + u.length] = segment
+        return tokens, segments
+
+
+class _Doc:
+    """A tokenized document with what cutting needs: byte offsets and clean cut points."""
+
+    def __init__(self, ids: np.ndarray, data: bytes, byte_lengths: np.ndarray):
+        self.ids = ids
+        self.data = data
+        self.offsets = np.concatenate([[0], np.cumsum(byte_lengths[ids])])
+        raw = np.frombuffer(data, dtype=np.uint8)
+        starts = raw[self.offsets[:-1]] if len(ids) else raw[:0]
+        # a cut between tokens is clean where the next byte starts a UTF-8 character
+        self.clean = np.append((starts & 0xC0) != 0x80, True)
+
+    def cut(self, pos: int, take: int) -> int:
+        """The longest piece of at most ``take`` tokens from ``pos`` that ends on a clean cut."""
+        while take > 0 and not self.clean[pos + take]:
+            take -= 1
+        return take
+
+
+class Packer:
+    def __init__(self, encoder: TextEncoder, seq_len: int, fim_rate: float, spm_rate: float,
+                 min_unit_tokens: int, rng: np.random.Generator):
+        self.enc, self.seq_len, self.rng = encoder, seq_len, rng
+        self.fim_rate, self.spm_rate, self.min_unit = fim_rate, spm_rate, min_unit_tokens
+        self.ids = encoder.ids
+        self.out = Packed(seq_len, encoder.ids["pad"])
+        self.row, self.fill = 0, 0
+
+    def add(self, document: int, ids: np.ndarray, data: bytes) -> None:
+        """Pack one document (``data`` is its UTF-8 text, ``ids`` its plain-text tokens)."""
+        doc = _Doc(ids, data, self.enc.byte_lengths)
+        if doc.offsets[-1] != len(data):
+            raise ValueError(f"document {document}: tokens cover {doc.offsets[-1]} bytes of {len(data)}")
+        pos, n, fmt = 0, len(ids), None
+        while pos < n:
+            free = self.seq_len - self.fill
+            if free < self.min_unit:
+                self._next_row()
+                continue
+            if fmt is None:  # drawn once per unit, kept when the unit moves to a new row
+                fmt = PLAIN
+                if self.rng.random() < self.fim_rate:
+                    fmt = SPM if self.rng.random() < self.spm_rate else PSM
+            if fmt == PLAIN:
+                unit, take = self._plain(doc, pos, free)
+            else:
+                unit, take = self._fim(doc, pos, free, fmt)
+                if unit is None and not self.fill:  # even a whole row cannot hold it (rare)
+                    fmt = PLAIN
+                    unit, take = self._plain(doc, pos, free)
+            if take == 0:  # no clean cut fits the space left
+                self._next_row()
+                continue
+            self.out.units.append(Unit(self.row, self.fill, len(unit), document, fmt))
+            self.out.arrays.append(unit)
+            self.fill += len(unit)
+            pos, fmt = pos + take, None
+
+    def _next_row(self) -> None:
+        if self.fill:
+            self.row, self.fill = self.row + 1, 0
+
+    def _plain(self, doc: _Doc, pos: int, free: int) -> tuple[np.ndarray, int]:
+        rest = len(doc.ids) - pos
+        if rest + 2 <= free:
+            return np.concatenate([[self.ids["bos"]], doc.ids[pos:], [self.ids["eos"]]]).astype(np.uint32), rest
+        take = doc.cut(pos, min(free - 1, rest - 1))  # leave the document's end (and its EOS) for later
+        return np.concatenate([[self.ids["bos"]], doc.ids[pos:pos + take]]).astype(np.uint32), take
+
+    def _fim(self, doc: _Doc, pos: int, free: int, fmt: str) -> tuple[np.ndarray | None, int]:
+        take = min(len(doc.ids) - pos, free - FIM_OVERHEAD)
+        for _ in range(FIM_TRIES):
+            take = doc.cut(pos, take)
+            if take <= 0:
+                return None, 0
+            prefix, middle, suffix, suffix_start = self._fim_parts(doc, pos, take)
+            over = FIM_OVERHEAD + len(prefix) + len(middle) + len(suffix) - free
+            if over > 0:  # a re-encoded cut grew: end the piece earlier, inside the suffix's plain tokens
+                shorter = doc.cut(pos, take - over)
+                if shorter < suffix_start:
+                    take -= over
+                    continue  # the second cut is too close to the end: draw new cuts
+                suffix, take = suffix[:len(suffix) - (take - shorter)], shorter
+            layout = psm_layout if fmt == PSM else spm_layout
+            body = layout(self.ids["fim_begin"], self.ids["fim_hole"], self.ids["fim_end"],
+                          prefix.tolist(), middle.tolist(), suffix.tolist())
+            return np.array([self.ids["bos"], *body, self.ids["eos"]], dtype=np.uint32), take
+        return None, 0  # still too long: the caller starts it on a new row or packs it plain
+
+    def _fim_parts(self, doc: _Doc, pos: int, take: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(prefix, middle, suffix) ids of the piece ``[pos, pos + take)`` at two random
+        characters, and the piece-relative index from which the suffix is the piece's own tokens."""
+        tokens = doc.ids[pos:pos + take]
+        offsets = doc.offsets[pos:pos + take + 1] - doc.offsets[pos]
+        clean = doc.clean[pos:pos + take + 1]
+        piece = doc.data[doc.offsets[pos]:doc.offsets[pos + take]]
+        text = piece.decode("utf-8")
+        ci, cj = (len(text[:c].encode("utf-8")) for c in np.sort(self.rng.integers(0, len(text) + 1, size=2)))
+        lo_i, hi_i = _around(offsets, clean, ci)
+        lo_j, hi_j = _around(offsets, clean, cj)
+        if hi_i <= lo_j:
+            spans = [(offsets[lo_i], ci), (ci, offsets[hi_i]), (offsets[lo_j], cj), (cj, offsets[hi_j])]
+        else:  # both cuts fall inside the same token
+            spans = [(offsets[lo_i], ci), (ci, cj), (cj, cj), (cj, offsets[hi_j])]
+        head_i, tail_i, head_j, tail_j = self.enc.encode_fragments([piece[a:b].decode("utf-8") for a, b in spans])
+        prefix = np.concatenate([tokens[:lo_i], head_i])
+        middle = np.concatenate([tail_i, tokens[hi_i:lo_j], head_j]) if hi_i <= lo_j else tail_i
+        suffix = np.concatenate([tail_j, tokens[hi_j:]])
+        return prefix, middle, suffix, hi_j
+
+
+def _around(offsets: np.ndarray, clean: np.ndarray, c: int) -> tuple[int, int]:
+    """Indices of the nearest clean token boundaries at or before and at or after byte ``c``."""
+    k = int(np.searchsorted(offsets, c, side="right")) - 1
+    lo = k
+    while not clean[lo] or offsets[lo] > c:
+        lo -= 1
+    hi = k if offsets[k] == c and clean[k] else k + 1
+    while not clean[hi]:
+        hi += 1
+    return lo, hi

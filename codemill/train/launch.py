@@ -1,0 +1,62 @@
+"""How the KFP step runs training: in this process, over this pod's GPUs, or over several nodes.
+
+- ``num_nodes > 1``: a Kubeflow Trainer ``TrainJob`` (:mod:`codemill.train.trainjob`) runs
+  ``codemill train`` on every node; this step only waits, then reads ``stats.json``.
+- more than one GPU in this pod: ``torchrun --nproc-per-node N -m codemill.cli train …``
+  (DDP, or DeepSpeed when the config names one), rank 0 logging to MLflow.
+- otherwise (one GPU, or CPU as in ``kfp.local``): :func:`codemill.train.train` in process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from codemill.stage import read_stats
+from codemill.train._config import TrainConfig, config_flags
+
+
+def train_args(config: TrainConfig, input: str, output: str, tracking_uri: str, parent_run_id: str) -> list[str]:
+    args = ["--input", input, "--output", output, *config_flags(config)]
+    if tracking_uri:
+        args += ["--tracking-uri", tracking_uri]
+    if parent_run_id:
+        args += ["--parent-run-id", parent_run_id]
+    return args
+
+
+def run_step(config: TrainConfig, input: str, output: str, gpu_count: int = 1, num_nodes: int = 1,
+             node_selector: dict | None = None, tolerations: list | None = None, tracking_uri: str = "",
+             parent_run_id: str = "", image: str = "", runtime: str = "", credentials_secret: str = "") -> dict:
+    """Train with the resources the step was given; returns the stage's stats."""
+    args = train_args(config, input, output, tracking_uri, parent_run_id)
+    if num_nodes > 1:
+        from codemill.train import trainjob
+
+        job = trainjob.manifest(
+            trainjob.job_name(output), trainjob.current_namespace(), image, args, num_nodes, max(gpu_count, 1),
+            runtime=runtime or ("deepspeed-distributed" if config.deepspeed else "torch-distributed"),
+            node_selector=node_selector, tolerations=tolerations,
+            credentials_secret=credentials_secret or os.environ.get("CODEMILL_S3_SECRET", ""))
+        trainjob.run(job)
+        return read_stats(output)
+
+    import torch
+
+    local_gpus = torch.cuda.device_count()
+    if gpu_count > 1 and local_gpus > 1:
+        nproc = min(gpu_count, local_gpus)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "codemill.cli", "train", *args]
+        print("[train] " + " ".join(cmd), flush=True)
+        code = subprocess.run(cmd, check=False).returncode
+        if code != 0:
+            raise RuntimeError(f"torchrun over {nproc} GPUs exited with status {code}")
+        return read_stats(output)
+
+    from codemill.tracking import stage_run
+    from codemill.train._train import train
+
+    with stage_run("train", tracking_uri, parent_run_id) as tracker:
+        return train(config, input, output, tracker)
