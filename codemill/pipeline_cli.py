@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--version", default="", help="pipeline version name (default: a timestamp)")
     s.add_argument("--existing-token", default=os.environ.get("KFP_TOKEN"), help="bearer token (default: $KFP_TOKEN)")
     s.add_argument("--no-run", action="store_true", help="upload the version only, start no run")
+    s.add_argument("--service-account", default="", help="service account of the run's pods (e.g. codemill-pipeline-runner)")
     _add_param_args(s)
     s.set_defaults(func=cmd_submit)
 
@@ -195,8 +196,10 @@ def cmd_submit(args) -> int:
     if pipeline_id is None:
         pipeline = client.upload_pipeline(args.package, pipeline_name=PIPELINE_NAME, namespace=args.namespace)
         pipeline_id = pipeline.pipeline_id
-        versions = client.list_pipeline_versions(pipeline_id).pipeline_versions or []
-        version_id = versions[0].pipeline_version_id
+    existing = {v.display_name: v.pipeline_version_id
+                for v in client.list_pipeline_versions(pipeline_id, page_size=200).pipeline_versions or []}
+    if version in existing:  # a re-synced release uploads the same version again: reuse it
+        version_id = existing[version]
     else:
         pv = client.upload_pipeline_version(args.package, pipeline_version_name=version, pipeline_id=pipeline_id)
         version_id = pv.pipeline_version_id
@@ -205,7 +208,8 @@ def cmd_submit(args) -> int:
         return 0
     experiment = client.create_experiment(args.experiment, namespace=args.namespace)
     run = client.run_pipeline(experiment_id=experiment.experiment_id, job_name=f"{PIPELINE_NAME}-{version}",
-                              params=parse_params(args.param), pipeline_id=pipeline_id, version_id=version_id)
+                              params=parse_params(args.param), pipeline_id=pipeline_id, version_id=version_id,
+                              service_account=args.service_account or None)
     print(f"run {run.run_id} started: {args.host.rstrip('/')}/#/runs/details/{run.run_id}")
     return 0
 

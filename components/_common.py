@@ -16,6 +16,12 @@ TAG = os.environ.get("CODEMILL_TAG", "0.1.0")
 CPU_IMAGE = f"{REGISTRY}/codemill-cpu:{TAG}"
 CUDA_IMAGE = f"{REGISTRY}/codemill-cuda:{TAG}"
 
+# NetworkPolicy profile label (k8s/base/networkpolicies.yaml) and the platform settings
+# every task reads from the codemill-pipeline-env ConfigMap.
+NETWORK_LABEL = "codemill.io/network"
+PIPELINE_ENV_KEYS = ("MLFLOW_TRACKING_URI", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "CODEMILL_NAMESPACE",
+                     "CODEMILL_TRAINING_RUNTIME", "CODEMILL_SERVE_DEPLOYMENT", "CODEMILL_SERVE_URL")
+
 # Every node of the A100 pool carries this taint in GKE/EKS/GPU-operator setups.
 DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 DEFAULT_GPU_NODE_SELECTOR = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
@@ -26,6 +32,21 @@ def cpu_task(task: dsl.PipelineTask, cpu: str = "1", memory: str = "2Gi",
     """Requests (and limits) for a CPU task; limits default to twice the requests' memory."""
     task.set_cpu_request(cpu).set_memory_request(memory)
     task.set_cpu_limit(cpu_limit or cpu).set_memory_limit(memory_limit or memory)
+    return on_platform(task)
+
+
+def on_platform(task: dsl.PipelineTask, network: str = "pipeline-step") -> dsl.PipelineTask:
+    """The task's NetworkPolicy profile, platform settings and S3/MLflow credentials (k8s/base).
+
+    All optional: on a cluster without codemill's platform manifests (or with IRSA /
+    workload identity instead of keys) the pods still start.
+    """
+    kubernetes.add_pod_label(task, NETWORK_LABEL, network)
+    kubernetes.use_config_map_as_env(task, "codemill-pipeline-env", {k: k for k in PIPELINE_ENV_KEYS}, optional=True)
+    kubernetes.use_secret_as_env(task, "codemill-s3", {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+                                                      "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}, optional=True)
+    kubernetes.use_secret_as_env(task, "codemill-mlflow-client", {"username": "MLFLOW_TRACKING_USERNAME",
+                                                                 "password": "MLFLOW_TRACKING_PASSWORD"}, optional=True)
     return task
 
 
@@ -38,7 +59,7 @@ def gpu_task(task: dsl.PipelineTask, gpu_count, node_selector_json, tolerations_
     (``cloud.google.com/gke-accelerator: nvidia-tesla-a100``), GPU feature discovery
     (``nvidia.com/gpu.product``) and EKS node groups. kfp.local ignores all of it.
     """
-    cpu_task(task, cpu=cpu, memory=memory)
+    cpu_task(task, cpu=cpu, memory=memory)  # also applies on_platform
     task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpu_count)
     kubernetes.add_node_selector_json(task, node_selector_json)
     kubernetes.add_toleration_json(task, tolerations_json)

@@ -142,6 +142,6 @@ def test_image_names_are_the_ones_the_components_and_chart_use():
         assert f"images/{flavor}.Dockerfile" in makefile
         assert f"/codemill-{flavor}:" in makefile
         assert getattr(_common, f"{flavor.upper()}_IMAGE") == f"{registry}/codemill-{flavor}:{_common.TAG}"
-    compiled = yaml.safe_load(read("pipelines/compiled/codemill.yaml"))
+    compiled = next(yaml.safe_load_all(read("pipelines/compiled/codemill.yaml")))
     images = {e["container"]["image"] for e in compiled["deploymentSpec"]["executors"].values()}
     assert images and images <= {"ghcr.io/codemill/codemill-cpu:0.1.0", "ghcr.io/codemill/codemill-cuda:0.1.0"}
