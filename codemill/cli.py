@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     # "codemill.dedup.cli",
     # "codemill.pack.cli",
     # "codemill.train.cli",
-    # "codemill.evaluate.cli",
+    "codemill.evaluate.cli",
     # "codemill.serve.cli",
     "codemill.pipeline_cli",
 ]

@@ -29,54 +29,31 @@ or a stray ``print`` cannot produce it: leaving early is a failure. (A sample th
 introspects this process's memory could find the nonce; see sandbox.py.)
 """
 
-import builtins
+
 import ctypes
 import json
 import os
-import re
-import resource
 import select
 import signal
 import socket
 import struct
 import sys
 import time
+from os import _exit as _hard_exit  # bound at load: a sample's os._exit = None cannot reach it
+
+if __name__ == "__main__":
+    # Started as a script without -I (to keep PYTHONHASHSEED): its folder is on sys.path only
+    # long enough to load the inner half; no sample can import from it.
+    import _sandbox_inner as inner
+
+    del sys.path[0]
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-PR_SET_PDEATHSIG = 1
-PR_SET_NO_NEW_PRIVS = 38
-
-# Landlock (linux/landlock.h); syscall numbers are shared by all architectures.
-SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
-LANDLOCK_CREATE_RULESET_VERSION = 1
-LANDLOCK_RULE_PATH_BENEATH = 1
-FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-FS_RIGHTS_V1 = (1 << 13) - 1  # execute .. make_sym
-FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
-NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
-SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
-FILE_ONLY_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
-
-SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
-DEVICE_PATHS = {"/dev/null": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE,
-                "/dev/zero": FS_READ_FILE, "/dev/urandom": FS_READ_FILE, "/dev/random": FS_READ_FILE}
 MARKER_BYTES = 4096  # the done pipe carries one short line; anything beyond is ignored
 
-
-class RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
-
-
-class PathBeneathAttr(ctypes.Structure):
-    _pack_ = 1
-    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
-
-
 LIBC = ctypes.CDLL(None, use_errno=True)
-LIBC.syscall.restype = ctypes.c_long
 
 
 def _errno_text():
@@ -103,7 +80,7 @@ def serve(sock_fd):
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished outer processes
     for name in PRELOAD:
         __import__(name)
-    read_paths = _read_paths()
+    read_paths = inner.read_paths()
     sock = socket.socket(fileno=sock_fd)
     while True:
         request = _receive(sock)
@@ -116,7 +93,7 @@ def serve(sock_fd):
                 sock.close()
                 outer_main(job, fds, read_paths)
             finally:
-                os._exit(0)
+                _hard_exit(0)
         for fd in fds:
             os.close(fd)
 
@@ -154,10 +131,10 @@ def outer_main(job, fds, read_paths):
     os.close(err_fd)
     os.chdir(job["workdir"])
     os.environ["HOME"] = os.environ["TMPDIR"] = job["workdir"]
-    namespaces = _new_namespaces()
+    namespaces, why_not = _new_namespaces()
     setup = {"namespaces": namespaces}
     if not namespaces:
-        setup["namespaces_error"] = _errno_text()
+        setup["namespaces_error"] = why_not
         if job["require_isolation"]:
             _send(ctl, {"event": "exit", "setup": setup, "error": "cannot create network/PID namespaces: "
                         + setup["namespaces_error"]})
@@ -174,9 +151,9 @@ def outer_main(job, fds, read_paths):
         try:
             os.close(setup_r)
             os.close(done_r)
-            inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths)
+            inner.inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths)
         finally:
-            os._exit(120)
+            _hard_exit(120)
     os.close(setup_w)
     os.close(done_w)
     _send(ctl, {"event": "started", "pid": pid, "outer_pid": os.getpid()})
@@ -196,17 +173,22 @@ def outer_main(job, fds, read_paths):
 
 
 def _new_namespaces():
-    """Network and PID namespaces; an ordinary user first needs a user namespace, in which it
-    maps its own uid/gid (so the sample can enter a nested, private one later)."""
+    """Network and PID namespaces: (done, why not). An ordinary user first needs a user
+    namespace, in which it maps its own uid/gid (so the sample can enter a nested, private
+    one later)."""
     uid, gid = os.getuid(), os.getgid()
     if uid == 0:
-        return LIBC.unshare(CLONE_NEWNET | CLONE_NEWPID) == 0
+        return (True, "") if LIBC.unshare(CLONE_NEWNET | CLONE_NEWPID) == 0 else (False, _errno_text())
     if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID) != 0:
-        return False
-    for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
-        with open("/proc/self/" + name, "w") as f:
-            f.write(text)
-    return True
+        return False, _errno_text()
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)),
+                           ("gid_map", "%d %d 1" % (gid, gid))):
+            with open("/proc/self/" + name, "w") as f:
+                f.write(text)
+    except OSError as e:
+        return False, "cannot map uid/gid in the new user namespace: %s" % e
+    return True, ""
 
 
 def _send(fd, event):
@@ -271,142 +253,5 @@ def _drain(streams, open_fds):
     return {fd: data[:MARKER_BYTES] for fd, data in streams.items()}
 
 
-# ---------------------------------------------------------------------------- inner
-
-
-def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
-    os.close(ctl)  # from here on only the outer process can write control events
-    os.setsid()  # kill(0, ...) from the sample reaches only its own group
-    os.dup2(stdin_fd, 0)
-    report = {}
-    if os.getuid() == 0:
-        os.setgroups([])
-        os.setgid(job["gid"])
-        os.setuid(job["uid"])
-        report["uid"] = os.getuid()
-    report["private_userns"] = LIBC.unshare(CLONE_NEWUSER) == 0
-    _set_limits(job["limits"])
-    report["landlock"] = _landlock(job["workdir"], read_paths)
-    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    missing = _missing_isolation(setup, report)
-    if missing and job["require_isolation"]:
-        report["error"] = "isolation incomplete: " + ", ".join(missing)
-        os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
-        os._exit(121)
-    os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
-    os.close(setup_w)
-    sys.stdin = open(0, "r", closefd=False)
-    sys.argv = ["<sample>"]
-    builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them
-    if job["mode"] == "stdio":
-        _run_stdio(job.pop("code"))
-    _run_function(job.pop("code"), job.pop("nonce"), done_w)
-
-
-def _missing_isolation(setup, report):
-    missing = []
-    if not setup.get("namespaces"):
-        missing.append("network/PID namespaces")
-    if not report.get("private_userns"):
-        missing.append("private user namespace (RLIMIT_NPROC per sample)")
-    if report.get("landlock", 0) < 1:
-        missing.append("Landlock filesystem rules")
-    return missing
-
-
-def _set_limits(limits):
-    cpu = int(limits["timeout"]) + 1
-    memory = limits["memory_mb"] << 20
-    for name, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_DATA, memory),
-                        (resource.RLIMIT_FSIZE, limits["fsize_mb"] << 20),
-                        (resource.RLIMIT_NOFILE, limits["nofile"]), (resource.RLIMIT_NPROC, limits["nproc"]),
-                        (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(name, (value, value + 1 if name == resource.RLIMIT_CPU else value))
-
-
-def _read_paths():
-    paths = list(SYSTEM_READ_PATHS)
-    paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    paths += [p for p in sys.path if p]
-    return sorted(set(p for p in paths if os.path.exists(p)))
-
-
-def _landlock(workdir, read_paths):
-    """Restrict this process and its children; returns the Landlock ABI applied (0 = none)."""
-    abi = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
-    if abi < 1:
-        return 0
-    fs = FS_RIGHTS_V1 | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0) | (
-        FS_IOCTL_DEV if abi >= 5 else 0)
-    attr = RulesetAttr(fs, NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
-                       SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0)
-    ruleset = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
-    if ruleset < 0:
-        return 0
-    rules = [(p, FS_EXECUTE | FS_READ_FILE | FS_READ_DIR) for p in read_paths]
-    rules += [(p, rights) for p, rights in DEVICE_PATHS.items() if os.path.exists(p)]
-    rules.append((workdir, fs))
-    for path, rights in rules:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        if not os.path.isdir(path):
-            rights &= FILE_ONLY_RIGHTS
-        rule = PathBeneathAttr(rights & fs, fd)
-        LIBC.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0)
-        os.close(fd)
-    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    ok = LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
-    os.close(ruleset)
-    return abi if ok else 0
-
-
-def _run_function(code, nonce, done_w):
-    namespace = {"__name__": "__sample__", "__builtins__": builtins}
-    try:
-        exec(compile(code, "<sample>", "exec"), namespace)
-    except BaseException as e:  # SystemExit and KeyboardInterrupt included: leaving early fails
-        _flush()
-        _write(done_w, "error " + _describe(e))
-        os._exit(1)
-    _flush()
-    _write(done_w, "ok " + nonce)
-    os._exit(0)
-
-
-def _run_stdio(code):
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
-    status = 0
-    try:
-        exec(compile(code, "<sample>", "exec"), namespace)
-    except SystemExit as e:
-        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException as e:
-        _write(2, _describe(e))
-        status = 1
-    _flush()
-    os._exit(status & 0xFF)
-
-
-def _describe(e):
-    text = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
-    return re.sub(r"0x[0-9a-fA-F]+", "0x...", text)[:300].replace("\n", " ")
-
-
-def _flush():
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-
-
-def _write(fd, line):
-    try:
-        os.write(fd, (line + "\n").encode("utf-8", "replace"))
-    except OSError:
-        pass
-
-
 if __name__ == "__main__":
-    if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
-        del sys.path[0]  # started without -I (to keep PYTHONHASHSEED): codemill is not the sample's
     serve(int(sys.argv[1]))

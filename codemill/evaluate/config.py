@@ -38,7 +38,8 @@ class EvalConfig:
                 "CPU, torch's default otherwise)"})
     timeout: float = field(default=3.0, metadata={
         "help": "wall seconds per sandboxed run (per test case for stdio); CPU limit is this + 1"})
-    workers: int = field(default=0, metadata={"help": "parallel sandboxed runs (0 = number of CPUs)"})
+    workers: int = field(default=0, metadata={
+        "help": "parallel sandboxed runs (0 = the CPUs this process may use, cgroup quota included)"})
     memory_mb: int = field(default=1024, metadata={"help": "address-space limit per sample, MiB"})
     output_bytes: int = field(default=2048, metadata={"help": "bytes of each sample's stdout/stderr kept"})
     require_isolation: bool = field(default=False, metadata={
@@ -76,4 +77,24 @@ class EvalConfig:
 
     @property
     def parallel_runs(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        return self.workers or cpu_budget()
+
+
+def cpu_budget() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's CPU
+    limit), which os.cpu_count() does not see."""
+    cpus = len(os.sched_getaffinity(0))
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            with open(quota_file) as f:
+                fields = f.read().split()
+            if period_file:
+                with open(period_file) as f:
+                    fields.append(f.read().strip())
+            if fields[0] in ("max", "-1"):
+                continue
+            return max(1, min(cpus, int(fields[0]) // int(fields[-1])))
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpus

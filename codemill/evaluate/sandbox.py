@@ -54,23 +54,21 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import selectors
 import shutil
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
 
 from tqdm import tqdm
 
+from codemill.evaluate._sandbox_pipes import Capture, communicate, events, remove_tree, tail
 from codemill.stage import InputError
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
@@ -154,7 +152,11 @@ class Sandbox:
             except OSError as e:
                 tried.append(f"{python}: cannot start: {e}")
                 continue
-            probe = self.run(PROBE)
+            try:
+                probe = self.run(PROBE)
+            except IsolationUnavailable:
+                self.close()
+                raise
             if probe.passed:
                 self.python = python
                 self.isolation = describe_isolation(probe.setup, self.as_root)
@@ -174,20 +176,25 @@ class Sandbox:
 
     def _start_server(self, python: str) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with open(os.path.join(self.root, "server.log"), "wb") as log:
-            # -s -S -B, not -I: -I would also drop PYTHONHASHSEED, which keeps verdicts reproducible.
-            # The sandbox root in the command line names this sandbox's processes in ps/proc.
-            self._server = subprocess.Popen([python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root],
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root,
-                                            env=SANDBOX_ENV, pass_fds=(theirs.fileno(),),
-                                            start_new_session=True)
-        theirs.close()
+        try:
+            with open(os.path.join(self.root, "server.log"), "wb") as log:
+                # -s -S -B, not -I: -I would also drop PYTHONHASHSEED, which keeps verdicts
+                # reproducible. The sandbox root in the command line names its processes in ps.
+                self._server = subprocess.Popen(
+                    [python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root], stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=log, cwd=self.root, env=SANDBOX_ENV, pass_fds=(theirs.fileno(),),
+                    start_new_session=True)
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self._sock = ours
 
     def _server_log(self) -> str:
         path = os.path.join(self.root, "server.log")
         text = open(path, encoding="utf-8", errors="replace").read() if os.path.exists(path) else ""
-        return _tail(text)
+        return tail(text)
 
     def _stop_server(self) -> None:
         if self._sock is not None:
@@ -204,7 +211,7 @@ class Sandbox:
     def close(self) -> None:
         self._stop_server()
         if self.root:
-            _remove_tree(self.root)
+            remove_tree(self.root)
             self.root = ""
 
     # ------------------------------------------------------------------------ running
@@ -222,7 +229,7 @@ class Sandbox:
                    "workdir": workdir, "require_isolation": self.require_isolation,
                    "limits": {"timeout": limits.timeout, "memory_mb": limits.memory_mb,
                               "fsize_mb": limits.fsize_mb, "nofile": limits.nofile, "nproc": limits.nproc}}
-            out = _Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
+            out = Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
             pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, control
             try:
                 self._submit(json.dumps(job).encode("utf-8"), [w for _, w in pipes])
@@ -233,10 +240,10 @@ class Sandbox:
             finally:
                 for _, w in pipes:
                     os.close(w)
-            _communicate([r for r, _ in pipes], out, limits.timeout + STARTUP_GRACE)
+            communicate([r for r, _ in pipes], out, limits.timeout + STARTUP_GRACE)
             return self._verdict(mode, nonce, out)
         finally:
-            _remove_tree(workdir)
+            remove_tree(workdir)
 
     def _submit(self, payload: bytes, fds: list[int]) -> None:
         if self._sock is None:
@@ -248,13 +255,13 @@ class Sandbox:
         except OSError as e:
             raise RuntimeError(f"the sandbox server ({self.python}) is gone: {e}{self._server_log()}") from e
 
-    def _verdict(self, mode: str, nonce: str, out: "_Capture") -> Execution:
-        events = _events(out.ctl)
-        end = next((e for e in reversed(events) if e.get("event") == "exit"), None)
+    def _verdict(self, mode: str, nonce: str, out: Capture) -> Execution:
+        reported = events(out.ctl)
+        end = next((e for e in reversed(reported) if e.get("event") == "exit"), None)
         ex = Execution(False, "", stdout=out.text(1), stderr=out.text(2), truncated=out.truncated)
         if end is None:
             ex.result = "failed: sandbox error: " + ("evaluator deadline reached" if out.killed
-                                                     else "no exit report") + _tail(ex.stderr)
+                                                     else "no exit report") + tail(ex.stderr)
             return ex
         ex.setup = end.get("setup", {})
         ex.exit_code, ex.signal, ex.timed_out = end.get("exit_code"), end.get("signal"), end.get("timed_out", False)
@@ -262,7 +269,7 @@ class Sandbox:
             raise IsolationUnavailable("sandbox isolation is required (require_isolation) but unavailable: "
                                        + (end.get("error") or ex.setup["error"]))
         if "setup_error" in end:
-            ex.result = f"failed: sandbox error: {end['setup_error']}" + _tail(ex.stderr)
+            ex.result = f"failed: sandbox error: {end['setup_error']}" + tail(ex.stderr)
         elif ex.timed_out:
             ex.result = "timed out"
         elif out.exceeded:
@@ -284,111 +291,8 @@ def _failure(end: dict, ex: Execution) -> str:
         name = signal.Signals(ex.signal).name if ex.signal in signal.Signals._value2member_map_ else str(ex.signal)
         return f"killed by {name}" + (" (CPU time limit)" if ex.signal == signal.SIGXCPU else "")
     if ex.exit_code:
-        return f"exited with status {ex.exit_code}" + _tail(ex.stderr)
+        return f"exited with status {ex.exit_code}" + tail(ex.stderr)
     return "ended before the tests finished"
-
-
-def _tail(text: str) -> str:
-    last = text.strip().splitlines()[-1:] if text.strip() else []
-    return f" ({last[0][:200]})" if last else ""
-
-
-def _events(data: bytes) -> list[dict]:
-    events = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
-
-
-class _Capture:
-    """Output of one run: stdout/stderr up to their caps, the whole control stream."""
-
-    def __init__(self, stdout_bytes: int, stderr_bytes: int, max_total: int):
-        self.caps = {1: stdout_bytes, 2: stderr_bytes}
-        self.data = {1: bytearray(), 2: bytearray()}
-        self.ctl = b""
-        self.total = 0
-        self.max_total = max_total
-        self.truncated = self.exceeded = self.killed = False
-
-    def add(self, stream: int, chunk: bytes) -> None:
-        self.total += len(chunk)
-        room = self.caps[stream] - len(self.data[stream])
-        if len(chunk) > room:
-            self.truncated = True
-        if room > 0:
-            self.data[stream] += chunk[:room]
-        self.exceeded = self.exceeded or self.total > self.max_total
-
-    def text(self, stream: int) -> str:
-        return bytes(self.data[stream]).decode("utf-8", "replace")
-
-
-def _communicate(fds: list[int], out: _Capture, budget: float) -> None:
-    """Read stdout, stderr and the control pipe until all are closed (the sample's processes
-    are gone); past the deadline, kill them (the outer process reported their pids)."""
-    deadline = time.monotonic() + budget
-    sel = selectors.DefaultSelector()
-    for stream, fd in enumerate(fds, start=1):
-        sel.register(fd, selectors.EVENT_READ, stream % 3)  # 1 stdout, 2 stderr, 0 control
-    try:
-        while sel.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                out.killed = True
-                _kill(_events(out.ctl))
-                deadline = time.monotonic() + 5.0  # the pipes close once the processes are gone
-                continue
-            for key, _ in sel.select(remaining):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fd)
-                elif key.data == 0:
-                    out.ctl += chunk
-                else:
-                    out.add(key.data, chunk)
-                    if out.exceeded:  # stop listening: the sample's further writes fail (EPIPE)
-                        for fd in fds[:2]:
-                            if fd in sel.get_map():
-                                sel.unregister(fd)
-    finally:
-        sel.close()
-        for fd in fds:
-            os.close(fd)
-
-
-def _kill(events: list[dict]) -> None:
-    """Backstop when the outer process missed its own deadline: kill the sample's PID 1, then
-    the outer process's group. The control pipe is still open, so the outer process is alive
-    and has not reaped PID 1: neither pid can have been reused."""
-    started = next((e for e in events if e.get("event") == "started"), None)
-    if started is None:
-        return
-    for kill, pid in ((os.kill, started["pid"]), (os.killpg, started["outer_pid"])):
-        try:
-            kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _remove_tree(path: str) -> None:
-    def make_writable(func, p, _exc):
-        # A sample may leave directories without write/search permission for its owner.
-        parent = os.path.dirname(p)
-        for d in (parent, p):
-            try:
-                os.chmod(d, stat.S_IRWXU)
-            except OSError:
-                pass
-        try:
-            func(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=make_writable)
 
 
 def describe_isolation(setup: dict, as_root: bool) -> dict:

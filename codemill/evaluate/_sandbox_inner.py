@@ -1,0 +1,192 @@
+"""The inner half of a sandboxed run: the process that becomes PID 1 of the sample's
+namespaces, locks itself down, then runs the untrusted code (see ``_sandbox_child.py``).
+
+Loaded by the fork server from its own directory before it serves any sample, so it, too,
+uses the standard library only (Python >= 3.9).
+
+Order matters: privileges are dropped (uid/gid when root), a private user namespace is
+entered (so ``RLIMIT_NPROC`` counts only this sample's processes), rlimits are set, then
+Landlock restricts the filesystem (read system paths and the interpreter's prefix, write
+only the working directory), TCP and signals; only after the setup report is written and
+its pipe closed does untrusted code run.
+"""
+
+import builtins
+import ctypes
+import json
+import os
+import re
+import resource
+import signal
+import sys
+from os import _exit as _hard_exit
+from os import write as _raw_write
+
+CLONE_NEWUSER = 0x10000000
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+# Landlock (linux/landlock.h); syscall numbers are shared by all architectures.
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_RIGHTS_V1 = (1 << 13) - 1  # execute .. make_sym
+FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+FILE_ONLY_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+
+SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
+DEVICE_PATHS = {"/dev/null": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE,
+                "/dev/zero": FS_READ_FILE, "/dev/urandom": FS_READ_FILE, "/dev/random": FS_READ_FILE}
+
+
+class RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.syscall.restype = ctypes.c_long
+
+
+def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
+    os.close(ctl)  # from here on only the outer process can write control events
+    os.setsid()  # kill(0, ...) from the sample reaches only its own group
+    os.dup2(stdin_fd, 0)
+    report = {}
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(job["gid"])
+        os.setuid(job["uid"])
+        report["uid"] = os.getuid()
+    report["private_userns"] = LIBC.unshare(CLONE_NEWUSER) == 0
+    _set_limits(job["limits"])
+    report["landlock"] = _landlock(job["workdir"], read_paths)
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    missing = _missing_isolation(setup, report)
+    if missing and job["require_isolation"]:
+        report["error"] = "isolation incomplete: " + ", ".join(missing)
+        os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
+        os._exit(121)
+    os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
+    os.close(setup_w)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.argv = ["<sample>"]
+    builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them
+    if job["mode"] == "stdio":
+        _run_stdio(job.pop("code"))
+    _run_function(job.pop("code"), job.pop("nonce"), done_w)
+
+
+def _missing_isolation(setup, report):
+    missing = []
+    if not setup.get("namespaces"):
+        missing.append("network/PID namespaces")
+    if not report.get("private_userns"):
+        missing.append("private user namespace (RLIMIT_NPROC per sample)")
+    if report.get("landlock", 0) < 1:
+        missing.append("Landlock filesystem rules")
+    return missing
+
+
+def _set_limits(limits):
+    cpu = int(limits["timeout"]) + 1
+    memory = limits["memory_mb"] << 20
+    for name, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_DATA, memory),
+                        (resource.RLIMIT_FSIZE, limits["fsize_mb"] << 20),
+                        (resource.RLIMIT_NOFILE, limits["nofile"]), (resource.RLIMIT_NPROC, limits["nproc"]),
+                        (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(name, (value, value + 1 if name == resource.RLIMIT_CPU else value))
+
+
+def read_paths():
+    paths = list(SYSTEM_READ_PATHS)
+    paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    paths += [p for p in sys.path if p]
+    return sorted(set(p for p in paths if os.path.exists(p)))
+
+
+def _landlock(workdir, read_paths):
+    """Restrict this process and its children; returns the Landlock ABI applied (0 = none)."""
+    abi = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    if abi < 1:
+        return 0
+    fs = FS_RIGHTS_V1 | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0) | (
+        FS_IOCTL_DEV if abi >= 5 else 0)
+    attr = RulesetAttr(fs, NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
+                       SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0)
+    ruleset = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if ruleset < 0:
+        return 0
+    rules = [(p, FS_EXECUTE | FS_READ_FILE | FS_READ_DIR) for p in read_paths]
+    rules += [(p, rights) for p, rights in DEVICE_PATHS.items() if os.path.exists(p)]
+    rules.append((workdir, fs))
+    for path, rights in rules:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        if not os.path.isdir(path):
+            rights &= FILE_ONLY_RIGHTS
+        rule = PathBeneathAttr(rights & fs, fd)
+        LIBC.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+        os.close(fd)
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    ok = LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
+    os.close(ruleset)
+    return abi if ok else 0
+
+
+def _run_function(code, nonce, done_w):
+    namespace = {"__name__": "__sample__", "__builtins__": builtins}
+    try:
+        exec(compile(code, "<sample>", "exec"), namespace)
+        error = None
+    except BaseException as e:  # SystemExit and KeyboardInterrupt included: leaving early fails
+        error = e
+    _finish(done_w, lambda: "ok " + nonce if error is None else "error " + _describe(error), 0 if error is None else 1)
+
+
+def _run_stdio(code):
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    status, error = 0, None
+    try:
+        exec(compile(code, "<sample>", "exec"), namespace)
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException as e:
+        status, error = 1, e
+    _finish(2, lambda: _describe(error) if error is not None else "", status & 0xFF)
+
+
+def _finish(fd, line, status):
+    """Flush, write one line, and leave without returning into the fork server's code.
+
+    Uses the ``os`` functions bound when this module loaded: a sample that replaced
+    ``os.write`` or ``os._exit`` changes nothing here, and any error here is a failure.
+    """
+    try:
+        _flush()
+        text = line()
+        if text:
+            _raw_write(fd, (text + "\n").encode("utf-8", "replace"))
+    except BaseException:
+        _hard_exit(1)
+    _hard_exit(status)
+
+
+def _describe(e):
+    text = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+    return re.sub(r"0x[0-9a-fA-F]+", "0x...", text)[:300].replace("\n", " ")
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass

@@ -1,0 +1,58 @@
+"""KFP face of the evaluate stage: a GPU step that generates, a CPU step that scores in the sandbox."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Metrics, Output
+
+from components._common import CPU_IMAGE, CUDA_IMAGE
+
+
+@dsl.component(base_image=CUDA_IMAGE)
+def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, tracking_uri: str,
+                  parent_run_id: str) -> str:
+    """Generate completions for the code benchmarks and measure held-out FIM exact match and
+    perplexity; writes samples/*.jsonl and generation.json into ``output``.
+
+    Args:
+        train: train's output URL; the model is its model/ folder.
+        pack: pack's output URL (held-out documents, val tokens); "" skips the held-out metrics.
+        output: the stage's output URL (shared with eval_score).
+        options: EvalConfig overrides (e.g. {"limit": 20, "max_new_tokens": 64}); numbers that
+            KFP turned into floats are coerced back, unknown keys fail.
+        seed: sampling and span choice.
+        tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
+        parent_run_id: the pipeline's MLflow parent run.
+    """
+    from codemill import io
+    from codemill.evaluate import EvalConfig, generate
+    from codemill.stage import config_from_options
+    from codemill.tracking import stage_run
+
+    config = config_from_options(EvalConfig, options, "evaluate", seed=seed)
+    with stage_run("evaluate-generate", tracking_uri, parent_run_id) as tracker:
+        generate(config, io.join(train, "model"), pack, output, tracker)
+    return output
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def eval_score(output: str, options: dict, seed: int, tracking_uri: str, parent_run_id: str,
+               metrics: Output[Metrics], report: Output[HTML]) -> str:
+    """Run every generated sample in the sandbox; write results.jsonl, metrics.json,
+    report.html and stats.json into ``output``.
+
+    Args:
+        output: the stage's output URL (eval_generate's samples are read from it).
+        options: EvalConfig overrides, the same dict eval_generate got.
+        seed: recorded with the config.
+        tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
+        parent_run_id: the pipeline's MLflow parent run.
+    """
+    from codemill.evaluate import EvalConfig, score
+    from codemill.evaluate.score_step import tracking_metrics
+    from codemill.stage import config_from_options, publish_kfp
+    from codemill.tracking import stage_run
+
+    config = config_from_options(EvalConfig, options, "evaluate", seed=seed)
+    with stage_run("evaluate", tracking_uri, parent_run_id) as tracker:
+        stats = score(config, output, tracker)
+    publish_kfp(output, tracking_metrics(stats), metrics, report, report_name="report.html")
+    return output

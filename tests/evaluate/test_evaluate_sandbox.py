@@ -1,0 +1,48 @@
+"""Adversarial tests: one per sandbox property, run by the user pytest runs as.
+
+The ordinary-user run of the same cases is in test_evaluate_sandbox_user.py.
+"""
+
+import os
+
+import pytest
+
+from codemill.evaluate.sandbox import Sandbox
+from tests.evaluate import adversarial
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(adversarial.LIMITS) as sb:
+        yield sb
+
+
+@pytest.fixture()
+def secrets_in_env(monkeypatch):
+    for i, name in enumerate(adversarial.SECRET_NAMES):
+        monkeypatch.setenv(name, f"secret-{name.lower()}-{i}-{os.getpid()}")
+
+
+def test_all_isolation_layers_are_in_effect_on_this_machine(sandbox):
+    assert sandbox.isolation["missing"] == [], sandbox.isolation
+
+
+@pytest.mark.parametrize("case", ["fork_bomb", "memory_bomb", "infinite_loop", "sleep_forever", "unbounded_output",
+                                  "closed_stdout", "early_exit", "writes_outside", "network", "kill_parent",
+                                  "stdin_closed", "fresh_directory"])
+def test_adversarial_sample_is_contained(sandbox, case):
+    assert adversarial.CASES[case](sandbox) == []
+
+
+def test_credentials_in_the_evaluator_environment_do_not_reach_the_sample(secrets_in_env):
+    # A sandbox started after the secrets are set: the server must not inherit them.
+    with Sandbox(adversarial.LIMITS) as sb:
+        assert adversarial.credentials(sb) == []
+
+
+def test_an_early_exit_case_would_pass_by_exit_status_alone(sandbox):
+    # Guards the early-exit test itself: sys.exit(0) really exits with status 0.
+    run = sandbox.run("import sys\nsys.exit(0)")
+    assert not run.passed and run.exit_code == 1  # the harness turns SystemExit(0) into a failure
+    run = sandbox.run("import os\nos._exit(0)")
+    assert not run.passed and run.exit_code == 0 and run.result == "failed: ended before the tests finished"
