@@ -19,7 +19,7 @@ from codemill.stage import InputError
 # Modules with a `register(subparsers)` function, in the order of the DAG.
 COMMAND_MODULES = [
     "codemill.validate.cli",
-    # "codemill.dedup.cli",
+    "codemill.dedup.cli",
     # "codemill.pack.cli",
     # "codemill.train.cli",
     "codemill.evaluate.cli",

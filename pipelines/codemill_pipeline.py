@@ -13,6 +13,7 @@ kfp.local quirks this layout works around (kfp 2.16):
 from kfp import dsl
 
 from components._common import DEFAULT_GPU_NODE_SELECTOR, DEFAULT_GPU_TOLERATIONS, cpu_task
+from components.dedup import dedup_cluster, dedup_finish, dedup_signature_shards, dedup_write_shards
 from components.run import start_run
 from components.validate import validate_finish, validate_shards
 
@@ -28,6 +29,7 @@ def codemill_pipeline(
     seed: int = 0,
     tracking_uri: str = "",
     validate_options: dict = {"max_repos": 40},
+    dedup_options: dict = {"threshold": 0.7},
     gpu_count: int = 1,
     gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
     gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS,
@@ -40,6 +42,7 @@ def codemill_pipeline(
         seed: one seed for every stage; same inputs and seed give the same outputs.
         tracking_uri: MLflow tracking URI; empty means $MLFLOW_TRACKING_URI; "none" disables tracking.
         validate_options: ValidateConfig overrides.
+        dedup_options: DedupConfig overrides.
         gpu_count: GPUs per GPU task.
         gpu_node_selector: node selector of the A100 pool (GKE, EKS or GPU feature discovery labels).
         gpu_tolerations: tolerations for the A100 pool's taints.
@@ -54,3 +57,14 @@ def codemill_pipeline(
                              world_size=num_shards, seed=seed, options=validate_options, **tracking)
     validated = cpu_task(validate_finish(output=layout["validate_dir"], world_size=num_shards, **tracking),
                          cpu="1", memory="2Gi").after(shards)
+
+    signed = dedup_signature_shards(input=validated.outputs["Output"], output=layout["dedup_dir"],
+                                    shards=layout["shards"], world_size=num_shards, seed=seed,
+                                    options=dedup_options, **tracking)
+    clustered = cpu_task(dedup_cluster(output=layout["dedup_dir"], world_size=num_shards, seed=seed,
+                                       options=dedup_options, **tracking), cpu="2", memory="8Gi").after(signed)
+    kept = dedup_write_shards(input=validated.outputs["Output"], output=layout["dedup_dir"],
+                              shards=layout["shards"], world_size=num_shards, seed=seed,
+                              options=dedup_options, **tracking).after(clustered)
+    deduped = cpu_task(dedup_finish(output=layout["dedup_dir"], world_size=num_shards, **tracking),
+                       cpu="1", memory="2Gi").after(kept)

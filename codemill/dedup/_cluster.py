@@ -16,10 +16,9 @@ the result does not depend on ``world_size``), and writes:
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codemill import io, stage
 from codemill.dedup._config import DedupConfig
@@ -50,7 +49,7 @@ def cluster(config: DedupConfig, output: str, world_size: int = 1, tracker=None)
     check = _check(config, output, names, repos, signatures)
     with stage.Timer() as timer:
         roots, counters = near_duplicate_sets(signatures, repos["shingles"] > 0, bands, rows, check)
-    kept_of = choose_kept(roots, repos["files"], repos["bytes"], repos["repo"])
+    kept_of = choose_kept(roots, repos["files"], repos["bytes"], repos["name_rank"])
     survivor = kept_of == np.arange(len(kept_of))
     clusters = _clusters_table(repos, kept_of, signatures)
     io.write_parquet(clusters, io.join(output, "clusters.parquet"))
@@ -58,25 +57,26 @@ def cluster(config: DedupConfig, output: str, world_size: int = 1, tracker=None)
     files = _load_files(output, names, signatures.offsets)
     in_survivor = survivor[files.column("repo_index").to_numpy()]
     surviving_files = files.filter(pa.array(in_survivor))
-    rank = repo_preference(repos["stars"], repos["files"], repos["repo"])
+    rank = repo_preference(repos["stars"], repos["files"], repos["name_rank"])
     dropped, kept = find_copies(surviving_files, rank)
     io.write_parquet(_copies_table(surviving_files, dropped, kept, repos),
                      io.join(output, "exact_duplicates.parquet"))
     _write_drops(output, names, files, ~in_survivor, surviving_files, dropped)
 
+    emptied = np.bincount(surviving_files.column("repo_index").to_numpy()[dropped],
+                          minlength=len(survivor)) == repos["files"]
     sizes = clusters.column("cluster_size").to_numpy()
-    left = np.bincount(surviving_files.column("repo_index").to_numpy()[dropped], minlength=len(survivor))
     stats = {
         "input_repos": int(len(survivor)), "input_files": int(files.num_rows),
         "kept_repos": int(survivor.sum()), "removed_near_repos": int((~survivor).sum()),
         "removed_near_files": int((~in_survivor).sum()), "removed_exact_files": int(len(dropped)),
-        "repos_emptied_by_exact": int((survivor & (left == repos["files"]) & (repos["files"] > 0)).sum()),
-        "clusters": int(len(np.unique(clusters.column("cluster").to_numpy()[sizes > 1]))),
+        "repos_emptied_by_exact": int((survivor & emptied & (repos["files"] > 0)).sum()),
+        "clusters": int((clusters.column("kept").to_numpy(zero_copy_only=False) & (sizes > 1)).sum()),
         "largest_cluster": int(sizes.max()) if len(sizes) else 0,
         "repos_without_shingles": int((repos["shingles"] == 0).sum()),
         "bands": bands, "rows": rows, **counters,
     }
-    tracker.log_metrics({**{k: float(v) for k, v in stats.items()}, "cluster_seconds": timer.seconds})
+    tracker.log_metrics({**{k: float(v) for k, v in stats.items()}, "near_dedup_seconds": timer.seconds})
     stats["config"] = stage.config_dict(config)  # finish reports the parameters used
     stage.mark_shard_done(output, CLUSTER, 0, 1, stats)
     return stats
@@ -85,29 +85,28 @@ def cluster(config: DedupConfig, output: str, world_size: int = 1, tracker=None)
 # ---------------------------------------------------------------------------- loading
 
 
-def _load_repos(output: str, names: list[str]) -> dict[str, np.ndarray]:
+def _load_repos(output: str, names: list[str]) -> dict:
+    """Every repository in input-name order: names as one Arrow array (``repo``), the
+    rest as numpy arrays; ``name_rank`` orders the names (byte order) for tie-breaks."""
     tables = [io.read_parquet(work_url(output, "repos", n, ".parquet")) for n in names]
-    columns = {"repo": [], "input": [], "files": [], "bytes": [], "stars": [], "shingles": [],
-               "shingle_start": [], "shingle_end": []}
-    for name, table in zip(names, tables):
-        for key in columns:
-            if key == "input":
-                columns[key].extend([name] * table.num_rows)
-            elif key in table.column_names:
-                columns[key].extend(table.column(key).to_pylist())
-    repo_names = columns["repo"]
-    twice = sorted(r for r, n in Counter(repo_names).items() if n > 1)
-    if twice:
+    counts = [t.num_rows for t in tables]
+    repo = pa.concat_arrays([t.column("repo").combine_chunks() for t in tables]) if tables else pa.array([], pa.string())
+    if len(pc.unique(repo)) != len(repo):
+        counted = pc.value_counts(repo)
+        twice = sorted(v["values"] for v in counted.filter(pc.greater(counted.field("counts"), 1)).to_pylist())
         raise InputError(f"{output}: repositories appear in more than one input file (a repository must be "
                          f"whole in one file): {twice[:5]}")
-    return {
-        "repo": np.array(repo_names, dtype=np.str_), "input": np.array(columns["input"], dtype=np.str_),
-        "files": np.array(columns["files"], dtype=np.int64), "bytes": np.array(columns["bytes"], dtype=np.int64),
-        "stars": np.array([-1 if s is None else s for s in columns["stars"]], dtype=np.int64),
-        "shingles": np.array(columns["shingles"], dtype=np.int64),
-        "shingle_start": np.array(columns["shingle_start"], dtype=np.int64),
-        "shingle_end": np.array(columns["shingle_end"], dtype=np.int64),
-    }
+
+    def column(key: str, fill: int = 0) -> np.ndarray:
+        parts = [t.column(key).fill_null(fill).to_numpy() for t in tables if key in t.column_names]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+
+    name_rank = np.empty(len(repo), dtype=np.int64)
+    name_rank[pc.sort_indices(repo).to_numpy()] = np.arange(len(repo))
+    return {"repo": repo, "input": np.repeat(np.arange(len(names)), counts), "input_names": pa.array(names, pa.string()),
+            "name_rank": name_rank, "files": column("files"), "bytes": column("bytes"), "stars": column("stars", -1),
+            "shingles": column("shingles"), "shingle_start": column("shingle_start"),
+            "shingle_end": column("shingle_end")}
 
 
 def _load_files(output: str, names: list[str], offsets: np.ndarray) -> pa.Table:
@@ -145,7 +144,7 @@ def _clusters_table(repos: dict, kept_of: np.ndarray, signatures: Signatures) ->
     size = np.bincount(kept_of, minlength=n)[kept_of] if n else np.empty(0, dtype=np.int64)
     reps = np.flatnonzero(kept_of == np.arange(n))
     cluster_of_rep = np.empty(n, dtype=np.int64)
-    cluster_of_rep[reps[np.lexsort((repos["repo"][reps], -size[reps]))]] = np.arange(len(reps))
+    cluster_of_rep[reps[np.lexsort((repos["name_rank"][reps], -size[reps]))]] = np.arange(len(reps))
     cluster = cluster_of_rep[kept_of] if n else np.empty(0, dtype=np.int64)
     jaccard = np.ones(n, dtype=np.float64)
     members = np.flatnonzero(kept_of != np.arange(n))
@@ -153,13 +152,13 @@ def _clusters_table(repos: dict, kept_of: np.ndarray, signatures: Signatures) ->
         part = members[i: i + _GATHER]
         jaccard[part] = estimated_jaccard(signatures.columns(part).T, signatures.columns(kept_of[part]).T)
     kept = kept_of == np.arange(n)
-    order = np.lexsort((repos["repo"], ~kept, cluster))
+    order = np.lexsort((repos["name_rank"], ~kept, cluster))
     return pa.table({
-        "repo": pa.array(repos["repo"][order].tolist(), pa.string()),
-        "input": pa.array(repos["input"][order].tolist(), pa.string()),
+        "repo": repos["repo"].take(pa.array(order)),
+        "input": repos["input_names"].take(pa.array(repos["input"][order])),
         "files": pa.array(repos["files"][order]), "bytes": pa.array(repos["bytes"][order]),
         "cluster": pa.array(cluster[order]), "cluster_size": pa.array(size[order].astype(np.int64)),
-        "kept": pa.array(kept[order]), "kept_repo": pa.array(repos["repo"][kept_of[order]].tolist(), pa.string()),
+        "kept": pa.array(kept[order]), "kept_repo": repos["repo"].take(pa.array(kept_of[order])),
         "jaccard": pa.array(jaccard[order]),
     })
 
@@ -168,10 +167,10 @@ def _copies_table(files: pa.Table, dropped: np.ndarray, kept: np.ndarray, repos:
     repo_index = files.column("repo_index").to_numpy()
     dropped_repo, kept_repo = repo_index[dropped], repo_index[kept]
     table = pa.table({
-        "repo": pa.array(repos["repo"][dropped_repo].tolist(), pa.string()),
+        "repo": repos["repo"].take(pa.array(dropped_repo, pa.int64())),
         "path": files.column("path").take(pa.array(dropped, pa.int64())),
         "hash": files.column("hash").take(pa.array(dropped, pa.int64())),
-        "kept_repo": pa.array(repos["repo"][kept_repo].tolist(), pa.string()),
+        "kept_repo": repos["repo"].take(pa.array(kept_repo, pa.int64())),
         "kept_path": files.column("path").take(pa.array(kept, pa.int64())),
         "decided_by": pa.array(deciding_criterion(repos["stars"], repos["files"], kept_repo, dropped_repo).tolist(),
                                pa.string()),
@@ -181,14 +180,17 @@ def _copies_table(files: pa.Table, dropped: np.ndarray, kept: np.ndarray, repos:
 
 def _write_drops(output: str, names: list[str], files: pa.Table, near: np.ndarray,
                  surviving: pa.Table, dropped: np.ndarray) -> None:
-    """Per input file, the rows the write step leaves out, with the reason."""
+    """Per input file, the rows the write step leaves out (sorted), with the reason."""
     inputs = np.concatenate([files.column("input_index").to_numpy()[near],
                              surviving.column("input_index").to_numpy()[dropped]])
     rows = np.concatenate([files.column("row").to_numpy()[near], surviving.column("row").to_numpy()[dropped]])
-    reasons = np.array(["near_duplicate"] * int(near.sum()) + ["exact_duplicate"] * len(dropped), dtype=np.str_)
+    exact = np.concatenate([np.zeros(int(near.sum()), dtype=bool), np.ones(len(dropped), dtype=bool)])
+    order = np.lexsort((rows, inputs))
+    inputs, rows, exact = inputs[order], rows[order], exact[order]
+    bounds = np.searchsorted(inputs, np.arange(len(names) + 1))
+    reason = np.array(["near_duplicate", "exact_duplicate"])
     for i, name in enumerate(names):
-        mine = np.flatnonzero(inputs == i)
-        mine = mine[np.argsort(rows[mine], kind="stable")]
-        io.write_parquet(pa.table({"row": pa.array(rows[mine], pa.int64()),
-                                   "reason": pa.array(reasons[mine].tolist(), pa.string())}),
+        part = slice(bounds[i], bounds[i + 1])
+        io.write_parquet(pa.table({"row": pa.array(rows[part], pa.int64()),
+                                   "reason": pa.array(reason[exact[part].astype(np.int64)].tolist(), pa.string())}),
                          work_url(output, "drop", name, ".parquet"))

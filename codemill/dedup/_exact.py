@@ -34,7 +34,8 @@ def content_hash(text: str | None) -> str:
 
 
 def repo_preference(stars: np.ndarray, files: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """Rank of every repository under the keep rule (0 = most preferred)."""
+    """Rank of every repository under the keep rule (0 = most preferred); ``names`` may be
+    the names or any array that sorts like them."""
     order = np.lexsort((names, -files, -stars))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))

@@ -12,7 +12,6 @@ import io as _pyio
 import os
 
 import numpy as np
-import pyarrow as pa
 
 from codemill import io
 from codemill.records import FILE_SCHEMA

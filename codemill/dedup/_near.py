@@ -133,7 +133,10 @@ def near_duplicate_sets(signatures: Signatures, active: np.ndarray, bands: int, 
 
 
 def choose_kept(roots: np.ndarray, files: np.ndarray, size: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """For every repository, the index of the repository its set keeps."""
+    """For every repository, the index of the repository its set keeps.
+
+    ``names``: the names, or any array that sorts like them (their ranks).
+    """
     order = np.lexsort((names, -size, -files, roots))
     sorted_roots = roots[order]
     starts = np.ones(len(order), dtype=bool)

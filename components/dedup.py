@@ -1,0 +1,99 @@
+"""KFP face of the dedup stage: signatures per shard, one clustering task, kept files per
+shard, then one task that merges the stats. Each fan-out is its own sub-pipeline, so the
+task after it can wait on the whole loop (kfp.local cannot wait on a ParallelFor at the
+same level)."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import Markdown, Metrics, Output
+
+from components._common import CPU_IMAGE, cpu_task
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def dedup_signature_shard(input: str, output: str, rank: int, world_size: int, seed: int,
+                          options: dict, tracking_uri: str, parent_run_id: str) -> str:
+    """MinHash-sign every repository of one shard of validate's files.
+
+    Args:
+        input: validate's output folder (files/*.parquet).
+        output: the stage's output URL (shared by all tasks).
+        rank: this shard's index.
+        world_size: number of shards.
+        seed: random seed (the MinHash permutations).
+        options: DedupConfig fields to override (e.g. {"threshold": 0.8}); numbers may arrive as
+            floats (protobuf Struct) and are coerced back to each field's type.
+        tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
+        parent_run_id: the pipeline's MLflow parent run.
+    """
+    from codemill.dedup import DedupConfig, signature_shard
+    from codemill.stage import config_from_options
+    from codemill.tracking import stage_run
+
+    config = config_from_options(DedupConfig, options, stage="dedup", seed=seed)
+    with stage_run(f"dedup-signature-{rank}", tracking_uri, parent_run_id) as tracker:
+        signature_shard(config, input, output, rank, world_size, tracker)
+    return output
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def dedup_cluster(output: str, world_size: int, seed: int, options: dict, tracking_uri: str,
+                  parent_run_id: str) -> str:
+    """LSH + union-find over all signatures; keep one repository per cluster; find exact copies."""
+    from codemill.dedup import DedupConfig, cluster
+    from codemill.stage import config_from_options
+    from codemill.tracking import stage_run
+
+    config = config_from_options(DedupConfig, options, stage="dedup", seed=seed)
+    with stage_run("dedup-cluster", tracking_uri, parent_run_id) as tracker:
+        cluster(config, output, world_size, tracker)
+    return output
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def dedup_write_shard(input: str, output: str, rank: int, world_size: int, seed: int,
+                      options: dict, tracking_uri: str, parent_run_id: str) -> str:
+    """Write the kept files of one shard to <output>/files/."""
+    from codemill.dedup import DedupConfig, write_shard
+    from codemill.stage import config_from_options
+    from codemill.tracking import stage_run
+
+    config = config_from_options(DedupConfig, options, stage="dedup", seed=seed)
+    with stage_run(f"dedup-write-{rank}", tracking_uri, parent_run_id) as tracker:
+        write_shard(config, input, output, rank, world_size, tracker)
+    return output
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def dedup_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
+                 metrics: Output[Metrics], report: Output[Markdown]) -> str:
+    """Merge the steps' stats, check input == kept + removed, write the report; returns the output URL."""
+    from codemill.dedup import finish
+    from codemill.stage import publish_kfp
+    from codemill.tracking import stage_run
+
+    with stage_run("dedup", tracking_uri, parent_run_id) as tracker:
+        stats = finish(output, world_size, tracker)
+    publish_kfp(output, stats, metrics, report)
+    return output
+
+
+@dsl.pipeline(name="dedup-signature-shards")
+def dedup_signature_shards(input: str, output: str, shards: List[int], world_size: int, seed: int,
+                           options: dict, tracking_uri: str, parent_run_id: str):
+    """Fan the signature step out over shards."""
+    with dsl.ParallelFor(items=shards, name="dedup-signature-shard") as rank:
+        cpu_task(dedup_signature_shard(input=input, output=output, rank=rank, world_size=world_size, seed=seed,
+                                       options=options, tracking_uri=tracking_uri, parent_run_id=parent_run_id),
+                 cpu="1", memory="4Gi")
+
+
+@dsl.pipeline(name="dedup-write-shards")
+def dedup_write_shards(input: str, output: str, shards: List[int], world_size: int, seed: int,
+                       options: dict, tracking_uri: str, parent_run_id: str):
+    """Fan the write step out over shards."""
+    with dsl.ParallelFor(items=shards, name="dedup-write-shard") as rank:
+        cpu_task(dedup_write_shard(input=input, output=output, rank=rank, world_size=world_size, seed=seed,
+                                   options=options, tracking_uri=tracking_uri, parent_run_id=parent_run_id),
+                 cpu="1", memory="2Gi")
