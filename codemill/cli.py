@@ -20,7 +20,7 @@ from codemill.stage import InputError
 COMMAND_MODULES = [
     "codemill.validate.cli",
     "codemill.dedup.cli",
-    # "codemill.pack.cli",
+    "codemill.pack.cli",
     # "codemill.train.cli",
     "codemill.evaluate.cli",
     # "codemill.serve.cli",

@@ -14,6 +14,7 @@ from kfp import dsl
 
 from components._common import DEFAULT_GPU_NODE_SELECTOR, DEFAULT_GPU_TOLERATIONS, cpu_task
 from components.dedup import dedup_cluster, dedup_finish, dedup_signature_shards, dedup_write_shards
+from components.pack import pack_finish, pack_shards, pack_tokenizer
 from components.run import start_run
 from components.validate import validate_finish, validate_shards
 
@@ -30,6 +31,7 @@ def codemill_pipeline(
     tracking_uri: str = "",
     validate_options: dict = {"max_repos": 40},
     dedup_options: dict = {"threshold": 0.7},
+    pack_options: dict = {"seq_len": 512, "vocab_size": 8192},
     gpu_count: int = 1,
     gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
     gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS,
@@ -43,6 +45,7 @@ def codemill_pipeline(
         tracking_uri: MLflow tracking URI; empty means $MLFLOW_TRACKING_URI; "none" disables tracking.
         validate_options: ValidateConfig overrides.
         dedup_options: DedupConfig overrides.
+        pack_options: PackConfig overrides (seq_len, vocab_size, fim_rate, spm_rate, val_fraction, tokenizer, ...).
         gpu_count: GPUs per GPU task.
         gpu_node_selector: node selector of the A100 pool (GKE, EKS or GPU feature discovery labels).
         gpu_tolerations: tolerations for the A100 pool's taints.
@@ -68,3 +71,10 @@ def codemill_pipeline(
                               options=dedup_options, **tracking).after(clustered)
     deduped = cpu_task(dedup_finish(output=layout["dedup_dir"], world_size=num_shards, **tracking),
                        cpu="1", memory="2Gi").after(kept)
+
+    planned = cpu_task(pack_tokenizer(input=deduped.outputs["Output"], output=layout["pack_dir"], seed=seed,
+                                      options=pack_options, **tracking), cpu="2", memory="8Gi")
+    pack_parts = pack_shards(input=deduped.outputs["Output"], output=planned.output, shards=layout["shards"],
+                             world_size=num_shards, seed=seed, options=pack_options, **tracking)
+    packed = cpu_task(pack_finish(output=layout["pack_dir"], world_size=num_shards, **tracking),
+                      cpu="1", memory="4Gi").after(pack_parts)

@@ -10,15 +10,17 @@ Design (DeepSeek-Coder §2.2/§3.1, Bavarian et al. 2022):
 3. ``packer``: documents fill fixed-length rows; a document that does not fit is cut to
    fill the row exactly, and FIM (PSM/SPM at character-level spans) is applied to each
    piece after the cut, so every FIM example lies whole in one row.
-4. ``steps``/``finish``: tokenizer step, one shard per rank, and the merge into the
-   contract of docs/architecture.md; ``unpack`` decodes the result (``codemill inspect``).
+4. ``steps``/``shard``/``finish``: tokenizer step, one shard per rank (encoding the next
+   batch while packing this one), and the merge into the contract of
+   docs/architecture.md; ``unpack`` decodes the result (``codemill inspect``).
 """
 
 from __future__ import annotations
 
 from codemill.pack.config import PackConfig
 from codemill.pack.finish import finish
-from codemill.pack.steps import pack_shard, train_tokenizer
+from codemill.pack.shard import pack_shard
+from codemill.pack.steps import train_tokenizer
 from codemill.pack.unpack import iter_units
 from codemill.stage import InputError
 from codemill.tracking import NoOpTracker

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Order each repository's files by their imports, train (or reuse) a "
                                    "byte-level BPE tokenizer, apply Fill-In-the-Middle and pack fixed-length "
                                    "sequences for training, holding out repositories for validation.")
-    p.add_argument("--input", required=True, help="dedup's output folder (its files/*.parquet), or Parquet URL(s)")
+    p.add_argument("--input", required=True, help="dedup's output folder (its files/*.parquet), or a Parquet URL or glob")
     p.add_argument("--output", required=True, help="the pack output folder (local path or s3://)")
     p.add_argument("--step", choices=STEPS, default="all",
                    help="run one step (tokenizer, shard, finish) or all this rank can do (default: all)")

@@ -30,8 +30,8 @@ class PackConfig:
         "help": "BPE: a pair must occur this often to be merged"})
     min_unit_tokens: int = field(default=8, metadata={
         "help": "a sequence with less free space than this is padded instead of starting a new unit"})
-    encode_batch_files: int = field(default=2048, metadata={
-        "help": "files per encode_batch call (memory vs. tokenizer parallelism)"})
+    encode_batch_mb: float = field(default=4.0, metadata={
+        "help": "MB of text per encode call; the next batch is encoded while one is packed"})
 
     def __post_init__(self):
         # KFP passes a dict parameter through a protobuf Struct, where every number is a
@@ -56,6 +56,6 @@ class PackConfig:
             raise InputError(f"pack: vocab_size={self.vocab_size} is too small for byte-level BPE (need >= 512)")
         if not 8 <= self.min_unit_tokens <= self.seq_len // 2:
             raise InputError(f"pack: min_unit_tokens={self.min_unit_tokens} must be within [8, seq_len/2]")
-        if self.tokenizer_sample_mb <= 0 or self.encode_batch_files < 1 or self.min_frequency < 1:
-            raise InputError("pack: tokenizer_sample_mb, encode_batch_files and min_frequency must be positive")
+        if self.tokenizer_sample_mb <= 0 or self.encode_batch_mb <= 0 or self.min_frequency < 1:
+            raise InputError("pack: tokenizer_sample_mb, encode_batch_mb and min_frequency must be positive")
         return self

@@ -77,8 +77,9 @@ def stable_hash(text: str) -> int:
 def read_repos(urls: list[str], repos: list[str], skipped: Counter) -> dict[str, list[FileRecord]]:
     """The files of ``repos``, grouped by repository and sorted by path.
 
-    Record-level problems are counted in ``skipped`` by reason: a missing path or
-    language, empty content, or a second copy of the same (repo, path).
+    Record-level problems are counted in ``skipped`` by reason: a missing path, empty
+    content, or a second copy of the same (repo, path) (the first one read is kept). A
+    missing language is not a problem: documents fall back to the file extension.
     """
     wanted = pa.array(repos, type=pa.string())
     out: dict[str, dict[str, FileRecord]] = {r: {} for r in repos}

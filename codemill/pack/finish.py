@@ -54,13 +54,15 @@ def finish(output: str, world_size: int = 1, tracker=NoOpTracker()) -> dict:
         examples = _examples(out, meta, encoder)
         report = render_report(stats, config, examples, [s.get("order_example") for s in shards])
         io.write_text(os.path.join(out, "report.md"), report)
-        tracker.log_metrics(stage.numeric_metrics(stats))
+        slowest = max(s["seconds"] for s in shards)
+        timing = {"tokenizer_seconds": tok_info["seconds"], "slowest_shard_seconds": slowest,
+                  "shard_tokens_per_second": stats["tokens"] / max(sum(s["seconds"] for s in shards), 1e-9)}
+        tracker.log_metrics({**stage.numeric_metrics(stats), **timing})
         tracker.log_artifact(os.path.join(out, "report.md"))
     io.remove_tree(work_url(output))
-    seconds = tok_info["seconds"] + max(s["seconds"] for s in shards)
-    print(f"[pack] {stats['tokens']} tokens in {stats['sequences']} sequences, efficiency "
-          f"{stats['packing_efficiency']:.4f}; tokenizer {tok_info['seconds']:.1f}s + slowest shard "
-          f"{max(s['seconds'] for s in shards):.1f}s ({stats['tokens'] / max(seconds, 1e-9):,.0f} tokens/s)", flush=True)
+    print(f"[pack] {stats['tokens']:,} tokens in {stats['sequences']:,} sequences, efficiency "
+          f"{stats['packing_efficiency']:.4f}; tokenizer {tok_info['seconds']:.1f}s, slowest shard {slowest:.1f}s, "
+          f"{timing['shard_tokens_per_second']:,.0f} tokens/s per shard", flush=True)
     return stats
 
 
@@ -101,10 +103,13 @@ def _examples(out: str, meta: dict, encoder: TextEncoder) -> dict[str, dict]:
     found: dict[str, dict] = {}
     for split in SPLITS:
         tokens = np.load(os.path.join(out, split, "tokens.npy"), mmap_mode="r")
-        for row in io.read_parquet(os.path.join(out, split, "documents.parquet")).to_pylist():
-            if row["format"] not in found:
+        table = io.read_parquet(os.path.join(out, split, "documents.parquet"))
+        for fmt in ("plain", "psm", "spm"):
+            at = pc.index(table.column("format"), fmt).as_py()
+            if fmt not in found and at >= 0:
+                row = table.slice(at, 1).to_pylist()[0]
                 ids = tokens[row["sequence"], row["start"]:row["start"] + row["length"]].tolist()
-                found[row["format"]] = {**row, "split": split, **decode_unit(ids, row["format"], meta, encoder.decode)}
+                found[fmt] = {**row, "split": split, **decode_unit(ids, fmt, meta, encoder.decode)}
     return found
 
 

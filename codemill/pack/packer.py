@@ -5,7 +5,8 @@ Rows are filled greedily, in document order. A unit is what one segment of a row
 the packer cuts a piece that fills it exactly and the document goes on in the next row.
 FIM is decided per unit, *after* the cut, so every FIM example lies whole inside one
 row (the model always sees its prefix, suffix and middle together) while rows stay
-full: the only padding is where a row has less than ``min_unit_tokens`` left.
+full: a row is padded only where less than ``min_unit_tokens`` is left, or where a FIM
+example could not fit the rest of the row and starts the next one.
 
 Plain units end with EOS only where the document ends; FIM units always end with EOS
 (the model must learn where the middle stops). FIM cut points are random *characters*
@@ -22,6 +23,7 @@ import numpy as np
 
 from codemill.pack.fim import PLAIN, PSM, SPM, psm_layout, spm_layout
 from codemill.pack.tokenizer import TextEncoder
+from codemill.stage import InputError
 
 FIM_OVERHEAD = 5  # BOS, three sentinels, EOS
 FIM_TRIES = 4  # a cut that splits a token re-encodes it, often one token longer: cut shorter, try again
@@ -82,6 +84,8 @@ class _Doc:
 
 
 class Packer:
+    """Fills rows of ``seq_len`` tokens with the units of the documents it is given, in order."""
+
     def __init__(self, encoder: TextEncoder, seq_len: int, fim_rate: float, spm_rate: float,
                  min_unit_tokens: int, rng: np.random.Generator):
         self.enc, self.seq_len, self.rng = encoder, seq_len, rng
@@ -94,7 +98,8 @@ class Packer:
         """Pack one document (``data`` is its UTF-8 text, ``ids`` its plain-text tokens)."""
         doc = _Doc(ids, data, self.enc.byte_lengths)
         if doc.offsets[-1] != len(data):
-            raise ValueError(f"document {document}: tokens cover {doc.offsets[-1]} bytes of {len(data)}")
+            raise InputError(f"the tokenizer does not reproduce text byte for byte (document {document}: "
+                             f"its tokens stand for {doc.offsets[-1]} of {len(data)} bytes)")
         pos, n, fmt = 0, len(ids), None
         while pos < n:
             free = self.seq_len - self.fill

@@ -46,7 +46,7 @@ def render_report(stats: dict, config: PackConfig, examples: dict[str, dict], or
         f"- dependency graph: {s['dependency_edges']:,} in-repository edges, {s['cycles_broken']:,} cycles broken; "
         f"files in repository-level documents by family: "
         + (", ".join(f"{k} {v:,}" for k, v in s["repo_level_files"].items()) or "none"),
-        f"- skipped records: " + (", ".join(f"{k} {v:,}" for k, v in s["skipped"].items()) or "none"),
+        "- skipped records: " + (", ".join(f"{k} {v:,}" for k, v in s["skipped"].items()) or "none"),
         "",
         "## Languages",
         "",

@@ -6,9 +6,10 @@ returns ``{path: set of paths it depends on}``. Self-edges and names outside the
 repository are dropped.
 
 Python resolves modules the way the interpreter would with each source root on
-``sys.path``: a file's module name is its path below the top-most directory that is
-not a package (has no ``__init__.py``); dotted names that do not resolve that way fall
-back to a path-suffix match (namespace packages, ``src/`` layouts).
+``sys.path``: a source root is the repository root or a folder holding a top-level
+package (``src/``), and a module's name is its path below it; a script outside any
+package sees its own folder first. Dotted names that do not resolve that way fall back
+to a path-suffix match (namespace packages without ``__init__.py``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ PAD = "<｜▁pad▁｜>"
 SPECIAL_TOKENS = {"bos": BOS, "eos": EOS, "pad": PAD, "fim_begin": FIM_BEGIN, "fim_hole": FIM_HOLE, "fim_end": FIM_END}
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, length: int | None = None):
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int):
     """A byte-level BPE trained on ``texts``, special tokens first (ids 0-5)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -39,7 +39,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, length:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                   special_tokens=list(SPECIAL_TOKENS.values()),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer, length=length)
+    tok.train_from_iterator(texts, trainer)
     return tok
 
 
