@@ -177,11 +177,12 @@ def _all_stages_done(run_dir: str) -> bool:
 
 def cmd_run_local(args) -> int:
     summary = run_local(args.workdir, parse_params(args.param), run_name=args.run_name, tracking=not args.no_tracking)
-    print(f"\nsummary: {summary['summary_path']}")
+    out = sys.__stdout__  # kfp.local leaves sys.stdout wrapped in its indenting logger
+    print(f"\nsummary: {summary['summary_path']}", file=out)
     for stage, entry in summary["stages"].items():
-        print(f"  {stage:9s} {entry.get('report', entry['output'])}")
+        print(f"  {stage:9s} {entry.get('report', entry['output'])}", file=out)
     if summary.get("tracking_uri"):
-        print(f"MLflow: {summary['tracking_uri']} (mlflow ui --backend-store-uri {summary['tracking_uri']})")
+        print(f"MLflow: {summary['tracking_uri']} (mlflow ui --backend-store-uri {summary['tracking_uri']})", file=out)
     return 0
 
 
