@@ -21,7 +21,7 @@ COMMAND_MODULES = [
     "codemill.validate.cli",
     "codemill.dedup.cli",
     "codemill.pack.cli",
-    # "codemill.train.cli",
+    "codemill.train.cli",
     "codemill.evaluate.cli",
     # "codemill.serve.cli",
     "codemill.pipeline_cli",

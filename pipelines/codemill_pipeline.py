@@ -12,10 +12,12 @@ kfp.local quirks this layout works around (kfp 2.16):
 
 from kfp import dsl
 
-from components._common import DEFAULT_GPU_NODE_SELECTOR, DEFAULT_GPU_TOLERATIONS, cpu_task
+from components._common import CUDA_IMAGE, DEFAULT_GPU_NODE_SELECTOR, DEFAULT_GPU_TOLERATIONS, cpu_task, gpu_task
 from components.dedup import dedup_cluster, dedup_finish, dedup_signature_shards, dedup_write_shards
+from components.evaluate import eval_generate, eval_score
 from components.pack import pack_finish, pack_shards, pack_tokenizer
 from components.run import start_run
+from components.train import train_model
 from components.validate import validate_finish, validate_shards
 
 PIPELINE_NAME = "codemill"
@@ -32,6 +34,10 @@ def codemill_pipeline(
     validate_options: dict = {"max_repos": 40},
     dedup_options: dict = {"threshold": 0.7},
     pack_options: dict = {"seq_len": 512, "vocab_size": 8192},
+    train_preset: str = "tiny",
+    train_options: dict = {},
+    eval_options: dict = {"limit": 20, "max_new_tokens": 64},
+    num_nodes: int = 1,
     gpu_count: int = 1,
     gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
     gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS,
@@ -46,6 +52,10 @@ def codemill_pipeline(
         validate_options: ValidateConfig overrides.
         dedup_options: DedupConfig overrides.
         pack_options: PackConfig overrides (seq_len, vocab_size, fim_rate, spm_rate, val_fraction, tokenizer, ...).
+        train_preset: tiny (CPU) or deepseek-coder-1.3b / deepseek-coder-6.7b (GPUs).
+        train_options: TrainConfig overrides, e.g. {"max_steps": 50, "deepspeed": "zero2"}.
+        eval_options: EvalConfig overrides ({"limit": 20, "max_new_tokens": 64} for a quick run; {} for all of HumanEval).
+        num_nodes: training nodes; > 1 runs a Kubeflow Trainer TrainJob with gpu_count GPUs per node.
         gpu_count: GPUs per GPU task.
         gpu_node_selector: node selector of the A100 pool (GKE, EKS or GPU feature discovery labels).
         gpu_tolerations: tolerations for the A100 pool's taints.
@@ -78,3 +88,17 @@ def codemill_pipeline(
                              world_size=num_shards, seed=seed, options=pack_options, **tracking)
     packed = cpu_task(pack_finish(output=layout["pack_dir"], world_size=num_shards, **tracking),
                       cpu="1", memory="4Gi").after(pack_parts)
+
+    trained = gpu_task(
+        train_model(input=packed.outputs["Output"], output=layout["train_dir"], preset=train_preset,
+                    options=train_options, seed=seed, gpu_count=gpu_count, num_nodes=num_nodes,
+                    gpu_node_selector=gpu_node_selector, gpu_tolerations=gpu_tolerations,
+                    image=CUDA_IMAGE, **tracking),
+        gpu_count, gpu_node_selector, gpu_tolerations, cpu="8", memory="64Gi")
+    trained.set_retry(num_retries=3, backoff_duration="60s")  # a retry resumes from the latest checkpoint
+
+    generated = gpu_task(eval_generate(train=trained.outputs["Output"], pack=packed.outputs["Output"],
+                                       output=layout["eval_dir"], options=eval_options, seed=seed, **tracking),
+                         gpu_count, gpu_node_selector, gpu_tolerations, cpu="8", memory="64Gi")
+    evaluated = cpu_task(eval_score(output=generated.output, options=eval_options, seed=seed, **tracking),
+                         cpu="8", memory="16Gi")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 
 import yaml
@@ -40,11 +41,11 @@ class TrainConfig:
 
     preset: str = _opt("tiny", "named preset in codemill/train/presets (model shape + training defaults)")
     base_model: str = _opt("", "continue from this HF checkpoint (local path or s3://); empty trains from scratch")
-    max_steps: int | None = _opt(None, "optimizer steps (default: from the preset)")
-    seq_len: int | None = _opt(None, "tokens per sequence; must divide pack's seq_len (default: pack's)")
-    batch_size: int | None = _opt(None, "sequences per micro-batch per device (default: from the preset)")
-    grad_accum: int | None = _opt(None, "micro-batches per optimizer step (default: from the preset)")
-    lr: float | None = _opt(None, "peak learning rate (default: from the preset)")
+    max_steps: int | None = _opt(None, "optimizer steps (None: the preset's)")
+    seq_len: int | None = _opt(None, "tokens per sequence; must divide pack's seq_len (None: pack's)")
+    batch_size: int | None = _opt(None, "sequences per micro-batch per device (None: the preset's)")
+    grad_accum: int | None = _opt(None, "micro-batches per optimizer step (None: the preset's)")
+    lr: float | None = _opt(None, "peak learning rate (None: the preset's)")
     min_lr_ratio: float | None = _opt(None, "final learning rate as a fraction of the peak (cosine floor)")
     warmup_steps: int | None = _opt(None, "linear warmup steps before the cosine decay")
     weight_decay: float | None = _opt(None, "AdamW weight decay (not applied to norms and biases)")
@@ -98,12 +99,31 @@ def resolve(config: TrainConfig) -> TrainConfig:
     for key, value in preset["train"].items():
         if values.get(key) is None:
             values[key] = value
+    values = _coerce(values)
     missing = sorted(k for k, v in values.items() if v is None and k != "seq_len")
     if missing:
         raise InputError(f"preset {config.preset}: no value for {missing}; set them in the preset or as flags")
     resolved = TrainConfig(**values)
     check(resolved)
     return resolved
+
+
+def _coerce(values: dict) -> dict:
+    """Field values as their declared types: KFP passes a dict parameter as a protobuf
+    Struct, where every number arrives as a float (``max_steps: 4.0``)."""
+    hints = typing.get_type_hints(TrainConfig)
+    out = dict(values)
+    for key, value in values.items():
+        kinds = set(typing.get_args(hints[key])) or {hints[key]}
+        if value is None or isinstance(value, bool):
+            continue
+        if int in kinds and isinstance(value, float):
+            if not value.is_integer():
+                raise InputError(f"train config: {key} must be an integer, got {value}")
+            out[key] = int(value)
+        elif float in kinds and isinstance(value, int):
+            out[key] = float(value)
+    return out
 
 
 def check(c: TrainConfig) -> None:

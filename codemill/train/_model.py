@@ -87,11 +87,15 @@ def build_model(model_config, base_dir: str | None):
 def count_parameters(model) -> dict:
     total = sum(p.numel() for p in model.parameters())
     embed = model.get_input_embeddings().weight.numel()
-    return {"parameters": total, "non_embedding_parameters": total - embed}
+    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    # The input embedding is a lookup (no FLOPs); a tied one still costs FLOPs as the LM head.
+    return {"parameters": total, "non_embedding_parameters": total - embed,
+            "matmul_parameters": total if tied else total - embed}
 
 
 def flops_per_token(model_config, n_params: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6N for the matmuls plus 12·layers·hidden·seq for attention (PaLM, App. B)."""
+    """Training FLOPs per token: 6N over the matmul weights plus 12·layers·hidden·seq for attention
+    (PaLM, appendix B); what MFU divides by."""
     layers = getattr(model_config, "num_hidden_layers", 0)
     hidden = getattr(model_config, "hidden_size", 0)
     return 6.0 * n_params + 12.0 * layers * hidden * seq_len

@@ -138,10 +138,11 @@ def _run(c: TrainConfig, ds_config, d: _dist.Dist, input: str, output: str, trac
     model = _model.build_model(model_config, base_dir)
     model.config.use_cache = False
     if c.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # Non-reentrant checkpointing works with DDP/ZeRO hooks and inputs that need no grad.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(d.device)
     sizes = _model.count_parameters(model)
-    flops_tok = _model.flops_per_token(model_config, sizes["parameters"], seq_len)
+    flops_tok = _model.flops_per_token(model_config, sizes["matmul_parameters"], seq_len)
     d.print(f"[train] {sizes['parameters']:,} parameters, seq_len {seq_len}, "
             f"{train_split.n_sequences} train / {val_split.n_sequences} val sequences, {d.world_size} x {d.device}")
     tracker.log_params({f"model.{k}": v for k, v in model_config.to_dict().items() if not isinstance(v, dict)})

@@ -20,8 +20,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a causal LM on pack's shards (tiny on CPU, DeepSeek-Coder shapes on GPUs)",
         description="Train a Hugging Face causal LM on pack's output. Presets: " + ", ".join(preset_names())
-        + ". Fields left unset come from the preset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        + ". Fields left unset (None) come from the preset.")
     p.add_argument("--input", required=True, help="pack's output folder (local path or s3://)")
     p.add_argument("--output", required=True, help="where model/, checkpoints/ and stats.json go")
     add_config_args(p, TrainConfig)

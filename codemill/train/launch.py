@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from codemill.stage import read_stats
+from codemill.stage import InputError, read_stats
 from codemill.train._config import TrainConfig, config_flags
 
 
@@ -34,6 +34,8 @@ def run_step(config: TrainConfig, input: str, output: str, gpu_count: int = 1, n
     if num_nodes > 1:
         from codemill.train import trainjob
 
+        if not image:
+            raise InputError("num_nodes > 1 launches a TrainJob, which needs the training image; pass image=")
         job = trainjob.manifest(
             trainjob.job_name(output), trainjob.current_namespace(), image, args, num_nodes, max(gpu_count, 1),
             runtime=runtime or ("deepspeed-distributed" if config.deepspeed else "torch-distributed"),
