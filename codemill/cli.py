@@ -23,7 +23,7 @@ COMMAND_MODULES = [
     "codemill.pack.cli",
     "codemill.train.cli",
     "codemill.evaluate.cli",
-    # "codemill.serve.cli",
+    "codemill.serve.cli",
     "codemill.pipeline_cli",
 ]
 

@@ -10,13 +10,14 @@ kfp.local quirks this layout works around (kfp 2.16):
   decided inside the serve step (it records why it did or did not roll out).
 """
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from components._common import CUDA_IMAGE, DEFAULT_GPU_NODE_SELECTOR, DEFAULT_GPU_TOLERATIONS, cpu_task, gpu_task
 from components.dedup import dedup_cluster, dedup_finish, dedup_signature_shards, dedup_write_shards
 from components.evaluate import eval_generate, eval_score
 from components.pack import pack_finish, pack_shards, pack_tokenizer
 from components.run import start_run
+from components.serve import serve_rollout
 from components.train import train_model
 from components.validate import validate_finish, validate_shards
 
@@ -38,6 +39,9 @@ def codemill_pipeline(
     train_options: dict = {},
     eval_options: dict = {"limit": 20, "max_new_tokens": 64},
     num_nodes: int = 1,
+    serve_gate: dict = {},
+    serve_target: str = "auto",
+    serve_options: dict = {},
     gpu_count: int = 1,
     gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
     gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS,
@@ -56,6 +60,10 @@ def codemill_pipeline(
         train_options: TrainConfig overrides, e.g. {"max_steps": 50, "deepspeed": "zero2"}.
         eval_options: EvalConfig overrides ({"limit": 20, "max_new_tokens": 64} for a quick run; {} for all of HumanEval).
         num_nodes: training nodes; > 1 runs a Kubeflow Trainer TrainJob with gpu_count GPUs per node.
+        serve_gate: rollout thresholds, {"metric.path": {"min"|"max"|"gt"|"lt": x, "finite": true}};
+            {} means the default gate (training lowered val loss, held-out perplexity finite).
+        serve_target: "kubernetes" in a cluster, "local" under kfp.local; "auto" picks.
+        serve_options: other RolloutConfig fields (smoke_max_tokens, rollout_timeout_s, ...).
         gpu_count: GPUs per GPU task.
         gpu_node_selector: node selector of the A100 pool (GKE, EKS or GPU feature discovery labels).
         gpu_tolerations: tolerations for the A100 pool's taints.
@@ -102,3 +110,10 @@ def codemill_pipeline(
                          gpu_count, gpu_node_selector, gpu_tolerations, cpu="8", memory="64Gi")
     evaluated = cpu_task(eval_score(output=generated.output, options=eval_options, seed=seed, **tracking),
                          cpu="8", memory="16Gi")
+
+    served = cpu_task(serve_rollout(model="", eval_dir=evaluated.outputs["Output"], train_dir=trained.outputs["Output"],
+                                    output=layout["serve_dir"], gate=serve_gate, target=serve_target,
+                                    options=serve_options, **tracking), cpu="2", memory="8Gi")
+    served.set_caching_options(False)  # moves the registry alias and patches the Deployment
+    kubernetes.use_secret_as_env(served, "codemill-inference-api-key", {"api-key": "CODEMILL_API_KEY"},
+                                 optional=True)

@@ -23,7 +23,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from codemill.serve import protocol
-from codemill.serve.batching import Delta, Job
+from codemill.serve.batching import Delta, GenerationFailed, Job
 from codemill.serve.config import ServeConfig
 from codemill.serve.metrics import ServerMetrics
 from codemill.serve.prompting import NoFimSentinels, PromptBuilder
@@ -43,7 +43,8 @@ def build_engine(config: ServeConfig, model_dir: str, metrics: ServerMetrics):
 
     backend = HFBackend(model_dir, config.device, config.dtype, config.context_length, config.torch_threads)
     return Batcher(backend, metrics, max_batch=config.max_batch, wait_s=config.batch_wait_ms / 1000.0,
-                   batching=config.batching, max_waiting=config.max_waiting)
+                   batching=config.batching, max_waiting=config.max_waiting, admit_ratio=config.admit_ratio,
+                   admit_max_wait_steps=config.admit_max_wait_steps)
 
 
 class ServerState:
@@ -138,10 +139,11 @@ def prepare_job(state: ServerState, req: CompletionRequest) -> Job:
     except NoFimSentinels as e:
         raise ApiError(400, f"{e}; leave out 'suffix'", param="suffix", code="fim_unsupported") from e
     limit = state.engine.context_length
-    if len(prompt_ids) > limit or len(prompt_ids) + req.max_tokens > limit:
+    wanted = len(prompt_ids) + req.max_tokens
+    if wanted > limit:
         param = "prompt" if len(prompt_ids) >= limit else "max_tokens"
-        raise ApiError(400, f"this model's maximum context length is {limit} tokens, but {len(prompt_ids) + req.max_tokens} "
-                            f"were requested ({len(prompt_ids)} in the prompt, {req.max_tokens} for the completion); "
+        raise ApiError(400, f"this model's maximum context length is {limit} tokens, but {wanted} were requested "
+                            f"({len(prompt_ids)} in the prompt, {req.max_tokens} for the completion); "
                             "shorten the prompt or lower max_tokens", param=param, code="context_length_exceeded")
     return Job(prompt_ids, req, asyncio.get_running_loop())
 
@@ -154,8 +156,8 @@ async def collect(state: ServerState, job: Job, cid: str) -> dict:
                 texts[event.index] += event.text
             else:
                 reasons[event.index], tokens = event.reason, tokens + event.tokens
-    except RuntimeError as e:
-        raise ApiError(500, str(e), code="internal_error", type_="server_error") from e
+    except GenerationFailed as e:
+        raise ApiError(e.status, str(e), code=e.code, type_="server_error") from e
     finally:
         job.cancelled = job.cancelled or not all(reasons)
     state.record(job, reasons, tokens)
@@ -177,9 +179,9 @@ async def stream_events(state: ServerState, job: Job, cid: str):
         if job.request.include_usage:
             yield protocol.sse(protocol.usage_chunk_body(cid, name, len(job.prompt_ids), tokens))
         finished = True
-    except RuntimeError as e:  # headers are sent already: report in-band, as OpenAI does
-        state.metrics.error("internal_error")
-        yield protocol.sse(ApiError(500, str(e), code="internal_error", type_="server_error").body())
+    except GenerationFailed as e:  # headers are sent already: report in-band, as OpenAI does
+        state.metrics.error(e.code)
+        yield protocol.sse(ApiError(e.status, str(e), code=e.code, type_="server_error").body())
     finally:
         if not finished:
             job.cancelled = True  # client gone or generation failed: free the rows

@@ -1,18 +1,20 @@
-"""Dynamic batching: concurrent requests share one model batch instead of queueing one by one.
+"""Dynamic, continuous batching: concurrent requests share the model's forward passes.
 
 Requests (``Job``) arrive on the event loop and go into a thread-safe queue. One worker
-thread owns the model: it takes the first waiting job, then keeps collecting jobs that
-are already waiting or arrive within ``wait_s`` (a few milliseconds), up to ``max_batch``
-sequences (a job with ``n`` choices is ``n`` sequences), and hands the batch to the
-backend's step loop. While a batch decodes, new jobs pile up and form the next batch
-at once, so under load the window costs nothing and batches fill up.
+thread owns the model. When idle it takes the first waiting job, keeps collecting jobs
+that are already waiting or arrive within ``wait_s`` (a few milliseconds) up to
+``max_batch`` sequences (a job with ``n`` choices is ``n`` sequences) and starts a
+decode loop. While the loop runs, ``admit`` hands it the jobs that arrived meanwhile
+between two steps, as long as they fit in ``max_batch``; finished sequences leave at
+every step. So under steady load the batch stays full and a new request waits one
+decode step, not for a whole batch to finish.
 
 The worker thread keeps the event loop free: the backend posts ``Delta``/``Finished``
 events to each job's asyncio queue with ``call_soon_threadsafe``, and the HTTP handler
-streams them out. A cancelled job (client gone) is dropped before its batch starts and
-its rows are retired at the next decode step.
+streams them out. A cancelled job (client gone) is dropped before it starts and its
+rows leave at the next step.
 
-``batching=False`` takes one job per batch: the baseline the load benchmark compares to.
+``batching=False`` runs one job at a time: the baseline the load benchmark compares to.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class Finished:
 @dataclass
 class Failed:
     message: str
+    status: int = 500
+    code: str = "internal_error"
+
+
+class GenerationFailed(RuntimeError):
+    """A job's generation ended with ``Failed``; carries the HTTP status and error code."""
+
+    def __init__(self, event: Failed):
+        super().__init__(event.message)
+        self.status, self.code = event.status, event.code
 
 
 class Job:
@@ -57,6 +69,7 @@ class Job:
         self.loop = loop
         self.events: asyncio.Queue = asyncio.Queue()
         self.cancelled = False
+        self.open_rows = request.n  # counted down by the model thread
         self.received = time.perf_counter()
         self.first_token_at: float | None = None  # set by the model thread
 
@@ -66,18 +79,26 @@ class Job:
 
     def emit(self, event) -> None:
         """Called from the model thread: deliver one event to the request's handler."""
+        self.emit_all([event])
+
+    def emit_all(self, events: list) -> None:
+        """Deliver several events with one wake-up of the event loop."""
         try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+            self.loop.call_soon_threadsafe(self._put_all, events)
         except RuntimeError:  # the event loop is gone (server stopped): nobody is listening
             self.cancelled = True
 
+    def _put_all(self, events: list) -> None:
+        for event in events:
+            self.events.put_nowait(event)
+
     async def stream(self) -> AsyncIterator[Delta | Finished]:
-        """The job's events until every choice finished; raises RuntimeError on ``Failed``."""
+        """The job's events until every choice finished; raises GenerationFailed on ``Failed``."""
         open_choices = self.n
         while open_choices:
             event = await self.events.get()
             if isinstance(event, Failed):
-                raise RuntimeError(event.message)
+                raise GenerationFailed(event)
             if isinstance(event, Finished):
                 open_choices -= 1
             yield event
@@ -90,16 +111,21 @@ class Batcher:
     """The engine of the ``hf`` backend: a queue, a batching policy and the model thread."""
 
     def __init__(self, backend, metrics, max_batch: int = 32, wait_s: float = 0.005,
-                 batching: bool = True, max_waiting: int = 1024):
+                 batching: bool = True, max_waiting: int = 1024, admit_ratio: float = 0.3,
+                 admit_max_wait_steps: int = 8):
         self.backend = backend
         self.metrics = metrics
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.batching = batching
         self.max_waiting = max_waiting
+        self.admit_ratio = admit_ratio
+        self.admit_max_wait_steps = admit_max_wait_steps
+        self._steps_since_admit = 0
         self._queue: queue.Queue = queue.Queue()
         self._carry: Job | None = None
         self._stopping = False
+        self._inflight: set[Job] = set()
         self._thread: threading.Thread | None = None
 
     # Engine interface used by the server ---------------------------------------------
@@ -144,20 +170,66 @@ class Batcher:
             batch = self._next_batch()
             if batch is None:
                 return
-            self.metrics.waiting.dec(len(batch))
-            live = [job for job in batch if not job.cancelled]
+            live = self._start(batch)
             if not live:
                 continue
-            self.metrics.running.inc(len(live))
-            self.metrics.batch_size.observe(sum(job.n for job in live))
             try:
-                self.backend.generate(live)
-            except Exception as e:  # a model failure fails this batch, not the server
-                log.exception("batch of %d requests failed", len(live))
-                for job in live:
+                self.backend.generate(live, self)
+            except Exception as e:  # a model failure fails the requests in flight, not the server
+                log.exception("decode loop with %d requests failed", len(self._inflight))
+                for job in list(self._inflight):
                     job.emit(Failed(f"generation failed: {type(e).__name__}: {e}"))
-            finally:
-                self.metrics.running.dec(len(live))
+                    self.retire(job)
+
+    def _start(self, jobs: list[Job]) -> list[Job]:
+        self.metrics.waiting.dec(len(jobs))
+        live = [job for job in jobs if not job.cancelled]
+        self.metrics.running.inc(len(live))
+        self._inflight.update(live)
+        return live
+
+    # Hooks the backend's decode loop calls -----------------------------------------------
+
+    def admit(self, rows_running: int) -> list[Job]:
+        """Jobs that arrived while decoding and fit next to ``rows_running`` sequences.
+
+        Joining costs a prefill pass and a KV-cache copy, so newcomers are let in together:
+        once at least ``admit_ratio`` x running sequences wait, or ``admit_max_wait_steps``
+        decode steps passed since the last join, or nothing else is running (the policy of
+        text-generation-inference's waiting_served_ratio / max_waiting_tokens).
+        """
+        if not self.batching or self._stopping:
+            return []
+        waiting = self._queue.qsize() + (self._carry is not None)
+        if not waiting or (rows_running and waiting < self.admit_ratio * rows_running
+                           and self._steps_since_admit < self.admit_max_wait_steps):
+            return []
+        self._steps_since_admit = 0
+        jobs, rows = [], rows_running
+        while rows < self.max_batch:
+            item = self._carry
+            self._carry = None
+            if item is None:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if item is _STOP or rows + item.n > self.max_batch:
+                self._carry = item
+                break
+            jobs.append(item)
+            rows += item.n
+        return self._start(jobs) if jobs else []
+
+    def retire(self, job: Job) -> None:
+        """All of ``job``'s sequences are done (or it was cancelled)."""
+        if job in self._inflight:
+            self._inflight.discard(job)
+            self.metrics.running.dec()
+
+    def on_step(self, rows: int) -> None:
+        self._steps_since_admit += 1
+        self.metrics.batch_size.observe(rows)
 
     def _next_batch(self) -> list[Job] | None:
         first = self._carry if self._carry is not None else self._queue.get()
@@ -186,7 +258,7 @@ class Batcher:
         while True:
             if item is not _STOP:
                 self.metrics.waiting.dec()
-                item.emit(Failed("the server is shutting down"))
+                item.emit(Failed("the server is shutting down", 503, "shutting_down"))
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:

@@ -33,13 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="The pipeline's serve step: check evaluate's metrics against thresholds; on a "
                                    "pass register the model in MLflow, deploy it (locally or to the Kubernetes "
                                    "Deployment), send smoke requests and move the alias; write stats.json + report.md.")
-    r.add_argument("--model", required=True, help="the trained model directory (train's model/ output)")
+    r.add_argument("--model", default="", help="the trained model directory (default: <--train>/model)")
     r.add_argument("--eval", dest="eval_dir", required=True, help="evaluate's output folder (metrics.json)")
     r.add_argument("--train", dest="train_dir", required=True, help="train's output folder (stats.json)")
     r.add_argument("--output", required=True, help="where stats.json, report.md and server.log go")
     r.add_argument("--gate", dest="gate_json", default=None, metavar="JSON",
                    help='thresholds as JSON, metric path -> rules (min/max/gt/lt/finite), e.g. '
-                        '\'{"humaneval.pass@1": {"min": 0.1}}\' (default: training lowered val loss and '
+                        '\'{"humaneval.greedy.pass@1": {"min": 0.1}}\' (default: training lowered val loss and '
                         'held-out perplexity is finite)')
     add_config_args(r, RolloutConfig)
     add_tracking_args(r)

@@ -29,17 +29,24 @@ class ServeConfig:
     backend: str = field(default="hf", metadata={
         "help": "hf: Hugging Face transformers with codemill's batcher (CPU or GPU); vllm: vLLM's engine "
                 "(GPU image only)", "choices": ["hf", "vllm"]})
-    device: str = field(default="auto", metadata={"help": "torch device for the hf backend; auto picks cuda when present"})
+    device: str = field(default="auto", metadata={
+        "help": "torch device for the hf backend; auto picks cuda when present"})
     dtype: str = field(default="auto", metadata={
         "help": "weights dtype; auto is bfloat16 on GPU and float32 on CPU",
         "choices": ["auto", "float32", "bfloat16", "float16"]})
     max_batch: int = field(default=32, metadata={"help": "most sequences (requests x n) decoded together in one batch"})
     batch_wait_ms: float = field(default=5.0, metadata={
         "help": "how long the batcher waits for more requests after the first one arrives"})
+    admit_ratio: float = field(default=0.3, metadata={
+        "help": "while decoding, let waiting requests join once they number this share of the running "
+                "sequences (joining costs a prefill pass, so newcomers join together)"})
+    admit_max_wait_steps: int = field(default=8, metadata={
+        "help": "...or once this many decode steps passed since the last join"})
     batching: bool = field(default=True, metadata={
         "help": "batch concurrent requests; --no-batching serves one request at a time (the benchmark baseline)"})
     max_tokens_cap: int = field(default=512, metadata={"help": "largest `max_tokens` a request may ask for"})
-    default_max_tokens: int = field(default=16, metadata={"help": "`max_tokens` when a request leaves it out (OpenAI's default)"})
+    default_max_tokens: int = field(default=16, metadata={
+        "help": "`max_tokens` when a request leaves it out (OpenAI's default)"})
     n_cap: int = field(default=8, metadata={"help": "largest `n` (choices per request) a request may ask for"})
     context_length: int = field(default=0, metadata={
         "help": "prompt + max_tokens limit in tokens; 0 means the model's max_position_embeddings"})
@@ -48,7 +55,8 @@ class ServeConfig:
     graceful_shutdown_s: float = field(default=30.0, metadata={
         "help": "on SIGTERM, how long in-flight requests may take to finish before the server stops"})
     torch_threads: int = field(default=0, metadata={"help": "torch CPU threads; 0 keeps torch's default"})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm backend: share of GPU memory vLLM may take"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={
+        "help": "vllm backend: share of GPU memory vLLM may take"})
     cache_dir: str = field(default="", metadata={
         "help": "where s3:// and models:/ models are downloaded; empty means a temporary directory"})
     tracking_uri: str = field(default="", metadata={

@@ -3,7 +3,7 @@
 Thresholds are data (a pipeline parameter), keyed by a dotted metric path into
 evaluate's ``metrics.json`` plus a ``train`` namespace from train's ``stats.json``::
 
-    {"humaneval.pass@1": {"min": 0.15},
+    {"humaneval.greedy.pass@1": {"min": 0.15},
      "heldout.perplexity": {"max": 8.0, "finite": true},
      "train.val_loss_drop": {"gt": 0.0}}
 

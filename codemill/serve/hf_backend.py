@@ -1,28 +1,34 @@
-"""The Hugging Face transformers backend: a batched decode loop with a KV cache.
+"""The Hugging Face transformers backend: a continuously batched decode loop with a KV cache.
 
 Why not ``model.generate``: a batch here mixes requests with different ``max_tokens``,
-stop sequences, temperatures, seeds and ``n``, and streams every token as it is made.
-The loop below does one forward pass per step for the whole batch:
+stop sequences, temperatures, seeds and ``n``, streams every token as it is made, and
+takes in new requests while it runs. One forward pass per step serves the whole batch:
 
 1. prefill: prompts are left-padded into one tensor; position ids restart after the
-   padding (``cumsum`` of the attention mask) so a padded prompt sees the same positions
-   it would alone; only the last position's logits are computed (``logits_to_keep=1``);
+   padding (``cumsum`` of the attention mask) so a padded prompt sees the positions it
+   would alone; only the last position's logits are computed (``logits_to_keep=1``);
 2. each step samples one token per row (:mod:`codemill.serve.sampling`), feeds it to
    the row's :class:`~codemill.serve.textstream.ChoiceText` and sends the text delta;
-3. rows that finished (end-of-sequence, stop sequence, ``max_tokens``, client gone) are
-   removed from the batch and from the KV cache (``Cache.batch_select_indices``), so
-   short requests stop costing compute as soon as they are done.
+3. rows that finished (end-of-sequence, stop sequence, ``max_tokens``, client gone)
+   leave the batch and the KV cache (``Cache.batch_select_indices``);
+4. between steps the batcher may hand over requests that arrived meanwhile
+   (continuous batching): they are prefilled on their own and joined to the running
+   batch (:mod:`codemill.serve.kvcache`), so a new request waits one step, not for the
+   whole batch to finish.
 
-Greedy rows produce exactly what ``model.generate(do_sample=False)`` produces for the
-same prompt alone (a test checks this, batched).
+Greedy rows produce what ``model.generate(do_sample=False)`` produces for the same
+prompt alone (a test checks this under concurrency).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
+
+from codemill.serve import kvcache
 from codemill.serve.batching import Delta, Finished, Job
 from codemill.serve.textstream import ChoiceText
 from codemill.stage import InputError
@@ -35,20 +41,53 @@ class _Row:
     job: Job
     index: int
     text: ChoiceText
-    generator: object
+    generator: torch.Generator
+
+
+@dataclass
+class _Batch:
+    """Rows decoding together: KV cache, attention mask, next positions, latest logits."""
+
+    rows: list[_Row]
+    cache: object
+    mask: torch.Tensor
+    next_pos: torch.Tensor
+    logits: torch.Tensor
+    temperature: torch.Tensor
+    top_p: torch.Tensor
+    tokens: list[int] = field(default_factory=list)  # sampled, not yet fed to the model
+
+    def select(self, keep: list[int]) -> None:
+        idx = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(idx)
+        self.rows = [self.rows[j] for j in keep]
+        self.mask, self.next_pos = self.mask[idx], self.next_pos[idx]
+        self.temperature, self.top_p = self.temperature[idx], self.top_p[idx]
+        if kvcache.joinable(self.cache):
+            self.cache, self.mask = kvcache.drop_leading_padding(self.cache, self.mask)
+
+    def join(self, other: "_Batch") -> "_Batch":
+        """This batch's rows then ``other``'s, both waiting to sample from their logits."""
+        cache, mask = kvcache.join(self.cache, self.mask, other.cache, other.mask)
+        return _Batch(self.rows + other.rows, cache, mask, torch.cat([self.next_pos, other.next_pos]),
+                      torch.cat([self.logits, other.logits]), torch.cat([self.temperature, other.temperature]),
+                      torch.cat([self.top_p, other.top_p]))
+
+    def step(self, model) -> None:
+        """Feed the sampled tokens; afterwards ``logits`` hold the next distribution."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
+        out = model(input_ids=torch.tensor(self.tokens, device=self.mask.device)[:, None], attention_mask=self.mask,
+                    position_ids=self.next_pos[:, None], past_key_values=self.cache, use_cache=True)
+        self.cache, self.logits, self.next_pos = out.past_key_values, out.logits[:, -1, :], self.next_pos + 1
 
 
 def pick_device(device: str) -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
 
 
 def pick_dtype(dtype: str, device: str):
-    import torch
-
     if dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return getattr(torch, dtype)
@@ -74,7 +113,6 @@ class HFBackend:
         self.context_length = 0
 
     def load(self) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if self.torch_threads > 0:
@@ -108,64 +146,86 @@ class HFBackend:
                      row_generator(job.request.seed, i, self.device))
                 for job in jobs for i in range(job.n)]
 
-    def _left_pad(self, prompts: list[list[int]]):
-        import torch
-
+    def _prefill(self, jobs: list[Job]) -> _Batch:
+        rows = self._rows(jobs)
+        prompts = [r.job.prompt_ids for r in rows]
         width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, p in enumerate(prompts):
             ids[r, width - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[r, width - len(p):] = 1
-        return ids.to(self.device), mask.to(self.device)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1)
+        return _Batch(rows, out.past_key_values, mask, positions[:, -1] + 1, out.logits[:, -1, :],
+                      torch.tensor([r.job.request.temperature for r in rows], device=self.device),
+                      torch.tensor([r.job.request.top_p for r in rows], device=self.device))
 
-    def generate(self, jobs: list[Job]) -> None:
-        """Decode a batch to the end, sending each job its ``Delta``/``Finished`` events."""
-        import torch
+    def generate(self, jobs: list[Job], hooks) -> None:
+        """Decode until no row is left, taking in the jobs ``hooks.admit`` hands over between steps.
 
+        ``hooks`` is the batcher: ``admit(rows_running) -> [Job]``, ``retire(job)`` when all
+        of a job's rows are done, ``on_step(rows)`` once per decode step.
+        """
         from codemill.serve.sampling import sample_next
 
         with torch.inference_mode():
-            rows = self._rows(jobs)
-            temperature = torch.tensor([r.job.request.temperature for r in rows], device=self.device)
-            top_p = torch.tensor([r.job.request.top_p for r in rows], device=self.device)
-            input_ids, mask = self._left_pad([r.job.prompt_ids for r in rows])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                             use_cache=True, logits_to_keep=1)
-            cache, next_pos = out.past_key_values, positions[:, -1] + 1
-            logits = out.logits[:, -1, :]
+            batch, pending = None, jobs
             while True:
-                tokens = sample_next(logits, temperature, top_p, [r.generator for r in rows]).tolist()
-                keep = self._advance(rows, tokens)
-                if not keep:
+                if pending:
+                    fresh = self._prefill(pending)
+                    batch = fresh if batch is None else batch.join(fresh)
+                if batch is None:
                     return
-                if len(keep) < len(rows):
-                    idx = torch.tensor(keep, device=self.device)
-                    cache.batch_select_indices(idx)
-                    mask, next_pos, temperature, top_p = mask[idx], next_pos[idx], temperature[idx], top_p[idx]
-                    rows, tokens = [rows[j] for j in keep], [tokens[j] for j in keep]
-                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-                out = self.model(input_ids=torch.tensor(tokens, device=self.device)[:, None], attention_mask=mask,
-                                 position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
-                cache, next_pos = out.past_key_values, next_pos + 1
-                logits = out.logits[:, -1, :]
+                tokens = sample_next(batch.logits, batch.temperature, batch.top_p,
+                                     [r.generator for r in batch.rows]).tolist()
+                batch = self._advance(batch, tokens, hooks)
+                joinable = batch is None or kvcache.joinable(batch.cache)
+                pending = hooks.admit(len(batch.rows) if batch else 0) if joinable else []
+                if batch is not None:
+                    hooks.on_step(len(batch.rows))
+                    batch.step(self.model)
 
-    def _advance(self, rows: list[_Row], tokens: list[int]) -> list[int]:
-        """Give each row its token; returns the positions of rows that go on."""
+    def _advance(self, batch: _Batch, tokens: list[int], hooks) -> _Batch | None:
+        """Give each row its token; returns the batch of rows that go on (None when none).
+
+        Events go out once per job per step (one wake-up of the event loop, not one per
+        row); a job that does not stream gets its text in one piece when a choice ends.
+        """
         now = time.perf_counter()
-        keep = []
-        for j, (row, token) in enumerate(zip(rows, tokens)):
+        keep, outbox = [], {}
+        for j, (row, token) in enumerate(zip(batch.rows, tokens)):
             job = row.job
             if job.cancelled:
+                self._close_row(row, hooks)
                 continue
             if job.first_token_at is None:
                 job.first_token_at = now
             delta = row.text.push(token)
-            if delta:
-                job.emit(Delta(row.index, delta))
+            events = outbox.setdefault(job, [])
+            if delta and job.request.stream:
+                events.append(Delta(row.index, delta))
             if row.text.finish_reason is None:
                 keep.append(j)
-            else:
-                job.emit(Finished(row.index, row.text.finish_reason, len(row.text.tokens)))
-        return keep
+                continue
+            if row.text.text and not job.request.stream:
+                events.append(Delta(row.index, row.text.text))
+            events.append(Finished(row.index, row.text.finish_reason, len(row.text.tokens)))
+            self._close_row(row, hooks)
+        for job, events in outbox.items():
+            if events:
+                job.emit_all(events)
+        if not keep:
+            return None
+        batch.tokens = [tokens[j] for j in keep]
+        if len(keep) < len(batch.rows):
+            batch.select(keep)
+        return batch
+
+    @staticmethod
+    def _close_row(row: _Row, hooks) -> None:
+        row.job.open_rows -= 1
+        if row.job.open_rows == 0:
+            hooks.retire(row.job)

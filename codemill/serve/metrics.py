@@ -39,7 +39,7 @@ class ServerMetrics:
         self._errors = Counter(f"{PREFIX}_request_errors", "Requests answered with an error, by kind "
                                "(the OpenAI error code: invalid_type, max_tokens_over_cap, ...).",
                                labels + ["kind"], registry=r)
-        self.batch_size = Histogram(f"{PREFIX}_batch_size", "Sequences decoded together per model batch.",
+        self.batch_size = Histogram(f"{PREFIX}_batch_size", "Sequences decoded together, per decode step.",
                                     labels, buckets=_BATCH_BUCKETS, registry=r).labels(model_name)
         self.ready = Gauge(f"{PREFIX}_model_ready", "1 once the model is loaded and a warm-up generation succeeded.",
                            labels, registry=r).labels(model_name)

@@ -37,7 +37,8 @@ def client_for(tracking_uri: str | None):
 
     uri = tracking.resolve_uri(tracking_uri)
     if uri is None:
-        raise InputError("a models:/ reference needs an MLflow registry: pass --tracking-uri or set MLFLOW_TRACKING_URI")
+        raise InputError("a models:/ reference needs an MLflow registry: "
+                         "pass --tracking-uri or set MLFLOW_TRACKING_URI")
     tracking.check_reachable(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

@@ -34,28 +34,44 @@ from codemill.serve.report import render_report
 from codemill.stage import InputError, log_config, numeric_metrics, write_stats
 
 
+_SERVICE_URL = "http://codemill-serve.codemill.svc.cluster.local:8000"
+
+
+def _env(name: str, default: str) -> str:
+    """Cluster settings come from the pipeline's ConfigMap (k8s/base/pipeline-env.yaml) when set."""
+    return os.environ.get(name) or default
+
+
 @dataclass
 class RolloutConfig:
     gate: dict = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_GATE.items()}, metadata={
-        "help": 'thresholds, metric path -> rules, e.g. {"humaneval.pass@1": {"min": 0.1}}', "cli": False})
-    target: str = field(default="local", metadata={
-        "help": "local: start `codemill serve` here and smoke it; kubernetes: roll the inference Deployment",
-        "choices": ["local", "kubernetes"]})
+        "help": 'thresholds, metric path -> rules, e.g. {"humaneval.greedy.pass@1": {"min": 0.1}}', "cli": False})
+    target: str = field(default="auto", metadata={
+        "help": "local: start `codemill serve` here and smoke it; kubernetes: roll the inference Deployment; "
+                "auto: kubernetes inside a cluster ($KUBERNETES_SERVICE_HOST set), local elsewhere (kfp.local)",
+        "choices": ["auto", "local", "kubernetes"]})
     registered_model: str = field(default="codemill", metadata={"help": "MLflow registered model name"})
     alias: str = field(default="champion", metadata={"help": "registry alias moved to a version that passed"})
     smoke_max_tokens: int = field(default=16, metadata={"help": "max_tokens of each smoke request"})
     ready_timeout_s: float = field(default=300.0, metadata={"help": "how long a local server may take to become ready"})
-    namespace: str = field(default="codemill", metadata={"help": "kubernetes: namespace of the inference Deployment"})
-    deployment: str = field(default="codemill-serve", metadata={"help": "kubernetes: the inference Deployment"})
+    namespace: str = field(default_factory=lambda: _env("CODEMILL_NAMESPACE", "codemill"), metadata={
+        "help": "kubernetes: namespace of the inference Deployment (default from $CODEMILL_NAMESPACE)"})
+    deployment: str = field(default_factory=lambda: _env("CODEMILL_SERVE_DEPLOYMENT", "codemill-serve"), metadata={
+        "help": "kubernetes: the inference Deployment (default from $CODEMILL_SERVE_DEPLOYMENT)"})
     container: str = field(default="server", metadata={"help": "kubernetes: the server container in it"})
     model_env: str = field(default="CODEMILL_MODEL_URI", metadata={
         "help": "kubernetes: the container's environment variable holding the model reference"})
-    service_url: str = field(default="http://codemill-serve.codemill.svc.cluster.local:8000", metadata={
-        "help": "kubernetes: the inference Service's URL, for the smoke requests"})
+    service_url: str = field(default_factory=lambda: _env("CODEMILL_SERVE_URL", _SERVICE_URL), metadata={
+        "help": "kubernetes: the inference Service's URL, for the smoke requests (default from $CODEMILL_SERVE_URL)"})
     rollout_timeout_s: float = field(default=900.0, metadata={"help": "kubernetes: how long the rollout may take"})
     rollout_poll_s: float = field(default=5.0, metadata={"help": "kubernetes: seconds between rollout status reads"})
     api_key_env: str = field(default="CODEMILL_API_KEY", metadata={
         "help": "environment variable with the server's API key, sent with the smoke requests"})
+
+    def resolved_target(self) -> str:
+        if self.target != "auto":
+            return self.target
+        return "kubernetes" if os.environ.get("KUBERNETES_SERVICE_HOST") else "local"
 
 
 def _read_json(url: str, what: str) -> dict:
@@ -95,26 +111,32 @@ def _local_deploy(config: RolloutConfig, serve_uri: str, output: str, tracking_u
             except (TimeoutError, RuntimeError) as e:
                 result = {"passed": False, "url": server.url, "error": str(e), "requests": []}
         result["server_exit_code"] = server.proc.returncode
-        result["command"] = shlex.join(server.command[1:])
+        result["command"] = "python " + shlex.join(server.command[1:])
         io.write_bytes(io.join(output, "server.log"), io.read_bytes(server.log_path))
     result["server_log"] = io.join(output, "server.log")
     return result
 
 
 def _kube_deploy(config: RolloutConfig, serve_uri: str, api) -> dict:
+    from kubernetes.client.exceptions import ApiException
+
     from codemill.serve import kube
     from codemill.serve.smoke import smoke
 
     api = api if api is not None else kube.apps_api()
     target = kube.KubeTarget(config.namespace, config.deployment, config.container, config.model_env)
-    previous = kube.current_model(api, target)
-    result: dict = {"previous_model": previous, "deployment": f"{config.namespace}/{config.deployment}"}
+    name = f"{config.namespace}/{config.deployment}"
+    try:
+        previous = kube.current_model(api, target)
+    except (ApiException, LookupError) as e:
+        raise InputError(f"deployment {name}: cannot read it: {getattr(e, 'reason', None) or e}") from e
+    result: dict = {"previous_model": previous, "deployment": name}
     try:
         result["rollout"] = kube.wait_rollout(api, target, kube.set_model(api, target, serve_uri),
                                               config.rollout_timeout_s, config.rollout_poll_s)
         result.update(smoke(config.service_url, os.environ.get(config.api_key_env, ""), config.smoke_max_tokens))
-    except (TimeoutError, RuntimeError) as e:
-        result.update(passed=False, error=str(e), requests=result.get("requests", []))
+    except (TimeoutError, RuntimeError, ApiException) as e:
+        result.update(passed=False, error=str(e).strip(), requests=result.get("requests", []))
     if not result["passed"] and previous and previous != serve_uri:
         kube.set_model(api, target, previous)  # leave serving as it was
         result["rolled_back_to"] = previous
@@ -131,14 +153,19 @@ def serve_command(stats: dict) -> str:
 
 def rollout(config: RolloutConfig, model: str, eval_dir: str, train_dir: str, output: str, tracker,
             kube_api=None) -> dict:
-    """Gate ``model`` on its metrics and, when it passes, register, deploy and smoke it; writes stats and report."""
+    """Gate ``model`` on its metrics and, when it passes, register, deploy and smoke it; writes stats and report.
+
+    An empty ``model`` means train's model directory, ``<train_dir>/model``.
+    """
     log_config("serve", config, tracker)
+    model = model or io.join(train_dir, "model")
+    target = config.resolved_target()
     if not io.exists(io.join(model, "config.json")):
         raise InputError(f"{model}: not a Hugging Face model directory (no config.json)")
     metrics = gate_metrics(_read_json(io.join(eval_dir, "metrics.json"), "evaluate's metrics"),
                            _read_json(io.join(train_dir, "stats.json"), "train's stats"))
     gate = evaluate_gate(metrics, config.gate)
-    stats: dict = {"model": model, "target": config.target, "gate": gate, "gate_passed": gate["passed"],
+    stats: dict = {"model": model, "target": target, "gate": gate, "gate_passed": gate["passed"],
                    "rolled_out": False, "registry": None, "smoke": None}
     if not gate["passed"]:
         stats["decision"] = "not rolled out, serving left as it was: " + "; ".join(gate["reasons"])
@@ -146,7 +173,7 @@ def rollout(config: RolloutConfig, model: str, eval_dir: str, train_dir: str, ou
         reg = _register(config, model, tracker) if tracker.enabled else None
         stats["registry"] = reg or {"skipped": "tracking is off: no registry, the model is served from its directory"}
         serve_uri = reg["model_uri"] if reg else model
-        if config.target == "kubernetes":
+        if target == "kubernetes":
             stats["smoke"] = _kube_deploy(config, serve_uri, kube_api)
         else:
             stats["smoke"] = _local_deploy(config, serve_uri, output, reg["tracking_uri"] if reg else "")
@@ -154,7 +181,7 @@ def rollout(config: RolloutConfig, model: str, eval_dir: str, train_dir: str, ou
         if stats["rolled_out"] and reg:
             registry.move_alias(tracker.client, reg["name"], reg["alias"], reg["version"])
             reg["alias_moved"] = True
-        stats["decision"] = (f"rolled out {serve_uri} ({config.target})" if stats["rolled_out"] else
+        stats["decision"] = (f"rolled out {serve_uri} ({target})" if stats["rolled_out"] else
                              f"not rolled out: smoke failed on {serve_uri}: "
                              f"{stats['smoke'].get('error') or 'a smoke request failed'}")
     stats["serve_command"] = serve_command(stats)

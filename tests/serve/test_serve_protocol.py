@@ -1,0 +1,90 @@
+"""Request validation: every client mistake is a 400 naming the field; good requests get defaults."""
+
+import json
+
+import pytest
+
+from codemill.serve.protocol import ApiError, Limits, parse_completion_request, sse
+
+LIMITS = Limits(max_tokens_cap=64, default_max_tokens=16, n_cap=4)
+
+
+def parse(body) -> object:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return parse_completion_request(raw, LIMITS)
+
+
+def rejected(body) -> ApiError:
+    with pytest.raises(ApiError) as e:
+        parse(body)
+    assert e.value.status == 400
+    return e.value
+
+
+def test_defaults_follow_openai():
+    req = parse({"prompt": "def f():"})
+    assert (req.max_tokens, req.temperature, req.top_p, req.n, req.stop, req.stream, req.suffix) == \
+        (16, 1.0, 1.0, 1, [], False, None)
+
+
+def test_full_request_is_parsed():
+    req = parse({"model": "codemill", "prompt": "a", "suffix": "b", "max_tokens": 8, "temperature": 0, "top_p": 0.5,
+                 "n": 2, "stop": "\n", "seed": 7, "stream": True, "stream_options": {"include_usage": True},
+                 "user": "u", "echo": False, "logprobs": None, "presence_penalty": 0, "best_of": 2})
+    assert (req.suffix, req.max_tokens, req.temperature, req.top_p, req.n, req.stop, req.seed, req.stream,
+            req.include_usage) == ("b", 8, 0.0, 0.5, 2, ["\n"], 7, True, True)
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"{", "invalid_json"),
+    (b"[1, 2]", "invalid_json"),
+    (b'{"prompt": NaN}', "invalid_json"),
+    (b"\xff\xfe", "invalid_json"),
+])
+def test_malformed_json(raw, code):
+    err = rejected(raw)
+    assert err.code == code and err.param is None
+    assert err.body()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("body, param, code", [
+    ({"prompt": "x", "max_token": 5}, "max_token", "unknown_parameter"),
+    ({"prompt": "x", "max_tokens": "ten"}, "max_tokens", "invalid_type"),
+    ({"prompt": "x", "max_tokens": True}, "max_tokens", "invalid_type"),
+    ({"prompt": "x", "max_tokens": 2.5}, "max_tokens", "invalid_type"),
+    ({"prompt": "x", "temperature": "hot"}, "temperature", "invalid_type"),
+    ({"prompt": "x", "temperature": 3}, "temperature", "invalid_value"),
+    ({"prompt": "x", "top_p": 0}, "top_p", "invalid_value"),
+    ({"prompt": "x", "stream": "yes"}, "stream", "invalid_type"),
+    ({"prompt": "x", "stop": 5}, "stop", "invalid_type"),
+    ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
+    ({"prompt": "x", "stop": [""]}, "stop", "invalid_value"),
+    ({"prompt": "x", "seed": "1"}, "seed", "invalid_type"),
+    ({"prompt": "x", "suffix": 3}, "suffix", "invalid_type"),
+    ({"prompt": ["a", "b"]}, "prompt", "invalid_type"),
+    ({"suffix": "x"}, "prompt", "missing_parameter"),
+    ({"prompt": ""}, "prompt", "empty_prompt"),
+    ({"prompt": "", "suffix": ""}, "prompt", "empty_prompt"),
+    ({"prompt": "x", "max_tokens": 65}, "max_tokens", "max_tokens_over_cap"),
+    ({"prompt": "x", "max_tokens": 0}, "max_tokens", "invalid_value"),
+    ({"prompt": "x", "n": 5}, "n", "n_over_cap"),
+    ({"prompt": "x", "n": 0}, "n", "invalid_value"),
+    ({"prompt": "x", "echo": True}, "echo", "unsupported_parameter"),
+    ({"prompt": "x", "logprobs": 3}, "logprobs", "unsupported_parameter"),
+    ({"prompt": "x", "best_of": 3}, "best_of", "unsupported_parameter"),
+    ({"prompt": "x", "stream_options": {"include_usage": 1}}, "stream_options.include_usage", "invalid_type"),
+    ({"prompt": "x", "model": 3}, "model", "invalid_type"),
+])
+def test_bad_field_is_named(body, param, code):
+    err = rejected(body)
+    assert (err.param, err.code) == (param, code)
+    assert param.split(".")[0] in err.message
+
+
+def test_empty_prompt_is_fine_with_a_suffix():
+    assert parse({"prompt": "", "suffix": "return x\n"}).prompt == ""
+
+
+def test_sse_framing():
+    assert sse("[DONE]") == b"data: [DONE]\n\n"
+    assert json.loads(sse({"a": 1})[len(b"data: "):]) == {"a": 1}

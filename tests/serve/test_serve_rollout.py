@@ -1,0 +1,100 @@
+"""The serve step locally: gate, registry (sqlite MLflow), `codemill serve` child process, smoke, alias."""
+
+import json
+import shutil
+
+import pytest
+
+from codemill.serve import registry
+from codemill.serve.rollout import RolloutConfig, rollout
+from codemill.stage import InputError
+from codemill.tracking import NoOpTracker, stage_run
+from tests.serve.serve_helpers import new_mlflow_store
+
+
+def write_inputs(root, val_loss_end: float = 5.0, perplexity: float = 250.0):
+    (root / "eval").mkdir()
+    (root / "train").mkdir()
+    (root / "eval" / "metrics.json").write_text(json.dumps(
+        {"heldout": {"perplexity": perplexity, "fim_exact_match": 0.0}, "humaneval": {"pass@1": 0.0}}))
+    (root / "train" / "stats.json").write_text(json.dumps({"val_loss_start": 6.0, "val_loss_end": val_loss_end}))
+    return str(root / "eval"), str(root / "train"), str(root / "out")
+
+
+@pytest.mark.slow
+def test_local_rollout_registers_serves_smokes_and_moves_the_alias(tiny_model_dir, tmp_path, mlflow_template):
+    uri = new_mlflow_store(tmp_path, mlflow_template)
+    eval_dir, train_dir, out = write_inputs(tmp_path)
+    with stage_run("serve", uri=uri) as tracker:
+        stats = rollout(RolloutConfig(target="local", smoke_max_tokens=4, ready_timeout_s=240), tiny_model_dir,
+                        eval_dir, train_dir, out, tracker)
+        run_id = tracker.run_id
+    assert stats["gate_passed"] and stats["rolled_out"], stats["decision"]
+    reg = stats["registry"]
+    assert (reg["version"], reg["model_uri"], reg["alias_moved"], reg["previous_alias_version"]) == \
+        ("1", "models:/codemill/1", True, None)
+    client = registry.client_for(uri)
+    assert registry.alias_version(client, "codemill", "champion") == "1"
+
+    smoke = stats["smoke"]
+    assert smoke["passed"] and smoke["ready_s"] > 0
+    assert "--model models:/codemill/1" in smoke["command"]  # the exact version, never the moving alias
+    assert [(r["name"], r["status"]) for r in smoke["requests"]] == [("completion", 200), ("fim", 200), ("stream", 200)]
+    assert all(r["finish_reason"] in ("stop", "length") and r["latency_s"] > 0 for r in smoke["requests"])
+    assert smoke["server_exit_code"] in (0, -15)  # uvicorn re-raises the SIGTERM it handled
+    assert stats["serve_command"] == f"MLFLOW_TRACKING_URI={uri} codemill serve --model models:/codemill@champion"
+
+    assert json.loads((tmp_path / "out" / "stats.json").read_text()) == json.loads(json.dumps(stats))
+    assert "ready: serving models:/codemill/1" in (tmp_path / "out" / "server.log").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "**Decision:** rolled out models:/codemill/1 (local)" in report and stats["serve_command"] in report
+    run = client.get_run(run_id)
+    assert run.data.metrics["rolled_out"] == 1.0 and run.data.metrics["smoke.passed"] == 1.0
+    assert {a.path for a in client.list_artifacts(run_id)} >= {"model", "stats.json", "report.md"}
+
+
+def test_failed_gate_leaves_registry_and_alias_as_they_were(tiny_model_dir, tmp_path, mlflow_template):
+    uri = new_mlflow_store(tmp_path, mlflow_template)
+    eval_dir, train_dir, out = write_inputs(tmp_path, val_loss_end=6.5)
+    with stage_run("champion", uri=uri) as tracker:
+        tracker.log_artifacts(tiny_model_dir, "model")
+        source = tracker.client.get_run(tracker.run_id).info.artifact_uri + "/model"
+        registry.move_alias(tracker.client, "codemill", "champion",
+                            registry.register(tracker.client, tracker.run_id, source, "codemill"))
+    with stage_run("serve", uri=uri) as tracker:
+        stats = rollout(RolloutConfig(target="local"), tiny_model_dir, eval_dir, train_dir, out, tracker)
+    assert not stats["gate_passed"] and not stats["rolled_out"]
+    assert stats["registry"] is None and stats["smoke"] is None
+    assert stats["decision"] == ("not rolled out, serving left as it was: "
+                                 "train.val_loss_drop = -0.5 fails > 0 (gt)")
+    client = registry.client_for(uri)
+    assert registry.alias_version(client, "codemill", "champion") == "1"
+    assert len(client.search_model_versions("name='codemill'")) == 1
+    assert stats["serve_command"] == f"codemill serve --model {tiny_model_dir}"
+    assert "FAIL: train.val_loss_drop" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_missing_or_bad_inputs_are_input_errors(tiny_model_dir, tmp_path):
+    eval_dir, train_dir, out = write_inputs(tmp_path)
+    with pytest.raises(InputError, match="no config.json"):
+        rollout(RolloutConfig(), str(tmp_path), eval_dir, train_dir, out, NoOpTracker())
+    with pytest.raises(InputError, match=r"metrics.json: missing \(evaluate's metrics\)"):
+        rollout(RolloutConfig(), tiny_model_dir, str(tmp_path / "nowhere"), train_dir, out, NoOpTracker())
+    with pytest.raises(InputError, match="gate"):
+        rollout(RolloutConfig(gate={"heldout.perplexity": {"below": 3}}), tiny_model_dir, eval_dir, train_dir, out,
+                NoOpTracker())
+
+
+def test_target_auto_follows_the_cluster_and_model_defaults_to_trains(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert RolloutConfig().resolved_target() == "local"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert RolloutConfig().resolved_target() == "kubernetes"
+    assert RolloutConfig(target="local").resolved_target() == "local"
+    eval_dir, train_dir, out = write_inputs(tmp_path, val_loss_end=7.0)
+    with pytest.raises(InputError, match=r"train/model: not a Hugging Face model directory"):
+        rollout(RolloutConfig(), "", eval_dir, train_dir, out, NoOpTracker())
+    shutil.copytree(tiny_model_dir, tmp_path / "train" / "model")
+    stats = rollout(RolloutConfig(), "", eval_dir, train_dir, out, NoOpTracker())
+    assert stats["model"] == str(tmp_path / "train" / "model") and stats["target"] == "kubernetes"
+    assert not stats["gate_passed"]
