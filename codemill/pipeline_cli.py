@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import builtins
 import datetime as _dt
 import json
 import os
@@ -147,9 +148,13 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.join(workdir, "kfp"),
                raise_on_error=True)
     run_dir = io.join(params["work_root"], run_name)
+    original_print = builtins.print
     try:
         codemill_pipeline(**params)
     finally:
+        # kfp.local indents print() by patching builtins.print; its ParallelFor threads
+        # restore it out of order and leave it patched, so put the original back.
+        builtins.print = original_print
         _finish_parent_run(run_dir, uri)
     summary = collect_summary(run_dir)
     summary["tracking_uri"] = "" if uri == "none" else uri
@@ -177,12 +182,14 @@ def _all_stages_done(run_dir: str) -> bool:
 
 def cmd_run_local(args) -> int:
     summary = run_local(args.workdir, parse_params(args.param), run_name=args.run_name, tracking=not args.no_tracking)
-    out = sys.__stdout__  # kfp.local leaves sys.stdout wrapped in its indenting logger
-    print(f"\nsummary: {summary['summary_path']}", file=out)
+    print(f"\nsummary: {summary['summary_path']}")
     for stage, entry in summary["stages"].items():
-        print(f"  {stage:9s} {entry.get('report', entry['output'])}", file=out)
+        print(f"  {stage:9s} {entry.get('report', entry['output'])}")
     if summary.get("tracking_uri"):
-        print(f"MLflow: {summary['tracking_uri']} (mlflow ui --backend-store-uri {summary['tracking_uri']})", file=out)
+        print(f"MLflow: {summary['tracking_uri']} (mlflow ui --backend-store-uri {summary['tracking_uri']})")
+    served = summary["stages"].get("serve", {}).get("stats", {})
+    if served.get("serve_command"):
+        print(f"serve the model: {served['serve_command']}")
     return 0
 
 

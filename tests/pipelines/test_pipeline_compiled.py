@@ -34,6 +34,7 @@ def test_gpus_only_where_meant_with_pool_parameters():
     docs = _docs(COMMITTED)
     spec = docs[0]
     executors = spec["deploymentSpec"]["executors"]
+    assert GPU_EXECUTORS <= set(executors)
     for name, ex in executors.items():
         resources = ex["container"].get("resources", {})
         accel = resources.get("accelerator")
