@@ -7,6 +7,7 @@ directory; nothing is downloaded.
 
 from __future__ import annotations
 
+import builtins
 import glob
 import os
 import socket
@@ -16,6 +17,15 @@ import pytest
 
 FIM_TOKENS = ["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"]
 SPECIAL = {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>", "pad_token": "<｜pad｜>"}
+
+
+@pytest.fixture(autouse=True)
+def _restore_print():
+    """kfp.local indents output by patching builtins.print and, when its ParallelFor threads
+    finish out of order, leaves it patched; tests that run kfp.local must not leak that."""
+    original = builtins.print
+    yield
+    builtins.print = original
 
 
 def _free_port() -> int:
