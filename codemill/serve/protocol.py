@@ -111,7 +111,17 @@ def _stop(value) -> list[str]:
         raise _invalid("stop", f"'stop' holds at most {MAX_STOP} sequences, got {len(stops)}")
     if any(not s or len(s) > MAX_STOP_CHARS for s in stops):
         raise _invalid("stop", f"each 'stop' sequence must hold 1 to {MAX_STOP_CHARS} characters")
+    for s in stops:
+        _require_utf8("stop", s)
     return stops
+
+
+def _require_utf8(param: str, text: str) -> None:
+    """JSON may carry lone surrogates ("\\ud800"); no tokenizer can encode them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _invalid(param, f"'{param}' is not valid Unicode text (lone surrogate at {e.start})") from e
 
 
 def decode_json(raw: bytes) -> dict:
@@ -119,6 +129,8 @@ def decode_json(raw: bytes) -> dict:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as e:
         raise ApiError(400, f"request body is not valid JSON: {e}", code="invalid_json") from e
+    except RecursionError as e:  # a few KB of "[[[[" nests past Python's recursion limit
+        raise ApiError(400, "request body is not valid JSON: nested too deeply", code="invalid_json") from e
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", code="invalid_json")
     return body
@@ -142,6 +154,8 @@ def parse_completion_request(raw: bytes, limits: Limits) -> CompletionRequest:
     suffix = body.get("suffix")
     if suffix is not None and not isinstance(suffix, str):
         raise _type_error("suffix", "a string", suffix)
+    _require_utf8("prompt", prompt)
+    _require_utf8("suffix", suffix or "")
     if not prompt and not suffix:
         raise _invalid("prompt", "'prompt' must not be empty (an empty prompt is allowed only with a 'suffix')",
                        code="empty_prompt")

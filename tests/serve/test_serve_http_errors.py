@@ -35,6 +35,9 @@ LINE = "x = 1\n"  # 4 tokens for the tiny tokenizer; the tiny model has 512 posi
 
 @pytest.mark.parametrize("body, status, param, code", [
     (b'{"prompt": "x", ', 400, None, "invalid_json"),
+    (b'[' * 5000, 400, None, "invalid_json"),  # nests past Python's recursion limit
+    (b'{"prompt": "def \\ud800 x"}', 400, "prompt", "invalid_value"),  # a lone surrogate
+    (b'{"prompt": "x", "suffix": "\\udfff"}', 400, "suffix", "invalid_value"),
     ({"prompt": "x", "temprature": 0.5}, 400, "temprature", "unknown_parameter"),
     ({"prompt": "x", "max_tokens": "8"}, 400, "max_tokens", "invalid_type"),
     ({"prompt": "x", "n": 1.5}, 400, "n", "invalid_type"),
