@@ -59,7 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for leaf in _leaf_parsers(parser):
+        if "--no-tracking" not in leaf._option_string_actions:
+            # Every command accepts the flag so scripts can pass it everywhere.
+            leaf.add_argument("--no-tracking", action="store_true",
+                              help="accepted everywhere; this command logs nothing to MLflow")
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):
+            yield from _leaf_parsers(child)
 
 
 def main(argv: list[str] | None = None) -> int:

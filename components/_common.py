@@ -2,7 +2,9 @@
 
 Images are one setting: ``CODEMILL_REGISTRY`` and ``CODEMILL_TAG`` (read when the
 pipeline is compiled) pick the registry and tag of both images; the committed YAML uses
-the defaults below.
+the defaults below. Both images carry codemill and the pinned kfp, so components are
+declared with ``install_kfp_package=False``: a step never pip-installs at start (pods may
+have no route to a package index, and a read-only root filesystem).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from kfp.dsl import Markdown, Metrics, Output
 from components._common import CPU_IMAGE, cpu_task
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def dedup_signature_shard(input: str, output: str, rank: int, world_size: int, seed: int,
                           options: dict, tracking_uri: str, parent_run_id: str) -> str:
     """MinHash-sign every repository of one shard of validate's files.
@@ -37,7 +37,7 @@ def dedup_signature_shard(input: str, output: str, rank: int, world_size: int, s
     return output
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def dedup_cluster(output: str, world_size: int, seed: int, options: dict, tracking_uri: str,
                   parent_run_id: str) -> str:
     """LSH + union-find over all signatures; keep one repository per cluster; find exact copies."""
@@ -51,7 +51,7 @@ def dedup_cluster(output: str, world_size: int, seed: int, options: dict, tracki
     return output
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def dedup_write_shard(input: str, output: str, rank: int, world_size: int, seed: int,
                       options: dict, tracking_uri: str, parent_run_id: str) -> str:
     """Write the kept files of one shard to <output>/files/."""
@@ -65,7 +65,7 @@ def dedup_write_shard(input: str, output: str, rank: int, world_size: int, seed:
     return output
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def dedup_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
                  metrics: Output[Metrics], report: Output[Markdown]) -> str:
     """Merge the steps' stats, check input == kept + removed, write the report; returns the output URL."""

@@ -6,7 +6,7 @@ from kfp.dsl import HTML, Metrics, Output
 from components._common import CPU_IMAGE, CUDA_IMAGE
 
 
-@dsl.component(base_image=CUDA_IMAGE)
+@dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
 def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, tracking_uri: str,
                   parent_run_id: str) -> str:
     """Generate completions for the code benchmarks and measure held-out FIM exact match and
@@ -33,7 +33,7 @@ def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, 
     return output
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def eval_score(output: str, options: dict, seed: int, tracking_uri: str, parent_run_id: str,
                metrics: Output[Metrics], report: Output[HTML]) -> str:
     """Run every generated sample in the sandbox; write results.jsonl, metrics.json,

@@ -8,7 +8,7 @@ from kfp.dsl import Markdown, Metrics, Output
 from components._common import CPU_IMAGE, cpu_task
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def pack_tokenizer(input: str, output: str, seed: int, options: dict, tracking_uri: str,
                    parent_run_id: str) -> str:
     """Plan the held-out repositories and the shards; train the BPE tokenizer (or copy options["tokenizer"]).
@@ -30,7 +30,7 @@ def pack_tokenizer(input: str, output: str, seed: int, options: dict, tracking_u
     return output
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def pack_shard(input: str, output: str, rank: int, world_size: int, seed: int, options: dict,
                tracking_uri: str, parent_run_id: str) -> str:
     """Order, tokenize, FIM and pack the repositories of one shard.
@@ -55,7 +55,7 @@ def pack_shard(input: str, output: str, rank: int, world_size: int, seed: int, o
     return output
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def pack_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
                 metrics: Output[Metrics], report: Output[Markdown]) -> str:
     """Concatenate the shards into train/, val/, heldout/, meta.json; write stats.json and report.md."""

@@ -7,7 +7,7 @@ from kfp import dsl
 from components._common import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str, num_shards: int) -> NamedTuple(
     "RunLayout",
     run_dir=str, parent_run_id=str, shards=List[int],

@@ -10,7 +10,7 @@ from kfp.dsl import Markdown, Metrics, Output
 from components._common import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def serve_rollout(model: str, eval_dir: str, train_dir: str, output: str, gate: dict, target: str,
                   options: dict, tracking_uri: str, parent_run_id: str,
                   metrics: Output[Metrics], report: Output[Markdown]) -> str:

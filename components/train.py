@@ -6,7 +6,7 @@ from kfp.dsl import Markdown, Metrics, Output
 from components._common import CUDA_IMAGE
 
 
-@dsl.component(base_image=CUDA_IMAGE)
+@dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
 def train_model(input: str, output: str, preset: str, options: dict, seed: int, gpu_count: int, num_nodes: int,
                 gpu_node_selector: dict, gpu_tolerations: list, tracking_uri: str, parent_run_id: str,
                 metrics: Output[Metrics], report: Output[Markdown], image: str = "") -> str:

@@ -8,7 +8,7 @@ from kfp.dsl import Markdown, Metrics, Output
 from components._common import CPU_IMAGE, cpu_task
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def validate_shard(source: str, output: str, rank: int, world_size: int, seed: int,
                    options: dict, tracking_uri: str, parent_run_id: str) -> str:
     """Validate one shard of the source: keep or quarantine every record.
@@ -33,7 +33,7 @@ def validate_shard(source: str, output: str, rank: int, world_size: int, seed: i
     return output
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def validate_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
                     metrics: Output[Metrics], report: Output[Markdown]) -> str:
     """Merge the shards' stats, check input == kept + quarantined, write the report."""

@@ -42,9 +42,10 @@ class EvalConfig:
         "help": "parallel sandboxed runs (0 = the CPUs this process may use, cgroup quota included)"})
     memory_mb: int = field(default=1024, metadata={"help": "address-space limit per sample, MiB"})
     output_bytes: int = field(default=2048, metadata={"help": "bytes of each sample's stdout/stderr kept"})
-    require_isolation: bool = field(default=False, metadata={
+    require_isolation: bool = field(default_factory=lambda: os.environ.get("_KFP_RUNTIME") == "true", metadata={
         "help": "fail instead of running samples when a sandbox layer (namespaces, private user "
-                "namespace, Landlock) is unavailable"})
+                "namespace, Landlock) is unavailable; on by default inside a KFP pod on a cluster "
+                "(_KFP_RUNTIME=true), where untrusted code must never run half-isolated"})
     sandbox_python: str = field(default="", metadata={
         "help": "interpreter that runs samples (default: the first of this Python, its base, "
                 "python3 on PATH that works as the sandbox user)"})

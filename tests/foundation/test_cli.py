@@ -41,3 +41,10 @@ def test_help_exits_cleanly(capsys):
         cli.main(["--help"])
     assert e.value.code == 0
     assert "pipeline" in capsys.readouterr().out
+
+
+def test_every_command_accepts_no_tracking():
+    leaves = list(cli._leaf_parsers(cli.build_parser()))
+    assert len(leaves) >= 10  # the stages, inspect, rollout and the pipeline actions
+    for leaf in leaves:
+        assert "--no-tracking" in leaf._option_string_actions, leaf.prog
