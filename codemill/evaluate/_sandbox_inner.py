@@ -7,14 +7,17 @@ uses the standard library only (Python >= 3.9).
 Order matters: privileges are dropped (uid/gid when root), a private user namespace is
 entered (so ``RLIMIT_NPROC`` counts only this sample's processes), rlimits are set, then
 Landlock restricts the filesystem (read system paths and the interpreter's prefix, write
-only the working directory), TCP and signals; only after the setup report is written and
-its pipe closed does untrusted code run.
+only the working directory), TCP and signals, and a seccomp filter takes away sockets
+(Landlock cannot stop a connect() to a Unix path socket on the host); only after the setup
+report is written and its pipe closed does untrusted code run.
 """
 
 import builtins
 import ctypes
+import errno
 import json
 import os
+import platform
 import re
 import resource
 import signal
@@ -38,6 +41,15 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 FILE_ONLY_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 
 SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
+# seccomp-BPF (linux/seccomp.h, linux/filter.h, linux/audit.h).
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_AND_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x54, 0x06
+SECCOMP_NR, SECCOMP_ARCH, SECCOMP_ARG1_LOW = 0, 4, 24  # offsets in seccomp_data (little-endian)
+SOCK_TYPE_MASK, SOCK_STREAM, SOCK_SEQPACKET = 0xF, 1, 5
+X32_SYSCALL_BIT = 0x40000000
+# machine: (AUDIT_ARCH_*, socket, socketpair, io_uring_setup, deny the x32 ABI)
+SECCOMP_ARCHES = {"x86_64": (0xC000003E, 41, 53, 425, True), "aarch64": (0xC00000B7, 198, 199, 425, False)}
 DEVICE_PATHS = {"/dev/null": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE,
                 "/dev/zero": FS_READ_FILE, "/dev/urandom": FS_READ_FILE, "/dev/random": FS_READ_FILE}
 
@@ -45,6 +57,14 @@ DEVICE_PATHS = {"/dev/null": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE,
 class RulesetAttr(ctypes.Structure):
     _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
                 ("scoped", ctypes.c_uint64)]
+
+
+class SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
 
 
 class PathBeneathAttr(ctypes.Structure):
@@ -70,6 +90,7 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
     _set_limits(job["limits"])
     report["landlock"] = _landlock(job["workdir"], read_paths)
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    report["seccomp"] = _seccomp_no_sockets()
     missing = _missing_isolation(setup, report)
     if missing and job["require_isolation"]:
         report["error"] = "isolation incomplete: " + ", ".join(missing)
@@ -93,6 +114,8 @@ def _missing_isolation(setup, report):
         missing.append("private user namespace (RLIMIT_NPROC per sample)")
     if report.get("landlock", 0) < 1:
         missing.append("Landlock filesystem rules")
+    if not report.get("seccomp"):
+        missing.append("seccomp socket filter")
     return missing
 
 
@@ -139,6 +162,44 @@ def _landlock(workdir, read_paths):
     ok = LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
     os.close(ruleset)
     return abi if ok else 0
+
+
+def _seccomp_no_sockets():
+    """Take away every way to a socket that could reach outside: ``socket()`` (any family)
+    and io_uring (its IORING_OP_SOCKET/CONNECT bypass the syscall) fail with EPERM, and
+    ``socketpair()`` is allowed only for connected types (stream, seqpacket), since a
+    datagram pair can still ``sendto()`` a Unix path socket on the host. A path socket is
+    outside what a network namespace or Landlock (ABI <= 7) controls. Another architecture
+    (a 32-bit syscall from this process) is killed. Returns whether the filter is in place;
+    nothing after this point (harness included) may create a socket.
+    """
+    arch = SECCOMP_ARCHES.get(platform.machine())
+    if arch is None:
+        return False
+    audit_arch, nr_socket, nr_socketpair, nr_io_uring_setup, deny_x32 = arch
+    deny, allow = SECCOMP_RET_ERRNO | errno.EPERM, SECCOMP_RET_ALLOW
+    # Jumps name their target; the three returns follow the body, in order ALLOW, DENY, KILL.
+    body = [(BPF_LD_W_ABS, 0, 0, SECCOMP_ARCH), (BPF_JEQ_K, 0, "kill", audit_arch),
+            (BPF_LD_W_ABS, 0, 0, SECCOMP_NR)]
+    if deny_x32:
+        body.append((BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT))
+    body += [(BPF_JEQ_K, "deny", 0, nr_socket), (BPF_JEQ_K, "deny", 0, nr_io_uring_setup),
+             (BPF_JEQ_K, 0, "allow", nr_socketpair), (BPF_LD_W_ABS, 0, 0, SECCOMP_ARG1_LOW),
+             (BPF_AND_K, 0, 0, SOCK_TYPE_MASK), (BPF_JEQ_K, "allow", 0, SOCK_STREAM),
+             (BPF_JEQ_K, "allow", "deny", SOCK_SEQPACKET)]
+    targets = {"allow": len(body), "deny": len(body) + 1, "kill": len(body) + 2}
+    program = []
+    for i, (code, jt, jf, k) in enumerate(body):
+        jump = code == BPF_JEQ_K or code == BPF_JGE_K
+        program.append(SockFilter(code, targets[jt] - i - 1 if jump and jt in targets else 0,
+                                  targets[jf] - i - 1 if jump and jf in targets else 0, k))
+    program += [SockFilter(BPF_RET_K, 0, 0, allow), SockFilter(BPF_RET_K, 0, 0, deny),
+                SockFilter(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS)]
+    instructions = (SockFilter * len(program))(*program)
+    prog = SockFprog(len(program), instructions)
+    zero = ctypes.c_ulong(0)
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), zero, zero, zero)  # set by Landlock too, if any
+    return LIBC.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), zero, zero) == 0
 
 
 def _run_function(code, nonce, done_w):

@@ -17,8 +17,12 @@ What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_s
   namespace, even processes that started their own session;
 - **memory / files**: ``RLIMIT_AS``/``RLIMIT_DATA``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
   no core dumps;
-- **network**: a new network namespace (only a down loopback); where Landlock ABI >= 4
-  exists, TCP bind/connect are also denied;
+- **network**: a new network namespace (only a down loopback); a seccomp filter makes
+  ``socket()`` (every address family) and ``io_uring_setup`` fail with EPERM and allows
+  ``socketpair()`` only for connected types (stream, seqpacket), so the sample cannot
+  reach Unix path sockets on the host (which neither the namespace nor Landlock ABI <= 7
+  covers) nor TCP without a namespace; where Landlock ABI >= 4 exists, TCP bind/connect
+  are also denied;
 - **filesystem**: Landlock: reads only under system directories and the interpreter's
   own prefix, writes only in the sample's working directory (removed afterwards); as
   root the sample also runs as an unprivileged uid;
@@ -45,6 +49,8 @@ What it does not cover:
   the run instead. Without a PID namespace a sample's children that start their own
   session can outlive it (until their own CPU limit); without Landlock a root
   evaluator's sample can still write to world-writable directories such as ``/tmp``;
+  the seccomp filter exists only for x86_64 and aarch64 (elsewhere it is reported
+  missing in the logged layer summary, and ``require_isolation`` stops the run);
 - inodes and disk use inside the working directory are bounded only by time and
   ``RLIMIT_FSIZE`` per file.
 """
@@ -303,6 +309,7 @@ def describe_isolation(setup: dict, as_root: bool) -> dict:
         "unprivileged_uid": (setup.get("uid") not in (None, 0)) if as_root else True,
         "private_user_namespace": bool(setup.get("private_userns")),
         "landlock_abi": int(setup.get("landlock", 0)),
+        "seccomp_socket_filter": bool(setup.get("seccomp")),
     }
     missing = [k for k, v in layers.items() if v in (False, 0)]
     return {"evaluator_root": as_root, "layers": layers, "missing": missing}

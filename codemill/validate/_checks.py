@@ -2,7 +2,8 @@
 :class:`QuarantineRecord` with the first reason that applies.
 
 Order of the checks (each reason is documented in docs/validate.md): problems found
-while reading (``malformed_json``, ``missing_field``, ``unreadable``), ``empty_content``,
+while reading (``malformed_json``, ``missing_field``, ``symlink_outside_repo``,
+``unreadable``), ``empty_content``,
 ``too_large``, ``binary``, ``not_utf8``, ``unknown_language`` / ``unwanted_language``,
 the quality filters of :mod:`._filters`, then ``contaminated``. Cheap checks go first,
 so the n-gram lookup only sees files that passed everything else.

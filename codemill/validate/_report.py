@@ -5,6 +5,7 @@ from __future__ import annotations
 REASON_HELP = {
     "malformed_json": "a JSONL line that is not a JSON object",
     "missing_field": "repository, path or content missing, empty or not text",
+    "symlink_outside_repo": "a symbolic link out of its repository (not followed)",
     "unreadable": "the file could not be read",
     "empty_content": "the file is empty",
     "too_large": "larger than max_file_bytes",

@@ -5,6 +5,11 @@ filters, a per-repository byte cap that skips giant distributions, then the firs
 ``max_repos`` by id. Files that are never read (binary extensions, ``.git``,
 ``node_modules``, packaging metadata) are counted by why, not quarantined: they are not
 source files of the repository, the way ``.git`` is not.
+
+Files that are listed but cannot be used are records, quarantined with a reason: a
+symbolic link whose target lies outside its repository (``symlink_outside_repo``: never
+followed, so nothing from elsewhere on the machine is read as the repository's), and a
+file that cannot be stat'ed or read, such as a broken link (``unreadable``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class RepoFile:
     url: str
     path: str  # inside the repository, with forward slashes
     size: int | None  # None where the listing does not say (S3 folders)
+    problem: tuple[str, str] | None = None  # (reason, detail) found while listing: never read
 
 
 @dataclass
@@ -146,11 +152,33 @@ def folder_repos(source: str, config: ValidateConfig) -> list[Repo]:
         if skip:
             repo.skipped[skip] += 1
             continue
-        size = None if io.is_s3(url) else os.path.getsize(io.local_path(url))
-        repo.files.append(RepoFile(url, path, size))
+        if io.is_s3(url):
+            repo.files.append(RepoFile(url, path, None))
+        else:
+            repo.files.append(_local_file(url, path, os.path.join(root, name)))
     if not repos:
         raise InputError(f"{source}: no repository subfolders with files found")
     return list(repos.values())
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _local_file(url: str, path: str, repo_root: str) -> RepoFile:
+    """A listed local file; a link out of its repository or a failing stat becomes its problem."""
+    local = io.local_path(url)
+    if os.path.islink(local):
+        target = os.path.realpath(local)
+        if not _inside(target, os.path.realpath(repo_root)):
+            return RepoFile(url, path, None, ("symlink_outside_repo",
+                                              f"{local} is a symbolic link to {target}, outside the repository "
+                                              f"{repo_root}; not followed"))
+    try:
+        size = os.path.getsize(local)
+    except OSError as e:
+        return RepoFile(url, path, None, ("unreadable", f"{local}: cannot stat: {e.strerror or e}"))
+    return RepoFile(url, path, size)
 
 
 # ---------------------------------------------------------------------------- picking and reading
@@ -182,12 +210,18 @@ def read_repos(repos: list[Repo], config: ValidateConfig) -> Iterator[Candidate]
     for repo in repos:
         for f in repo.files:
             candidate = Candidate(source=f.url, repo=repo.id, path=f.path, size=f.size, license=repo.license)
+            if f.problem:
+                candidate.problem = f.problem
+                yield candidate
+                continue
             try:
                 with io.open_url(f.url, "rb") as fh:
                     # local files: stop after the limit; S3 bodies arrive whole, so their size is exact
                     candidate.data = fh.read(config.max_file_bytes + 1 if f.size is not None else -1)
             except io.StorageError as e:
                 candidate.problem = ("unreadable", str(e))
+            except OSError as e:  # failing after the open (an I/O error mid-read)
+                candidate.problem = ("unreadable", f"{f.url}: cannot read: {e.strerror or e}")
             if candidate.size is None and isinstance(candidate.data, bytes):
                 candidate.size = len(candidate.data)
             yield candidate

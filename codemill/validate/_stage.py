@@ -2,8 +2,12 @@
 
 A shard reads its part of the source, checks every candidate, writes
 ``files/<shard>.parquet`` (kept, sorted by repo and path) and
-``quarantine/<shard>.parquet``, then its completion marker holding its stats; a retried
-shard that finds its marker returns those stats without reading anything. ``finish``
+``quarantine/<shard>.parquet``, then its completion marker holding its stats and config.
+Records are counted as they are read, apart from where they end up; a shard whose count
+differs from ``kept + quarantined`` raises :class:`InvariantError` before its marker is
+written. A retried shard that finds its marker returns those stats without reading
+anything, if the marker's config is the current one (otherwise it fails: the finished
+output was made with other settings). ``finish``
 merges the shard stats, counts the rows actually written, checks
 ``input_records == kept + quarantined`` (and that the files agree), writes
 ``stats.json`` and ``report.md``, and raises if the invariant does not hold.
@@ -11,6 +15,7 @@ merges the shard stats, counts the rows actually written, checks
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -49,12 +54,16 @@ class Tally:
     """Counts of one shard, kept alongside the records themselves."""
 
     def __init__(self):
+        self.read = 0  # candidate records read, counted before any check
         self.kept: list[FileRecord] = []
         self.quarantined: list[QuarantineRecord] = []
         self.counters = {name: Counter() for name in RECORD_COUNTERS}
         self.bytes_in = 0
         self.files_redacted = 0
         self.examples: dict[str, list[dict]] = {}
+
+    def count_read(self) -> None:
+        self.read += 1
 
     def add(self, size: int, outcome: FileRecord | QuarantineRecord, redactions: dict[str, int]) -> None:
         self.bytes_in += size
@@ -75,7 +84,7 @@ class Tally:
 
     def stats(self) -> dict:
         return {
-            "input_records": len(self.kept) + len(self.quarantined),
+            "input_records": self.read,
             "kept": len(self.kept),
             "quarantined": len(self.quarantined),
             "bytes_in": self.bytes_in,
@@ -90,8 +99,10 @@ def run_shard(config: ValidateConfig, source: str, output: str, rank: int, world
     """Validate one shard of ``source`` into ``output``; returns the shard's stats."""
     stage.check_shard(rank, world_size)
     if stage.shard_done(output, STAGE, rank, world_size):
+        done = io.read_json(stage.marker_url(output, STAGE, rank, world_size))
+        _check_same_config(output, rank, world_size, done.get("config"), config)
         print(f"[validate] {stage.shard_name(rank, world_size)} already done; skipping", flush=True)
-        return io.read_json(stage.marker_url(output, STAGE, rank, world_size))
+        return done
     stage.log_config(STAGE, config, tracker)
     checker = Checker(config, build_decontaminator(config))
     info = SourceInfo()
@@ -100,8 +111,10 @@ def run_shard(config: ValidateConfig, source: str, output: str, rank: int, world
         candidates = read_source(source, config, rank, world_size, info)
         desc = f"validate {stage.shard_name(rank, world_size)}"
         for candidate in tqdm(candidates, desc=desc, unit=" files", file=sys.stderr, mininterval=1.0):
+            tally.count_read()
             outcome, redactions = checker.check(candidate)
             tally.add(candidate.size or 0, outcome, redactions)
+        _check_counts(output, rank, world_size, tally)
         _write_shard(output, rank, world_size, tally)
     stats = {"rank": rank, "world_size": world_size, "source": source, "source_kind": info.kind,
              **tally.stats(), "skipped_files": dict(sorted((info.skipped_files or {}).items())),
@@ -112,6 +125,29 @@ def run_shard(config: ValidateConfig, source: str, output: str, rank: int, world
     tracker.log_metrics({**_metrics(stats), "seconds": timer.seconds})
     stage.mark_shard_done(output, STAGE, rank, world_size, stats)
     return stats
+
+
+def _check_counts(output: str, rank: int, world_size: int, tally: Tally) -> None:
+    """Every record read went to exactly one place, or the shard fails (no marker is written)."""
+    kept, quarantined = len(tally.kept), len(tally.quarantined)
+    if tally.read != kept + quarantined:
+        raise InvariantError(
+            f"{output}: validate {stage.shard_name(rank, world_size)}: input_records={tally.read} but "
+            f"kept={kept} + quarantined={quarantined}: a record was lost or counted twice")
+
+
+def _check_same_config(output: str, rank: int, world_size: int, done: dict | None, config: ValidateConfig) -> None:
+    """A finished shard is reused only when it was made with the same settings."""
+    if done is None:  # a marker without a config says nothing to compare
+        return
+    current = json.loads(json.dumps(stage.config_dict(config), default=str))  # as the marker stores it
+    changed = sorted(set(done) | set(current))
+    diff = [f"{k}: {done.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}" for k in changed
+            if done.get(k) != current.get(k) or (k in done) != (k in current)]
+    if diff:
+        raise stage.InputError(
+            f"{output}: validate {stage.shard_name(rank, world_size)} already finished with other settings "
+            f"({'; '.join(diff)}); use a new --output, or delete it to start over")
 
 
 def _write_shard(output: str, rank: int, world_size: int, tally: Tally) -> None:

@@ -3,7 +3,9 @@
 Required columns: repository, path, content (names configurable); optional: language,
 license, stars. Whole-input problems fail before any record is read: a pattern that
 matches nothing, a file of another format, a Parquet file without the required columns
-(the message names the file, the expected and the found columns). Row problems are
+(the message names the file, the expected and the found columns), a ``.gz`` file that is
+not gzip or is cut short (found while streaming it; the shard then fails before writing
+anything). Row problems are
 record-level: a malformed JSON line (quarantined with file and line number), a missing
 field, content that is not UTF-8 (JSONL lines are decoded with ``surrogateescape`` so
 the bad bytes reach the UTF-8 check instead of failing the whole line).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from typing import Any, Iterator
 
 import pyarrow as pa
@@ -102,27 +105,35 @@ def _shard_key(candidate: Candidate) -> str:
     return candidate.repo if candidate.repo else candidate.source
 
 
-def read_jsonl(url: str, config: ValidateConfig, rank: int, world_size: int) -> Iterator[Candidate]:
+def _lines(url: str) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines of a JSONL(.gz) file; a corrupt or truncated file fails naming it."""
     with io.open_url(url, "rb") as fh:
-        stream = gzip.GzipFile(fileobj=fh) if url.endswith(".gz") else fh
-        for lineno, line in enumerate(stream, 1):
-            if not line.strip():
-                continue  # blank lines are not records
-            location = f"{url}:{lineno}"
-            text = line.decode("utf-8", "surrogateescape")
-            try:
-                row = json.loads(text)
-                if not isinstance(row, dict):
-                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-            except ValueError as e:
-                if shard_of(location, world_size) == rank:
-                    yield Candidate(source=location, problem=("malformed_json", f"{location}: {e}"),
-                                    size=len(line), raw=text[:RAW_LIMIT])
-                continue
-            candidate = row_candidate(row, location, config)
-            if shard_of(_shard_key(candidate), world_size) == rank:
-                candidate.raw = text[:RAW_LIMIT]
-                yield candidate
+        stream = gzip.GzipFile(fileobj=fh) if url.lower().endswith(".gz") else fh
+        try:
+            yield from enumerate(stream, 1)
+        except (OSError, EOFError, zlib.error) as e:
+            raise InputError(f"{url}: not a readable gzip/JSONL file: {e}") from e
+
+
+def read_jsonl(url: str, config: ValidateConfig, rank: int, world_size: int) -> Iterator[Candidate]:
+    for lineno, line in _lines(url):
+        if not line.strip():
+            continue  # blank lines are not records
+        location = f"{url}:{lineno}"
+        text = line.decode("utf-8", "surrogateescape")
+        try:
+            row = json.loads(text)
+            if not isinstance(row, dict):
+                raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+        except ValueError as e:
+            if shard_of(location, world_size) == rank:
+                yield Candidate(source=location, problem=("malformed_json", f"{location}: {e}"),
+                                size=len(line), raw=text[:RAW_LIMIT])
+            continue
+        candidate = row_candidate(row, location, config)
+        if shard_of(_shard_key(candidate), world_size) == rank:
+            candidate.raw = text[:RAW_LIMIT]
+            yield candidate
 
 
 def read_parquet(url: str, columns: list[str], config: ValidateConfig, rank: int,

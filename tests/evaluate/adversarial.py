@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
 import socket
 import sys
 import tempfile
@@ -157,35 +158,60 @@ def writes_outside(sb: Sandbox) -> list[str]:
 
 
 def network(sb: Sandbox) -> list[str]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
-    accepted, finished = [], threading.Event()
+    """Local listeners the sample must not reach: TCP, and Unix path sockets (stream and
+    datagram) in a world-accessible folder, so only the sandbox can stop the connection."""
+    outside = tempfile.mkdtemp(prefix="adversarial-sockets-")
+    os.chmod(outside, 0o777)
+    stream_path, dgram_path = os.path.join(outside, "s.sock"), os.path.join(outside, "d.sock")
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(stream_path)
+    dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dgram.bind(dgram_path)
+    for path in (stream_path, dgram_path):
+        os.chmod(path, 0o777)  # connectable by anyone: permissions are not what stops the sample
+    for listener in (tcp, unix):
+        listener.listen(8)
+    port = tcp.getsockname()[1]
+    received, finished = [], threading.Event()
 
-    def accept():
+    def serve():
         while not finished.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except (socket.timeout, OSError):
-                continue
+            ready, _, _ = select.select([tcp, unix, dgram], [], [], 0.1)
+            for s in ready:
+                try:
+                    received.append(s.recv(64) if s is dgram else s.accept()[0])
+                except OSError:
+                    continue
 
-    thread = threading.Thread(target=accept)
+    thread = threading.Thread(target=serve)
     thread.start()
     code = (f"import socket\nconnected = []\nfor host in ('127.0.0.1', 'localhost', '::1'):\n    try:\n"
             f"        socket.create_connection((host, {port}), timeout=0.5)\n        connected.append(host)\n"
             "    except OSError:\n        pass\ntry:\n    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
             f"    u.sendto(b'x', ('127.0.0.1', {port}))\n    connected.append('udp')\nexcept OSError:\n    pass\n"
+            f"attempts = {{'unix stream': lambda: socket.socket(socket.AF_UNIX).connect({stream_path!r}),\n"
+            f"            'unix dgram': lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'x', {dgram_path!r}),\n"
+            "            'dgram pair': lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0]"
+            f".sendto(b'x', {dgram_path!r}),\n"
+            "            'stream pair': lambda: socket.socketpair()[0].connect(" + repr(stream_path) + ")}\n"
+            "for name, attempt in attempts.items():\n    try:\n        attempt()\n        connected.append(name)\n"
+            "    except OSError:\n        pass\n"
+            "a, b = socket.socketpair()\na.sendall(b'ok')\nassert b.recv(2) == b'ok'  # a connected pair still works\n"
             "assert not connected, connected\n")
     run = sb.run(code)
     time.sleep(0.3)  # a connection made at the very end is still accepted and counted
     finished.set()
     thread.join()
-    listener.close()
+    for s in (tcp, unix, dgram):
+        s.close()
+    for path in (stream_path, dgram_path):
+        os.unlink(path)
+    os.rmdir(outside)
     problems = [] if run.passed else [f"network: {run.result}"]
-    if accepted:
-        problems.append(f"the local listener accepted {len(accepted)} connection(s)")
+    if received:
+        problems.append(f"the local listeners received {len(received)} connection(s) or datagram(s)")
     return problems + still_works(sb)
 
 

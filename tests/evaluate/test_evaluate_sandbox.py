@@ -27,6 +27,10 @@ def test_all_isolation_layers_are_in_effect_on_this_machine(sandbox):
     assert sandbox.isolation["missing"] == [], sandbox.isolation
 
 
+def test_the_seccomp_socket_filter_is_reported_in_effect(sandbox):
+    assert sandbox.run("pass").setup.get("seccomp") is True
+
+
 @pytest.mark.parametrize("case", ["fork_bomb", "memory_bomb", "infinite_loop", "sleep_forever", "unbounded_output",
                                   "closed_stdout", "early_exit", "writes_outside", "network", "kill_parent",
                                   "stdin_closed", "fresh_directory"])

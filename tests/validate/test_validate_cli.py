@@ -13,12 +13,6 @@ from codemill.validate import ValidateConfig
 from validate_corpus import build_jsonl
 
 
-@pytest.fixture(autouse=True)
-def validate_command(monkeypatch):
-    # the integrator enables "codemill.validate.cli" in COMMAND_MODULES; until then, do it here
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["codemill.validate.cli"])
-
-
 def test_help_documents_every_config_field(capsys):
     with pytest.raises(SystemExit):
         cli.main(["validate", "--help"])

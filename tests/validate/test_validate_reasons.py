@@ -7,7 +7,7 @@ import pytest
 from codemill import stage
 from codemill.validate import ValidateConfig
 
-from validate_corpus import EXPECTED, SECRETS_PY, build_folder_corpus, build_jsonl, rows, run_all
+from validate_corpus import EXPECTED, SECRETS_PY, build_folder_corpus, build_jsonl, outside_file, rows, run_all
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,20 @@ def test_details_name_the_measured_value_and_threshold(folder_run):
     assert detail["solution.py"].startswith("HumanEval/0:")
     assert "'automatically generated'" in detail["keyword.py"]
     assert "'notes.xyz'" in detail["notes.xyz"]
+
+
+def test_links_are_records_never_followed_out_of_the_repository(folder_run):
+    source, out, stats = folder_run
+    held = {r["path"]: r for r in rows(out, "quarantine")}
+    dangling = held["dangling.py"]
+    assert dangling["reason"] == "unreadable"
+    assert dangling["detail"] == f"{source}/beta/dangling.py: cannot stat: No such file or directory"
+    outside = held["outside.py"]
+    assert outside["reason"] == "symlink_outside_repo" and outside["raw"] is None
+    assert f"{source}/beta/outside.py is a symbolic link to {outside_file(source)}" in outside["detail"]
+    everything = [r for folder in ("files", "quarantine") for r in rows(out, folder)]
+    assert not any("SECRET_ELSEWHERE" in (r.get("content") or r.get("raw") or "") for r in everything)
+    assert stats["examples"]["unreadable"][0]["source"] == f"{source}/beta/dangling.py"
 
 
 def test_quarantine_keeps_the_record_as_read(folder_run):

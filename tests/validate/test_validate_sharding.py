@@ -10,7 +10,10 @@ from codemill import stage
 from codemill.tracking import NoOpTracker
 from codemill.validate import InvariantError, ValidateConfig, finish, run_shard
 
-from validate_corpus import build_folder_corpus, build_jsonl, rows, run_all
+from codemill.stage import InputError
+from codemill.validate._stage import Tally
+
+from validate_corpus import EXPECTED, build_folder_corpus, build_jsonl, rows, run_all
 
 
 def _key(rows_: list[dict]) -> set:
@@ -90,7 +93,61 @@ def test_finish_raises_and_records_a_broken_invariant(corpus, tmp_path):
     stats["input_records"] += 1  # a record that was read but went nowhere
     with open(marker, "w") as f:
         json.dump(stats, f)
-    with pytest.raises(InvariantError, match=r"input_records=26 but kept=\d+ \+ quarantined=\d+"):
+    with pytest.raises(InvariantError, match=rf"input_records={len(EXPECTED) + 1} but kept=\d+ \+ quarantined=\d+"):
         finish(out, 1, NoOpTracker())
     assert stage.read_stats(out)["invariant_ok"] is False
     assert "**VIOLATED**" in open(os.path.join(out, "report.md")).read()
+
+
+@pytest.mark.parametrize("fault", ["lost", "counted_twice"])
+def test_a_shard_that_loses_or_doubles_a_record_fails(corpus, tmp_path, monkeypatch, fault):
+    folder, _ = corpus
+    add = Tally.add
+
+    def faulty_add(self, size, outcome, redactions):
+        if outcome.path == "bisect.py":
+            if fault == "lost":
+                return  # the record was read, then went nowhere
+            add(self, size, outcome, redactions)
+        add(self, size, outcome, redactions)
+
+    monkeypatch.setattr(Tally, "add", faulty_add)
+    out = str(tmp_path / "out")
+    kept = sum(1 for r in EXPECTED.values() if r is None) + (-1 if fault == "lost" else 1)
+    held = sum(1 for r in EXPECTED.values() if r)
+    with pytest.raises(InvariantError, match=rf"shard-00000-of-00001: input_records={len(EXPECTED)} but "
+                                             rf"kept={kept} \+ quarantined={held}"):
+        run_shard(ValidateConfig(), folder, out, 0, 1, NoOpTracker())
+    assert not stage.shard_done(out, "validate", 0, 1)  # a retry reads the shard again
+    assert not os.path.exists(os.path.join(out, "files"))
+
+
+def test_a_finished_shard_with_other_settings_is_not_reused(corpus, tmp_path):
+    folder, _ = corpus
+    out = str(tmp_path / "out")
+    first = run_shard(ValidateConfig(), folder, out, 0, 1, NoOpTracker())
+    assert first["config"] == stage.config_dict(ValidateConfig())
+    assert json.loads(open(stage.marker_url(out, "validate", 0, 1)).read())["config"]["max_file_bytes"] == 1_000_000
+    changed = ValidateConfig(max_file_bytes=1000, languages=["python"])
+    with pytest.raises(InputError) as err:
+        run_shard(changed, folder, out, 0, 1, NoOpTracker())
+    message = str(err.value)
+    assert message.startswith(f"{out}: validate shard-00000-of-00001 already finished with other settings")
+    assert "languages: [] -> ['python']" in message and "max_file_bytes: 1000000 -> 1000" in message
+    assert "min_alpha_fraction" not in message  # only the settings that differ
+    assert run_shard(ValidateConfig(), folder, out, 0, 1, NoOpTracker()) == first  # same settings: skipped
+
+
+def test_cli_rerun_with_other_settings_fails_naming_them(tmp_path, capsys):
+    from codemill import cli
+
+    source = str(tmp_path / "a.jsonl")
+    build_jsonl(source)
+    out = str(tmp_path / "out")
+    base = ["validate", "--source", source, "--output", out, "--no-tracking"]
+    assert cli.main(base) == 0
+    assert cli.main(base) == 0  # the same settings again: the finished shard is reused
+    assert "already done; skipping" in capsys.readouterr().out
+    assert cli.main(base + ["--max-file-bytes", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and out in err and "max_file_bytes: 1000000 -> 1000" in err

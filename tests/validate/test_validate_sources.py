@@ -4,6 +4,7 @@ import gzip
 import importlib.metadata
 import json
 import os
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,8 +59,58 @@ def test_folder_source_errors(tmp_path):
         run_all(str(tmp_path / "flat"), str(tmp_path / "out"), ValidateConfig(include_repos=["other"]))
 
 
+def test_folder_links_inside_kept_outside_and_broken_quarantined(tmp_path):
+    source = tmp_path / "repos"
+    (source / "r1" / "pkg").mkdir(parents=True)
+    (source / "r2").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (source / "r1" / "pkg" / "real.py").write_text("def real(value):\n    return value + 1\n")
+    (source / "r2" / "other.py").write_text("def other(value):\n    return value - 1\n")
+    (tmp_path / "elsewhere" / "outside.py").write_text("def outside(value):\n    return value\n")
+    os.symlink("pkg/real.py", source / "r1" / "alias.py")  # inside the repository: read
+    os.symlink(tmp_path / "elsewhere" / "outside.py", source / "r1" / "link.py")
+    os.symlink("../../r2/other.py", source / "r1" / "pkg" / "sibling.py")  # into another repository
+    os.symlink("gone.py", source / "r1" / "broken.py")
+    os.symlink(tmp_path / "elsewhere" / "gone.py", source / "r1" / "broken_out.py")
+    out = str(tmp_path / "out")
+    stats = run_all(str(source), out)
+    kept = {f"{r['repo']}/{r['path']}": r["content"] for r in rows(out, "files")}
+    held = {f"{r['repo']}/{r['path']}": r for r in rows(out, "quarantine")}
+    assert set(kept) == {"r1/pkg/real.py", "r1/alias.py", "r2/other.py"}
+    assert kept["r1/alias.py"] == kept["r1/pkg/real.py"]
+    assert {p: r["reason"] for p, r in held.items()} == {
+        "r1/link.py": "symlink_outside_repo", "r1/pkg/sibling.py": "symlink_outside_repo",
+        "r1/broken_out.py": "symlink_outside_repo", "r1/broken.py": "unreadable"}
+    assert held["r1/link.py"]["detail"].startswith(
+        f"{source}/r1/link.py is a symbolic link to {tmp_path}/elsewhere/outside.py, outside the repository")
+    assert held["r1/pkg/sibling.py"]["detail"].startswith(f"{source}/r1/pkg/sibling.py is a symbolic link to "
+                                                          f"{source}/r2/other.py")
+    assert held["r1/broken.py"]["detail"] == f"{source}/r1/broken.py: cannot stat: No such file or directory"
+    assert stats["input_records"] == 7 == stats["kept"] + stats["quarantined"] and stats["invariant_ok"]
+
+
+def test_corrupt_gzip_fails_naming_the_file(tmp_path, capsys):
+    from codemill import cli
+
+    good = open(os.path.join(STDLIB, "bisect.py"), encoding="utf-8").read()
+    (tmp_path / "not_gzip.jsonl.gz").write_bytes(b"x\n")  # echo x > bad.jsonl.gz
+    line = json.dumps({"repo_name": "org/r", "path": "bisect.py", "content": good}).encode() + b"\n"
+    (tmp_path / "cut_short.jsonl.gz").write_bytes(gzip.compress(line * 50)[:-30])
+    for name, why in (("not_gzip.jsonl.gz", "Not a gzipped file"), ("cut_short.jsonl.gz", "end-of-stream")):
+        url = str(tmp_path / name)
+        out = tmp_path / f"out-{name}"
+        code = cli.main(["validate", "--source", url, "--output", str(out), "--no-tracking"])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err, err
+        last = err.strip().splitlines()[-1]  # after the progress bar
+        assert last.startswith(f"error: {url}: not a readable gzip/JSONL file: ") and why in last, err
+        assert not (out / "_markers").exists() and not (out / "files").exists()  # nothing written
+        with pytest.raises(InputError, match=re.escape(f"{url}: not a readable gzip/JSONL file")):
+            run_all(url, str(tmp_path / f"direct-{name}"))
+
+
 def test_folder_as_file_url_and_s3_prefix(s3_endpoint, tmp_path):
-    local = build_folder_corpus(str(tmp_path / "repos"))
+    local = build_folder_corpus(str(tmp_path / "repos"), links=False)  # S3 holds no symbolic links
     plain = run_all(local, str(tmp_path / "plain"))
     as_url = run_all(f"file://{local}", str(tmp_path / "url"))
     assert {r["path"] for r in rows(str(tmp_path / "url"), "files")} == {

@@ -33,6 +33,12 @@ def _write(path: str, data: bytes | str) -> None:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+# symbolic links in the folder corpus (build_folder_corpus(links=True), the default)
+LINKS: dict[str, str] = {
+    "beta/dangling.py": "unreadable",  # a broken link: its target does not exist
+    "beta/outside.py": "symlink_outside_repo",  # a link to a real file outside the repository
+}
+
 # path in the folder corpus -> the reason it must be quarantined with (None = kept)
 EXPECTED: dict[str, str | None] = {
     "alpha/textwrap.py": None, "alpha/bisect.py": None, "alpha/colorsys.py": None,
@@ -55,6 +61,7 @@ EXPECTED: dict[str, str | None] = {
     "beta/empty.py": "empty_content",
     "beta/solution.py": "contaminated",
     "beta/keys.py": None,  # kept, with secrets redacted
+    **LINKS,
 }
 
 SECRETS_PY = (
@@ -66,8 +73,17 @@ SECRETS_PY = (
 )
 
 
-def build_folder_corpus(root: str) -> str:
-    """Two repositories holding every file of EXPECTED, plus files that are never read."""
+def outside_file(root: str) -> str:
+    """The real file outside the corpus that ``beta/outside.py`` links to."""
+    return os.path.join(os.path.dirname(os.path.abspath(root)), os.path.basename(root) + "-elsewhere", "outside.py")
+
+
+def build_folder_corpus(root: str, links: bool = True) -> str:
+    """Two repositories holding every file of EXPECTED, plus files that are never read.
+
+    ``links=False`` leaves out the symbolic links of LINKS (for copies that cannot hold them,
+    such as an upload to S3).
+    """
     for rel in GOOD_STDLIB + ["keyword.py"]:
         _write(os.path.join(root, "alpha", rel), open(os.path.join(STDLIB, rel), "rb").read())
     _write(f"{root}/alpha/README.md", "# alpha\n\nA small library of text helpers, copied from the standard library.\n")
@@ -104,6 +120,10 @@ def build_folder_corpus(root: str) -> str:
     }
     for name, data in bad.items():
         _write(f"{root}/beta/{name}", data)
+    if links:
+        os.symlink("no_such_file.py", f"{root}/beta/dangling.py")
+        _write(outside_file(root), "SECRET_ELSEWHERE = 'not part of any repository'\n")
+        os.symlink(outside_file(root), f"{root}/beta/outside.py")
     return root
 
 
