@@ -84,12 +84,18 @@ def config_from_options(cls: type[C], options: dict | None, stage: str = "", **o
     float (``{"max_repos": 40}`` arrives as ``40.0``): values are coerced back to each
     field's type, and unknown keys fail naming the known ones.
     """
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name for f in dataclasses.fields(cls)}
     values = {**(options or {}), **overrides}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(set(values) - fields)
     if unknown:
         raise InputError(f"{stage or cls.__name__} options: unknown setting(s) {unknown}; known: {sorted(fields)}")
-    return cls(**{k: _coerce(stage or cls.__name__, k, v, _field_type(cls, fields[k])) for k, v in values.items()})
+    return cls(**coerce_fields(cls, values, stage))
+
+
+def coerce_fields(cls: type, values: dict[str, Any], stage: str = "") -> dict[str, Any]:
+    """``values`` as the types ``cls`` declares (whole floats back to ints, ints to floats)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return {k: _coerce(stage or cls.__name__, k, v, _field_type(cls, fields[k])) for k, v in values.items()}
 
 
 def _coerce(stage: str, name: str, value: Any, kind: Any) -> Any:
@@ -105,7 +111,9 @@ def _coerce(stage: str, name: str, value: Any, kind: Any) -> Any:
         if not isinstance(value, dict):
             raise InputError(f"{stage} options: {name}={value!r} is not a mapping")
         return value
-    if kind is int and isinstance(value, float) and value.is_integer():
+    if kind is int and isinstance(value, float):
+        if not value.is_integer():
+            raise InputError(f"{stage} options: {name} must be an integer, got {value}")
         return int(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

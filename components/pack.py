@@ -22,9 +22,10 @@ def pack_tokenizer(input: str, output: str, seed: int, options: dict, tracking_u
         parent_run_id: the pipeline's MLflow parent run.
     """
     from codemill.pack import PackConfig, train_tokenizer
+    from codemill.stage import config_from_options
     from codemill.tracking import stage_run
 
-    config = PackConfig(**{**options, "seed": seed})
+    config = config_from_options(PackConfig, options, "pack", seed=seed)
     with stage_run("pack-tokenizer", tracking_uri, parent_run_id) as tracker:
         train_tokenizer(config, input, output, tracker)
     return output
@@ -47,9 +48,10 @@ def pack_shard(input: str, output: str, rank: int, world_size: int, seed: int, o
     """
     from codemill.pack import PackConfig
     from codemill.pack import pack_shard as run_shard
+    from codemill.stage import config_from_options
     from codemill.tracking import stage_run
 
-    config = PackConfig(**{**options, "seed": seed})
+    config = config_from_options(PackConfig, options, "pack", seed=seed)
     with stage_run(f"pack-{rank}", tracking_uri, parent_run_id) as tracker:
         run_shard(config, input, output, rank, world_size, tracker)
     return output

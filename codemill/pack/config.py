@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from codemill.stage import InputError
 
@@ -32,16 +32,6 @@ class PackConfig:
         "help": "a sequence with less free space than this is padded instead of starting a new unit"})
     encode_batch_mb: float = field(default=4.0, metadata={
         "help": "MB of text per encode call; the next batch is encoded while one is packed"})
-
-    def __post_init__(self):
-        # KFP passes a dict parameter through a protobuf Struct, where every number is a
-        # float: {"seq_len": 512} arrives as 512.0. Whole floats become ints again.
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("int", int) and isinstance(value, float):
-                if not value.is_integer():
-                    raise InputError(f"pack: {f.name}={value} must be a whole number")
-                setattr(self, f.name, int(value))
 
     def check(self) -> "PackConfig":
         """Raise InputError naming the first field that cannot work."""

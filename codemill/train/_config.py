@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
 from dataclasses import dataclass, field
 
 import yaml
 
-from codemill.stage import InputError
+from codemill.stage import InputError, coerce_fields
 
 PRESET_DIR = os.path.join(os.path.dirname(__file__), "presets")
 DEEPSPEED_DIR = os.path.join(os.path.dirname(__file__), "deepspeed")
@@ -99,31 +98,13 @@ def resolve(config: TrainConfig) -> TrainConfig:
     for key, value in preset["train"].items():
         if values.get(key) is None:
             values[key] = value
-    values = _coerce(values)
+    values = coerce_fields(TrainConfig, values, "train config")  # KFP hands dict numbers over as floats
     missing = sorted(k for k, v in values.items() if v is None and k != "seq_len")
     if missing:
         raise InputError(f"preset {config.preset}: no value for {missing}; set them in the preset or as flags")
     resolved = TrainConfig(**values)
     check(resolved)
     return resolved
-
-
-def _coerce(values: dict) -> dict:
-    """Field values as their declared types: KFP passes a dict parameter as a protobuf
-    Struct, where every number arrives as a float (``max_steps: 4.0``)."""
-    hints = typing.get_type_hints(TrainConfig)
-    out = dict(values)
-    for key, value in values.items():
-        kinds = set(typing.get_args(hints[key])) or {hints[key]}
-        if value is None or isinstance(value, bool):
-            continue
-        if int in kinds and isinstance(value, float):
-            if not value.is_integer():
-                raise InputError(f"train config: {key} must be an integer, got {value}")
-            out[key] = int(value)
-        elif float in kinds and isinstance(value, int):
-            out[key] = float(value)
-    return out
 
 
 def check(c: TrainConfig) -> None:
