@@ -120,19 +120,22 @@ def local_tracking_uri(workdir: str) -> str:
     return f"sqlite:///{os.path.abspath(os.path.join(workdir, 'mlflow.db'))}"
 
 
-def _use_control_flow_orchestrator() -> None:
-    """kfp 2.16 picks its loop-aware orchestrator only when the root DAG itself has a loop
+def init_local(pipeline_root: str) -> None:
+    """Set up kfp.local the way codemill's pipelines need (also used by the tests).
+
+    kfp 2.16 picks its loop-aware orchestrator only when the root DAG itself has a loop
     or condition; our fan-outs sit in sub-pipelines, which the plain orchestrator cannot
-    run. The loop-aware one runs plain DAGs too, so use it everywhere."""
+    run. The loop-aware one runs plain DAGs too, so use it everywhere.
+    """
+    from kfp import local
     from kfp.local.orchestrator import dag_orchestrator, enhanced_dag_orchestrator
 
     dag_orchestrator.run_dag = enhanced_dag_orchestrator.run_enhanced_dag
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=True)
 
 
 def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = True) -> dict:
     """Run the pipeline through kfp.local and return (and write) the summary."""
-    from kfp import local
-
     from codemill.runs import collect_summary
     from pipelines.codemill_pipeline import codemill_pipeline
 
@@ -144,9 +147,7 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
     else:
         uri = params.pop("tracking_uri", "") or os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(workdir)
     params = {"work_root": os.path.join(workdir, "runs"), "run_name": run_name, "tracking_uri": uri, **params}
-    _use_control_flow_orchestrator()
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.join(workdir, "kfp"),
-               raise_on_error=True)
+    init_local(os.path.join(workdir, "kfp"))
     run_dir = io.join(params["work_root"], run_name)
     original_print = builtins.print
     try:

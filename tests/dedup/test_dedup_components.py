@@ -47,18 +47,13 @@ def test_components_compile_with_their_fan_outs(tmp_path):
 
 
 @pytest.mark.slow
-def test_kfp_local_run_matches_the_python_run(tmp_path, monkeypatch):
-    from kfp import local
-    from kfp.local.orchestrator import dag_orchestrator, enhanced_dag_orchestrator
+def test_kfp_local_run_matches_the_python_run(tmp_path):
+    from codemill.pipeline_cli import init_local
 
-    # As `codemill pipeline run --local` does: kfp 2.16's plain orchestrator cannot run a
-    # ParallelFor inside a sub-pipeline; the loop-aware one can.
-    monkeypatch.setattr(dag_orchestrator, "run_dag", enhanced_dag_orchestrator.run_enhanced_dag)
 
     jinja = package_repo("jinja2", max_files=6)
     inp = write_input(str(tmp_path / "in"), {"org/jinja2": jinja, "fork/jinja2": drop_files(jinja, 6)}, shards=2)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"),
-               raise_on_error=True)
+    init_local(str(tmp_path / "kfp"))  # as `codemill pipeline run --local` does
     # Struct turns numbers into floats: num_perm arrives as 128.0 and must still work.
     dedup_only(input=inp, work_root=str(tmp_path / "runs"), num_shards=2, seed=0,
                options={"num_perm": 128, "report_clusters": 5})

@@ -42,10 +42,9 @@ def test_components_compile_with_a_gpu_generation_step(tmp_path):
 
 @pytest.mark.slow
 def test_components_run_locally(tiny_model_dir, pack_dir, tmp_path):
-    from kfp import local
+    from codemill.pipeline_cli import init_local
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"),
-               raise_on_error=True)
+    init_local(str(tmp_path / "kfp"))  # as `codemill pipeline run --local` does
     output = str(tmp_path / "eval")
     # KFP hands dict parameters over as protobuf Structs: integers arrive as floats.
     options = {"limit": 1, "max_new_tokens": 8, "heldout_spans": 2, "ppl_sequences": 1, "threads": 1,

@@ -51,17 +51,12 @@ def _digest(path: str) -> str:
 
 
 @pytest.mark.slow
-def test_kfp_local_run_writes_the_same_bytes_as_the_python_steps(tmp_path, monkeypatch):
-    from kfp import local
-    from kfp.local.orchestrator import dag_orchestrator, enhanced_dag_orchestrator
+def test_kfp_local_run_writes_the_same_bytes_as_the_python_steps(tmp_path):
+    from codemill.pipeline_cli import init_local
 
-    # as `codemill pipeline run --local` does: kfp 2.16's plain orchestrator cannot run a
-    # ParallelFor inside a sub-pipeline; the loop-aware one can
-    monkeypatch.setattr(dag_orchestrator, "run_dag", enhanced_dag_orchestrator.run_enhanced_dag)
     source = write_dedup_output(str(tmp_path / "dedup"), {p: package_files(p, max_files=6)
                                                           for p in ("idna", "certifi", "requests")})
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"),
-               raise_on_error=True)
+    init_local(str(tmp_path / "kfp"))  # as `codemill pipeline run --local` does
     # a Struct turns numbers into floats: seq_len arrives as 96.0 and must still work
     options = {"seq_len": 96, "vocab_size": 600, "val_fraction": 0.34}
     pack_only(input=source, work_root=str(tmp_path / "runs"), num_shards=2, seed=3, options=options)
