@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from codemill import io  # noqa: E402
 from codemill.dedup import DedupConfig, MinHasher, run  # noqa: E402
-from codemill.dedup._near import EstimateCheck, Signatures, choose_kept, near_duplicate_sets  # noqa: E402
+from codemill.dedup.near import EstimateCheck, Signatures, choose_kept, near_duplicate_sets  # noqa: E402
 from codemill.records import FILE_SCHEMA, FileRecord, to_table  # noqa: E402
 
 TOKEN = re.compile(rb"[a-z0-9_]+")

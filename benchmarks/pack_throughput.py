@@ -5,7 +5,7 @@
 
 Without ``--input`` the corpus is built here the way the local preset sees it: the first
 ``--repos`` (40) top-level packages of this environment's site-packages, one repository
-each, files kept by NOTES.md's validate thresholds (<= 1 MB, mean line <= 100, longest
+each, files kept by validate's thresholds (docs/validate.md) (<= 1 MB, mean line <= 100, longest
 line <= 1000, >= 25% alphabetic; JSON skipped). The tokenizer is trained once (timed on
 its own); then, ``--repeat`` times, the measured part:
 
@@ -53,7 +53,7 @@ SOURCE_EXTENSIONS = {".py": "python", ".pyi": "python", ".c": "c", ".h": "c", ".
 
 
 def keep(text: str) -> bool:
-    """NOTES.md's validate thresholds (DeepSeek-Coder §2.1)."""
+    """validate's thresholds (docs/validate.md, DeepSeek-Coder §2.1)."""
     lines = text.splitlines() or [""]
     return (len(text.encode("utf-8")) <= 1_000_000 and sum(map(len, lines)) / len(lines) <= 100
             and max(map(len, lines)) <= 1000 and sum(c.isalpha() for c in text) >= 0.25 * len(text))
@@ -167,6 +167,7 @@ def main() -> None:
         "stage_vs_raw_cpu": round(min(raw_cpu) / min(stage_cpu), 3),
         "packed_tokens": stats["tokens"], "sequences": stats["sequences"], "pad_tokens": stats["pad_tokens"],
         "packing_efficiency": round(stats["packing_efficiency"], 5),
+        "split_documents": stats.get("split_documents"),
         "fim_rate_observed": round(stats["fim_rate_observed"], 4),
         "spm_share_observed": round(stats["spm_share_observed"], 4),
     }

@@ -5,7 +5,7 @@ Naive recipe (what many tutorials do): one file per row, pre-tokenized with
 padding mask, loss on non-pad tokens.
 
 This stage's recipe: the same files closed with EOS, concatenated and cut into full rows
-(pack's format), batches built by ``codemill.train._data`` (seeded order, restarting
+(pack's format), batches built by ``codemill.train.data`` (seeded order, restarting
 position ids, block-causal mask, labels) and the loss normalised as the stage does.
 
 Same model (the ``tiny`` preset's shape, same init), sequence length, batch size and
@@ -30,8 +30,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from codemill.train import load_preset  # noqa: E402
-from codemill.train._data import PackedSplit, step_rows, train_batch  # noqa: E402
-from codemill.train._model import llama_config  # noqa: E402
+from codemill.train.data import PackedSplit, step_rows, train_batch  # noqa: E402
+from codemill.train.model import llama_config  # noqa: E402
 from tests.conftest import build_tiny_tokenizer  # noqa: E402
 from tests.train.packed_corpus import distribution_sources, pack_rows, tokenize  # noqa: E402
 
@@ -81,12 +81,17 @@ def compare(tok, texts, docs, seq_len: int, batch: int, steps: int, seed: int) -
     corpus_tokens = sum(len(d) for d in docs)
     stage_tps = timing["stage"][1] / timing["stage"][0]
     naive_tps = timing["naive"][1] / timing["naive"][0]
-    return {"seq_len": seq_len, "batch_size": batch, "steps": steps,
-            "stage_tokens_per_second": round(stage_tps), "naive_tokens_per_second": round(naive_tps),
-            "speedup": round(stage_tps / naive_tps, 2),
-            "stage_pad_fraction": round(float((segments < 0).mean()), 4),
-            "naive_pad_fraction": round(1 - float(naive_rows["attention_mask"].float().mean()), 4),
-            "naive_truncated_share_of_corpus": round(1 - int(naive_rows["attention_mask"].sum()) / corpus_tokens, 4)}
+    return {
+        "seq_len": seq_len,
+        "batch_size": batch,
+        "steps": steps,
+        "stage_tokens_per_second": round(stage_tps),
+        "naive_tokens_per_second": round(naive_tps),
+        "speedup": round(stage_tps / naive_tps, 2),
+        "stage_pad_fraction": round(float((segments < 0).mean()), 4),
+        "naive_pad_fraction": round(1 - float(naive_rows["attention_mask"].float().mean()), 4),
+        "naive_truncated_share_of_corpus": round(1 - int(naive_rows["attention_mask"].sum()) / corpus_tokens, 4),
+    }
 
 
 def main() -> None:
@@ -103,12 +108,16 @@ def main() -> None:
     tok = build_tiny_tokenizer(os.path.join(tempfile.mkdtemp(prefix="bench-train-"), "tok"), vocab_size=args.vocab)
     docs = tokenize(tok, texts)
     lengths = np.array([len(d) for d in docs])
-    print(f"{len(texts)} files from {args.repos} distributions; median {int(np.median(lengths))} tokens, "
-          f"{(lengths < 512).mean():.0%} under 512; torch threads {torch.get_num_threads()}", flush=True)
+    print(
+        f"{len(texts)} files from {args.repos} distributions; median {int(np.median(lengths))} tokens, "
+        f"{(lengths < 512).mean():.0%} under 512; torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
     results = []
     for seq_len in args.seq_lens:
-        results.append(compare(tok, texts, docs, seq_len, max(1, args.tokens_per_step // seq_len), args.steps,
-                               args.seed))
+        results.append(
+            compare(tok, texts, docs, seq_len, max(1, args.tokens_per_step // seq_len), args.steps, args.seed)
+        )
         print(json.dumps(results[-1]), flush=True)
     summary = {"files": len(texts), "median_file_tokens": int(np.median(lengths)), "results": results}
     print(json.dumps(summary, indent=2))

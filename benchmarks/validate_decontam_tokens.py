@@ -16,9 +16,9 @@ import re
 from collections import Counter
 
 from codemill.validate import ValidateConfig
-from codemill.validate import _decontam
-from codemill.validate._checks import _decode
-from codemill.validate._sources import SourceInfo, read_source
+from codemill.validate import decontam as _decontam
+from codemill.validate.checks import _decode
+from codemill.validate.sources import SourceInfo, read_source
 
 TOKENIZATIONS = {
     "whitespace runs (used)": str.split,

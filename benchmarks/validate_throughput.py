@@ -23,12 +23,12 @@ import time
 
 from codemill.tracking import NoOpTracker
 from codemill.validate import ValidateConfig, run_shard
-from codemill.validate._checks import Checker, _decode
-from codemill.validate._filters import quality_problem
-from codemill.validate._languages import language_of_path
-from codemill.validate._secrets import redact
-from codemill.validate._sources import SourceInfo, read_source
-from codemill.validate._stage import build_decontaminator
+from codemill.validate.checks import Checker, _decode
+from codemill.validate.filters import quality_problem
+from codemill.validate.languages import language_of_path
+from codemill.validate.secrets import redact
+from codemill.validate.sources import SourceInfo, read_source
+from codemill.validate.steps import build_decontaminator
 
 
 def best_of(repeat: int, fn) -> tuple[float, float]:

@@ -20,9 +20,14 @@ from codemill.stage import InputError
 COMMAND_MODULES = [
     "codemill.validate.cli",
     "codemill.dedup.cli",
+    "codemill.tasks.cli",
+    "codemill.synth.cli",
     "codemill.pack.cli",
     "codemill.train.cli",
+    "codemill.sft.cli",
+    "codemill.rl.cli",
     "codemill.evaluate.cli",
+    "codemill.verify.cli",
     "codemill.serve.cli",
     "codemill.pipeline_cli",
 ]
@@ -46,9 +51,20 @@ def add_shard_args(parser: argparse.ArgumentParser) -> None:
 
 
 def stage_tracker(args: argparse.Namespace, stage: str, tags: dict[str, str] | None = None):
-    """The tracking context for a stage command, from the shared tracking flags."""
+    """The tracking context for a command that is not a pipeline step (``serve``), from the tracking flags."""
     return tracking.stage_run(stage, uri=args.tracking_uri, parent_run_id=args.parent_run_id,
                               enabled=not args.no_tracking, tags=tags)
+
+
+def run_steps(args: argparse.Namespace, steps: list[tuple[str, object, dict]]) -> dict:
+    """Run ``(step, config, inputs)`` in order through the step runner, each in its own
+    MLflow run named as the pipeline names it; returns the last step's stats."""
+    from codemill import runner
+
+    stats: dict = {}
+    for name, config, inputs in steps:
+        stats = runner.from_args(name, config, args, **inputs)
+    return stats
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,18 +65,26 @@ _S3_CLIENT = None
 
 
 def s3_client():
-    """A shared boto3 client; endpoint from AWS_ENDPOINT_URL(_S3) when set."""
+    """A shared boto3 client; endpoint from AWS_ENDPOINT_URL(_S3) when set.
+
+    ``AWS_MAX_ATTEMPTS`` (boto3's own variable) overrides the 5 attempts, so a test or an
+    operator can make an unreachable endpoint fail fast.
+    """
     global _S3_CLIENT
     if _S3_CLIENT is None:
         import boto3
         from botocore.config import Config
 
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        _S3_CLIENT = boto3.client(
-            "s3",
-            endpoint_url=endpoint or None,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-        )
+        attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)
+        with _s3_errors(endpoint or "s3", "create an S3 client"):
+            # A fresh session, not boto3's module-wide default one, so credentials and
+            # region are read again after reset_s3_client().
+            _S3_CLIENT = boto3.session.Session().client(
+                "s3",
+                endpoint_url=endpoint or None,
+                config=Config(retries={"max_attempts": attempts, "mode": "standard"}),
+            )
     return _S3_CLIENT
 
 
@@ -88,6 +96,10 @@ def reset_s3_client() -> None:
 
 @contextmanager
 def _s3_errors(url: str, action: str):
+    # Every failure boto3 can raise: service answers (ClientError), client-side ones such
+    # as NoCredentialsError or EndpointConnectionError (BotoCoreError), and s3transfer's
+    # wrappers for upload_file/download_file (Boto3Error, e.g. S3UploadFailedError).
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -97,8 +109,8 @@ def _s3_errors(url: str, action: str):
         raise StorageError(
             f"{url}: cannot {action}: {err.get('Code', '?')} {err.get('Message', '')}".rstrip()
         ) from e
-    except BotoCoreError as e:
-        raise StorageError(f"{url}: cannot {action}: {e}") from e
+    except (BotoCoreError, Boto3Error) as e:
+        raise StorageError(f"{url}: cannot {action}: {type(e).__name__}: {e}") from e
 
 
 # ---------------------------------------------------------------------------- reading/writing
@@ -174,12 +186,15 @@ def exists(url: str) -> bool:
     from botocore.exceptions import ClientError
 
     try:
-        s3_client().head_object(Bucket=bucket, Key=key)
+        with _s3_errors(url, "check existence"):
+            s3_client().head_object(Bucket=bucket, Key=key)
         return True
-    except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+    except StorageError as e:
+        cause = e.__cause__
+        if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                "404", "NoSuchKey", "NotFound"):
             return False
-        raise StorageError(f"{url}: cannot check existence: {e}") from e
+        raise
 
 
 def makedirs(url: str) -> None:
@@ -315,3 +330,71 @@ def iter_parquet_batches(url: str, columns: list[str] | None = None, batch_size:
         yield from pf.iter_batches(batch_size=batch_size, columns=columns)
     except (pa.ArrowInvalid, OSError) as e:
         raise StorageError(f"{url}: not a readable Parquet file: {e}") from e
+
+
+# ---------------------------------------------------------------------------- staged folders and atomic writes
+
+
+def write_atomic(url: str, data: bytes) -> None:
+    """Write ``data`` so a reader sees the old content or the new, never a half-written file.
+
+    Local files go to a temporary file in the same folder, are fsynced and renamed over
+    the target; an S3 PUT is already all-or-nothing. Completion markers use this, so a kill
+    between create and write cannot leave an empty marker behind (docs/architecture.md).
+    """
+    if is_s3(url):
+        write_bytes(url, data)
+        return
+    path = local_path(url)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def staged_dir(url: str) -> Iterator[str]:
+    """A local folder whose files end up at ``url``: the folder itself when ``url`` is
+    local, else a temporary folder uploaded when the block ends without an error."""
+    if not is_s3(url):
+        os.makedirs(local_path(url), exist_ok=True)
+        yield local_path(url)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield tmp
+        upload_dir(tmp, url)
+
+
+@contextmanager
+def local_copy(url: str) -> Iterator[str]:
+    """A local folder with the contents of the folder ``url`` (the folder itself when local)."""
+    if not is_s3(url):
+        yield local_path(url)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield download_dir(url, tmp)
+
+
+@contextmanager
+def local_files(url: str, names: list[str] | tuple[str, ...]) -> Iterator[str]:
+    """A local folder holding the files ``names`` (relative paths) of the folder ``url``:
+    the folder itself when local, else a temporary folder with just those files fetched."""
+    if not is_s3(url):
+        yield local_path(url)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            dst = os.path.join(tmp, name)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(dst, "wb") as f:
+                f.write(read_bytes(join(url, name)))
+        yield tmp

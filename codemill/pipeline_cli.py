@@ -16,7 +16,8 @@ DEFAULT_COMPILED = os.path.join("pipelines", "compiled", "codemill.yaml")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="compile, run locally, or submit the KFP pipeline",
-                       description="Compile the KFP v2 pipeline, run it locally through kfp.local, or submit it to a cluster.")
+                       description="Compile the KFP v2 pipeline, run it locally through kfp.local, "
+                                   "or submit it to a cluster.")
     psub = p.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
 
     c = psub.add_parser("compile", help="compile the pipeline to IR YAML",
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Run the same pipeline function through kfp.local (SubprocessRunner) "
                                     "and write <workdir>/summary.json.")
     r.add_argument("--local", action="store_true", required=True, help="run through kfp.local on this machine")
-    r.add_argument("--workdir", default="runs/local", help="where runs, MLflow store and summary go (default: runs/local)")
+    r.add_argument("--workdir", default="runs/local",
+                   help="where runs, MLflow store, logs and summary go (default: runs/local)")
     r.add_argument("--run-name", default="", help="the run's folder name (default: a timestamp)")
     r.add_argument("--no-tracking", action="store_true", help="run without MLflow")
     _add_param_args(r)
@@ -44,33 +46,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--version", default="", help="pipeline version name (default: a timestamp)")
     s.add_argument("--existing-token", default=os.environ.get("KFP_TOKEN"), help="bearer token (default: $KFP_TOKEN)")
     s.add_argument("--no-run", action="store_true", help="upload the version only, start no run")
-    s.add_argument("--service-account", default="", help="service account of the run's pods (e.g. codemill-pipeline-runner)")
+    s.add_argument("--service-account", default="",
+                   help="service account of the run's pods (e.g. codemill-pipeline-runner)")
     _add_param_args(s)
     s.set_defaults(func=cmd_submit)
 
 
 def _add_param_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
-                   help="pipeline parameter override; the value is parsed as JSON when it can be "
-                        "(e.g. --param num_shards=4 --param 'validate_options={\"max_repos\": 10}')")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="pipeline parameter override, read by the parameter's declared type: strings as "
+                        "written, numbers and booleans as such, dicts/lists as JSON "
+                        "(e.g. --param run_name=2024 --param num_shards=4 "
+                        "--param 'validate_options={\"max_repos\": 10}')")
+
+
+def _decode(name: str, kind: str, value: str):
+    """``value`` as the pipeline parameter ``name`` of KFP type ``kind`` expects it."""
+    from codemill.stage import InputError
+
+    if kind == "String":
+        return value  # `run_name=2024` stays the string "2024"
+    try:
+        if kind == "Integer":
+            return int(value)
+        if kind == "Float":
+            return float(value)
+        decoded = json.loads(value.lower() if kind == "Boolean" else value)
+    except ValueError:
+        decoded = None
+    expected = {"Boolean": bool, "Dict": dict, "List": list}.get(kind)
+    if expected is None or not isinstance(decoded, expected):
+        raise InputError(f"--param {name}={value!r}: expected a value of the parameter's type, {kind}"
+                         + (" (write it as JSON)" if kind in ("Dict", "List") else ""))
+    return decoded
 
 
 def parse_params(pairs: list[str]) -> dict:
     from codemill.stage import InputError
     from pipelines.codemill_pipeline import codemill_pipeline
 
-    known = set(codemill_pipeline.component_spec.inputs or {})
+    inputs = codemill_pipeline.component_spec.inputs or {}
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise InputError(f"--param {pair!r}: expected NAME=VALUE")
-        if name not in known:
-            raise InputError(f"--param {name}: not a pipeline parameter (known: {', '.join(sorted(known))})")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name] = value
+        if name not in inputs:
+            raise InputError(f"--param {name}: not a pipeline parameter (known: {', '.join(sorted(inputs))})")
+        out[name] = _decode(name, inputs[name].type, value)
     return out
 
 
@@ -116,6 +139,10 @@ def cmd_compile(args) -> int:
     return 0
 
 
+class PipelineFailed(RuntimeError):
+    """A local run's task failed; the message names the task and its log file."""
+
+
 def local_tracking_uri(workdir: str) -> str:
     return f"sqlite:///{os.path.abspath(os.path.join(workdir, 'mlflow.db'))}"
 
@@ -131,11 +158,50 @@ def init_local(pipeline_root: str) -> None:
     from kfp.local.orchestrator import dag_orchestrator, enhanced_dag_orchestrator
 
     dag_orchestrator.run_dag = enhanced_dag_orchestrator.run_enhanced_dag
+    _fill_final_status_locally()
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=True)
 
 
-def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = True) -> dict:
-    """Run the pipeline through kfp.local and return (and write) the summary."""
+def _fill_final_status_locally() -> None:
+    """Let kfp.local run the pipeline's exit handler (``components.run.finish_run``).
+
+    kfp 2.16's local orchestrator raises NotImplementedError on a
+    ``dsl.PipelineTaskFinalStatus`` input. We run with ``raise_on_error=True``, so a
+    local run stops at its first failed task and an exit task that runs at all saw every
+    task succeed: fill in SUCCEEDED. ``run_local`` closes the parent run as FAILED itself
+    when the run raised.
+    """
+    from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    original = OrchestratorUtils.make_task_arguments
+    if getattr(original, "_codemill_final_status", False):
+        return
+
+    def make_task_arguments(task_inputs_spec, io_store):
+        final = [n for n, spec in task_inputs_spec.parameters.items() if spec.HasField("task_final_status")]
+        if not final:
+            return original(task_inputs_spec, io_store)
+        rest = pipeline_spec_pb2.TaskInputsSpec()
+        rest.CopyFrom(task_inputs_spec)
+        for name in final:
+            del rest.parameters[name]
+        arguments = original(rest, io_store)
+        for name in final:
+            arguments[name] = {"state": "SUCCEEDED", "pipelineJobResourceName": "local", "pipelineTaskName": name}
+        return arguments
+
+    make_task_arguments._codemill_final_status = True
+    OrchestratorUtils.make_task_arguments = staticmethod(make_task_arguments)
+
+
+def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = True, terminal=None) -> dict:
+    """Run the pipeline through kfp.local and return (and write) the summary.
+
+    ``terminal`` (default stdout) gets one line per task; every task's full output goes to
+    ``<workdir>/logs/<run_name>/`` (``summary["logs"]``).
+    """
+    from codemill.pipeline_log import task_log
     from codemill.runs import collect_summary
     from pipelines.codemill_pipeline import codemill_pipeline
 
@@ -149,9 +215,18 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
     params = {"work_root": os.path.join(workdir, "runs"), "run_name": run_name, "tracking_uri": uri, **params}
     init_local(os.path.join(workdir, "kfp"))
     run_dir = io.join(params["work_root"], run_name)
+    log_dir = os.path.join(workdir, "logs", run_name)
+    terminal = terminal or sys.stdout
+    terminal.write(f"running {run_name}; every task's full log goes to {log_dir}/\n")
     original_print = builtins.print
     try:
-        codemill_pipeline(**params)
+        with task_log(log_dir, terminal) as tasks:
+            try:
+                codemill_pipeline(**params)
+            except RuntimeError as e:  # kfp.local: "Pipeline ... finished with status FAILURE ..."
+                failed = [t for t in tasks if t["status"] != "SUCCESS"]
+                where = f"{failed[0]['task']} failed, its log: {failed[0]['log']}" if failed else str(e)
+                raise PipelineFailed(f"the local run stopped: {where}") from e
     finally:
         # kfp.local indents print() by patching builtins.print; its ParallelFor threads
         # restore it out of order and leave it patched, so put the original back.
@@ -160,6 +235,8 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
     summary = collect_summary(run_dir)
     summary["tracking_uri"] = "" if uri == "none" else uri
     summary["parameters"] = params
+    summary["tasks"] = tasks
+    summary["logs"] = log_dir
     summary_path = os.path.join(workdir, "summary.json")
     io.write_json(summary_path, summary)
     summary["summary_path"] = summary_path
@@ -171,7 +248,10 @@ def _finish_parent_run(run_dir: str, uri: str) -> None:
 
     run_json = io.join(run_dir, "run.json")
     if uri != "none" and io.exists(run_json):
-        parent = io.read_json(run_json).get("parent_run_id", "")
+        record = io.read_json(run_json)
+        if "mlflow_status" in record:  # the pipeline's exit handler (finish_run) closed it
+            return
+        parent = record.get("parent_run_id", "")
         tracking.finish_pipeline_run(uri, parent, status="FINISHED" if _all_stages_done(run_dir) else "FAILED")
 
 
@@ -182,13 +262,21 @@ def _all_stages_done(run_dir: str) -> bool:
 
 
 def cmd_run_local(args) -> int:
-    summary = run_local(args.workdir, parse_params(args.param), run_name=args.run_name, tracking=not args.no_tracking)
+    try:
+        summary = run_local(args.workdir, parse_params(args.param), run_name=args.run_name,
+                            tracking=not args.no_tracking)
+    except PipelineFailed as e:
+        print(f"codemill: {e}", file=sys.stderr)
+        return 1
     print(f"\nsummary: {summary['summary_path']}")
     for stage, entry in summary["stages"].items():
         print(f"  {stage:9s} {entry.get('report', entry['output'])}")
+    print(f"task logs: {summary['logs']}/")
     if summary.get("tracking_uri"):
         print(f"MLflow: {summary['tracking_uri']} (mlflow ui --backend-store-uri {summary['tracking_uri']})")
     served = summary["stages"].get("serve", {}).get("stats", {})
+    if served.get("decision"):
+        print(f"serve: {served['decision']}")
     if served.get("serve_command"):
         print(f"serve the model: {served['serve_command']}")
     return 0

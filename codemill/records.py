@@ -6,10 +6,9 @@ same schema; pack reads it. Quarantined input goes out as :class:`QuarantineReco
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import pyarrow as pa
 
@@ -89,12 +88,3 @@ def to_table(records: Iterable, schema: pa.Schema) -> pa.Table:
         for n in names:
             columns[n].append(getattr(r, n))
     return pa.Table.from_pydict(columns, schema=schema)
-
-
-def file_records(table: pa.Table) -> Iterator[FileRecord]:
-    """Iterate a files table (or batch) as FileRecords."""
-    cols = {n: table.column(n).to_pylist() for n in FILE_SCHEMA.names if n in table.column_names}
-    n = table.num_rows
-    fields = [f.name for f in dataclasses.fields(FileRecord)]
-    for i in range(n):
-        yield FileRecord(**{k: cols[k][i] for k in fields if k in cols})

@@ -1,8 +1,8 @@
 """A pipeline run's layout: one folder per run, one subfolder per stage, and the summary.
 
 ``<work_root>/<run_name>/{validate,dedup,pack,train,evaluate,serve}/`` plus
-``run.json`` (the MLflow parent run and the KFP run id). The local runner reads the
-stages' ``stats.json`` back into ``summary.json``.
+``run.json`` (the MLflow parent run and the KFP run id; ``finish_run`` adds the final
+state). The local runner reads the stages' ``stats.json`` back into ``summary.json``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,31 @@ STAGES = ("validate", "dedup", "pack", "train", "evaluate", "serve")
 
 RunLayout = namedtuple(
     "RunLayout",
-    ["run_dir", "parent_run_id", "shards"] + [f"{'eval' if s == 'evaluate' else s}_dir" for s in STAGES],
+    ["run_dir", "parent_run_id", "shards"] + [f"{'eval' if s == 'evaluate' else s}_dir" for s in STAGES]
+    + ["gpu_count"],
 )
 
+# KFP's PipelineTaskFinalStatus.state -> the MLflow status the parent run ends with.
+_MLFLOW_STATUS = {"SUCCEEDED": "FINISHED", "CANCELED": "KILLED", "CANCELLED": "KILLED", "CANCELING": "KILLED"}
 
-def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str, num_shards: int) -> RunLayout:
+
+def parse_gpu_count(value: str) -> int:
+    """The ``gpu_count`` pipeline parameter as a number.
+
+    It is a string because the KFP 2.17 driver fills resource placeholders from string
+    parameters only (docs/deploy.md); the train step also needs it as an int (torchrun).
+    """
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ValueError(f"pipeline parameter gpu_count must be a whole number of GPUs, got {value!r}")
+    return int(text)
+
+
+def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str, num_shards: int,
+              gpu_count: str = "1") -> RunLayout:
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    gpus = parse_gpu_count(gpu_count)
     run_dir = io.join(work_root, run_name or kfp_run_id)
     existing = io.join(run_dir, "run.json")
     if io.exists(existing):  # a retried first task: keep the parent run it already made
@@ -33,7 +51,26 @@ def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str,
     dirs = [io.join(run_dir, s) for s in STAGES]
     for d in dirs:
         io.makedirs(d)
-    return RunLayout(run_dir, parent, list(range(num_shards)), *dirs)
+    return RunLayout(run_dir, parent, list(range(num_shards)), *dirs, gpus)
+
+
+def finish_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str, state: str) -> str:
+    """End the run's MLflow parent run with the pipeline's final state; returns the MLflow status.
+
+    The exit handler of the pipeline calls this on a cluster, after every other task,
+    whether they succeeded or not. A run whose first task never wrote ``run.json`` has no
+    parent run to close.
+    """
+    status = _MLFLOW_STATUS.get(state.upper(), "FAILED")
+    run_json = io.join(work_root, run_name or kfp_run_id, "run.json")
+    if not io.exists(run_json):
+        print(f"no {run_json}: the run stopped before start_run, no MLflow run to finish")
+        return status
+    record = io.read_json(run_json)
+    tracking.finish_pipeline_run(tracking_uri or record.get("tracking_uri", ""), record.get("parent_run_id", ""),
+                                 status=status)
+    io.write_json(run_json, {**record, "final_state": state, "mlflow_status": status})
+    return status
 
 
 def collect_summary(run_dir: str) -> dict:

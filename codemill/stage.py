@@ -18,9 +18,12 @@ import sys
 import time
 import types
 import typing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from codemill import io
+
+if TYPE_CHECKING:
+    from codemill.tracking import Tracker
 
 C = TypeVar("C")
 
@@ -30,6 +33,12 @@ class InputError(ValueError):
 
     The CLI prints it as one line (no traceback) and exits with status 2.
     """
+
+
+class PrerequisiteError(InputError, RuntimeError):
+    """A step ran before the steps it needs (a shard never finished, a phase's input is
+    missing). An :class:`InputError` for the CLI (one line, exit 2), and a
+    ``RuntimeError`` for callers that treat an unfinished run as a runtime state."""
 
 
 # ---------------------------------------------------------------------------- configs
@@ -126,7 +135,7 @@ def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def log_config(stage: str, config: Any, tracker=None) -> None:
+def log_config(stage: str, config: Any, tracker: Tracker | None = None) -> None:
     """Print the resolved config (and log it as MLflow params when tracking)."""
     values = config_dict(config)
     print(f"[{stage}] config: {json.dumps(values, sort_keys=True, default=str)}", flush=True)
@@ -151,20 +160,38 @@ def marker_url(output: str, stage: str, rank: int, world_size: int) -> str:
     return io.join(output, "_markers", f"{stage}.{shard_name(rank, world_size)}.done")
 
 
+def read_marker(output: str, stage: str, rank: int, world_size: int) -> dict | None:
+    """A shard's marker, or None when it has none. An empty or half-written marker (a kill
+    between create and write, from before markers were written atomically) counts as
+    none, so the shard is simply done again instead of failing for good."""
+    url = marker_url(output, stage, rank, world_size)
+    if not io.exists(url):
+        return None
+    try:
+        done = json.loads(io.read_bytes(url).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        print(f"[{stage}] {url}: unreadable completion marker; redoing the shard", file=sys.stderr, flush=True)
+        return None
+    return done if isinstance(done, dict) else None
+
+
 def shard_done(output: str, stage: str, rank: int, world_size: int) -> bool:
-    return io.exists(marker_url(output, stage, rank, world_size))
+    return read_marker(output, stage, rank, world_size) is not None
 
 
 def mark_shard_done(output: str, stage: str, rank: int, world_size: int, stats: dict) -> None:
-    io.write_json(marker_url(output, stage, rank, world_size), stats)
+    data = (json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    io.write_atomic(marker_url(output, stage, rank, world_size), data)
 
 
 def read_shard_stats(output: str, stage: str, world_size: int) -> list[dict]:
     """Stats of every shard of a stage; fails naming the shards that never finished."""
-    missing = [r for r in range(world_size) if not shard_done(output, stage, r, world_size)]
+    done = [read_marker(output, stage, r, world_size) for r in range(world_size)]
+    missing = [r for r, d in enumerate(done) if d is None]
     if missing:
-        raise RuntimeError(f"{output}: {stage} shards {missing} of {world_size} have not finished")
-    return [io.read_json(marker_url(output, stage, r, world_size)) for r in range(world_size)]
+        raise PrerequisiteError(f"{output}: {stage} shards {missing} of {world_size} have not finished; "
+                                f"run them first")
+    return done
 
 
 # ---------------------------------------------------------------------------- stats
@@ -203,12 +230,6 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-def fail(message: str, code: int = 2) -> typing.NoReturn:
-    """End a CLI command with a clear one-line error (no traceback)."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
-
-
 # ---------------------------------------------------------------------------- KFP outputs
 
 
@@ -217,11 +238,19 @@ def publish_kfp(output: str, stats: dict, metrics=None, report=None, report_name
 
     ``metrics`` is an ``Output[Metrics]`` (scalars only) and ``report`` an
     ``Output[Markdown]``/``Output[HTML]``; both are duck-typed so this module does not
-    import kfp.
+    import kfp. NaN and infinite values are left out of ``metrics`` (KFP fails the whole
+    component on one, kubeflow/pipelines#12227); they stay in stats.json and the report.
     """
+    import math
+
     if metrics is not None:
-        for k, v in sorted(numeric_metrics(stats).items()):
-            metrics.log_metric(k, v)
+        values = numeric_metrics(stats)
+        skipped = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if skipped:
+            print(f"not logged to KFP metrics (not finite; kept in stats.json): {', '.join(skipped)}")
+        for k, v in sorted(values.items()):
+            if math.isfinite(v):
+                metrics.log_metric(k, v)
     if report is not None:
         src = io.join(output, report_name)
         text = io.read_text(src) if io.exists(src) else f"(no {report_name} in {output})"

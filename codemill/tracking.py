@@ -15,8 +15,10 @@ import os
 import time
 import urllib.error
 import urllib.request
+import json
+import tempfile
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 EXPERIMENT = os.environ.get("CODEMILL_EXPERIMENT", "codemill")
 DISABLED = {"none", "off", "false", "disabled", "no"}
@@ -24,6 +26,22 @@ DISABLED = {"none", "off", "false", "disabled", "no"}
 
 class TrackingUnavailable(RuntimeError):
     """The tracking server cannot be reached; the message names the URI."""
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """What a stage may call on its tracker; every stage signature takes one of these."""
+
+    run_id: str | None
+    enabled: bool
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None: ...
+    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None: ...
+    def log_text(self, text: str, name: str) -> None: ...
+    def log_dict(self, obj: Any, name: str) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
 
 
 class NoOpTracker:
@@ -36,6 +54,8 @@ class NoOpTracker:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None: ...
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None: ...
+    def log_text(self, text: str, name: str) -> None: ...
+    def log_dict(self, obj: Any, name: str) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
 
@@ -70,6 +90,17 @@ class MlflowTracker:
 
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, local_dir, artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        """Log ``text`` as the artifact ``name`` (e.g. ``report.md``), with no temp file at the call site."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, os.path.basename(name))
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            self.client.log_artifact(self.run_id, path, os.path.dirname(name) or None)
+
+    def log_dict(self, obj: Any, name: str) -> None:
+        self.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), name)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
@@ -160,7 +191,7 @@ def start_pipeline_run(uri: str | None, kfp_run_id: str, run_name: str = "codemi
 
 @contextmanager
 def stage_run(stage: str, uri: str | None = None, parent_run_id: str = "",
-              enabled: bool = True, tags: dict[str, str] | None = None) -> Iterator[MlflowTracker | NoOpTracker]:
+              enabled: bool = True, tags: dict[str, str] | None = None) -> Iterator[Tracker]:
     """A nested run for one stage (or shard); ends FINISHED, or FAILED on an exception."""
     uri = resolve_uri(uri) if enabled else None
     if uri is None:

@@ -27,13 +27,10 @@ def dedup_signature_shard(input: str, output: str, rank: int, world_size: int, s
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
     """
-    from codemill.dedup import DedupConfig, signature_shard
-    from codemill.stage import config_from_options
-    from codemill.tracking import stage_run
+    from codemill import runner
 
-    config = config_from_options(DedupConfig, options, stage="dedup", seed=seed)
-    with stage_run(f"dedup-signature-{rank}", tracking_uri, parent_run_id) as tracker:
-        signature_shard(config, input, output, rank, world_size, tracker)
+    runner.from_kfp("dedup-signature", options, overrides={"seed": seed}, output=output, rank=rank, world_size=world_size,
+                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, input=input)
     return output
 
 
@@ -41,13 +38,10 @@ def dedup_signature_shard(input: str, output: str, rank: int, world_size: int, s
 def dedup_cluster(output: str, world_size: int, seed: int, options: dict, tracking_uri: str,
                   parent_run_id: str) -> str:
     """LSH + union-find over all signatures; keep one repository per cluster; find exact copies."""
-    from codemill.dedup import DedupConfig, cluster
-    from codemill.stage import config_from_options
-    from codemill.tracking import stage_run
+    from codemill import runner
 
-    config = config_from_options(DedupConfig, options, stage="dedup", seed=seed)
-    with stage_run("dedup-cluster", tracking_uri, parent_run_id) as tracker:
-        cluster(config, output, world_size, tracker)
+    runner.from_kfp("dedup-cluster", options, overrides={"seed": seed}, output=output, world_size=world_size,
+                    tracking_uri=tracking_uri, parent_run_id=parent_run_id)
     return output
 
 
@@ -55,13 +49,10 @@ def dedup_cluster(output: str, world_size: int, seed: int, options: dict, tracki
 def dedup_write_shard(input: str, output: str, rank: int, world_size: int, seed: int,
                       options: dict, tracking_uri: str, parent_run_id: str) -> str:
     """Write the kept files of one shard to <output>/files/."""
-    from codemill.dedup import DedupConfig, write_shard
-    from codemill.stage import config_from_options
-    from codemill.tracking import stage_run
+    from codemill import runner
 
-    config = config_from_options(DedupConfig, options, stage="dedup", seed=seed)
-    with stage_run(f"dedup-write-{rank}", tracking_uri, parent_run_id) as tracker:
-        write_shard(config, input, output, rank, world_size, tracker)
+    runner.from_kfp("dedup-write", options, overrides={"seed": seed}, output=output, rank=rank, world_size=world_size,
+                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, input=input)
     return output
 
 
@@ -69,12 +60,11 @@ def dedup_write_shard(input: str, output: str, rank: int, world_size: int, seed:
 def dedup_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
                  metrics: Output[Metrics], report: Output[Markdown]) -> str:
     """Merge the steps' stats, check input == kept + removed, write the report; returns the output URL."""
-    from codemill.dedup import finish
+    from codemill import runner
     from codemill.stage import publish_kfp
-    from codemill.tracking import stage_run
 
-    with stage_run("dedup", tracking_uri, parent_run_id) as tracker:
-        stats = finish(output, world_size, tracker)
+    stats = runner.from_kfp("dedup-finish", None, output=output, world_size=world_size,
+                            tracking_uri=tracking_uri, parent_run_id=parent_run_id)
     publish_kfp(output, stats, metrics, report)
     return output
 

@@ -22,14 +22,10 @@ def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, 
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
     """
-    from codemill import io
-    from codemill.evaluate import EvalConfig, generate
-    from codemill.stage import config_from_options
-    from codemill.tracking import stage_run
+    from codemill import io, runner
 
-    config = config_from_options(EvalConfig, options, "evaluate", seed=seed)
-    with stage_run("evaluate-generate", tracking_uri, parent_run_id) as tracker:
-        generate(config, io.join(train, "model"), pack, output, tracker)
+    runner.from_kfp("evaluate-generate", options, overrides={"seed": seed}, output=output,
+                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, model=io.join(train, "model"), pack=pack)
     return output
 
 
@@ -46,13 +42,11 @@ def eval_score(output: str, options: dict, seed: int, tracking_uri: str, parent_
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
     """
-    from codemill.evaluate import EvalConfig, score
+    from codemill import runner
     from codemill.evaluate.score_step import tracking_metrics
-    from codemill.stage import config_from_options, publish_kfp
-    from codemill.tracking import stage_run
+    from codemill.stage import publish_kfp
 
-    config = config_from_options(EvalConfig, options, "evaluate", seed=seed)
-    with stage_run("evaluate", tracking_uri, parent_run_id) as tracker:
-        stats = score(config, output, tracker)
+    stats = runner.from_kfp("evaluate-score", options, overrides={"seed": seed}, output=output,
+                            tracking_uri=tracking_uri, parent_run_id=parent_run_id)
     publish_kfp(output, tracking_metrics(stats), metrics, report, report_name="report.html")
     return output

@@ -21,13 +21,10 @@ def pack_tokenizer(input: str, output: str, seed: int, options: dict, tracking_u
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
     """
-    from codemill.pack import PackConfig, train_tokenizer
-    from codemill.stage import config_from_options
-    from codemill.tracking import stage_run
+    from codemill import runner
 
-    config = config_from_options(PackConfig, options, "pack", seed=seed)
-    with stage_run("pack-tokenizer", tracking_uri, parent_run_id) as tracker:
-        train_tokenizer(config, input, output, tracker)
+    runner.from_kfp("pack-tokenizer", options, overrides={"seed": seed}, output=output,
+                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, input=input)
     return output
 
 
@@ -46,14 +43,10 @@ def pack_shard(input: str, output: str, rank: int, world_size: int, seed: int, o
         tracking_uri: MLflow tracking URI.
         parent_run_id: the pipeline's MLflow parent run.
     """
-    from codemill.pack import PackConfig
-    from codemill.pack import pack_shard as run_shard
-    from codemill.stage import config_from_options
-    from codemill.tracking import stage_run
+    from codemill import runner
 
-    config = config_from_options(PackConfig, options, "pack", seed=seed)
-    with stage_run(f"pack-{rank}", tracking_uri, parent_run_id) as tracker:
-        run_shard(config, input, output, rank, world_size, tracker)
+    runner.from_kfp("pack-shard", options, overrides={"seed": seed}, output=output, rank=rank, world_size=world_size,
+                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, input=input)
     return output
 
 
@@ -61,12 +54,11 @@ def pack_shard(input: str, output: str, rank: int, world_size: int, seed: int, o
 def pack_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
                 metrics: Output[Metrics], report: Output[Markdown]) -> str:
     """Concatenate the shards into train/, val/, heldout/, meta.json; write stats.json and report.md."""
-    from codemill.pack import finish
+    from codemill import runner
     from codemill.stage import publish_kfp
-    from codemill.tracking import stage_run
 
-    with stage_run("pack", tracking_uri, parent_run_id) as tracker:
-        stats = finish(output, world_size, tracker)
+    stats = runner.from_kfp("pack-finish", None, output=output, world_size=world_size,
+                            tracking_uri=tracking_uri, parent_run_id=parent_run_id)
     publish_kfp(output, stats, metrics, report)
     return output
 

@@ -35,12 +35,11 @@ def serve_rollout(model: str, eval_dir: str, train_dir: str, output: str, gate: 
     Returns:
         The command that serves the model by hand.
     """
-    from codemill.serve.rollout import RolloutConfig, rollout
-    from codemill.stage import config_from_options, publish_kfp
-    from codemill.tracking import stage_run
+    from codemill import runner
+    from codemill.stage import publish_kfp
 
-    config = config_from_options(RolloutConfig, options, "serve", target=target, **({"gate": gate} if gate else {}))
-    with stage_run("serve", tracking_uri, parent_run_id) as tracker:
-        stats = rollout(config, model, eval_dir, train_dir, output, tracker)
+    stats = runner.from_kfp("serve-rollout", options, overrides={"target": target, **({"gate": gate} if gate else {})},
+                            output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
+                            model=model, eval_dir=eval_dir, train_dir=train_dir)
     publish_kfp(output, stats, metrics, report)
     return stats["serve_command"]

@@ -29,10 +29,13 @@ def train_model(input: str, output: str, preset: str, options: dict, seed: int, 
         image: the image the TrainJob's pods run (the pipeline passes components._common.CUDA_IMAGE);
             needed when num_nodes > 1.
     """
-    from codemill.stage import config_from_options, publish_kfp
-    from codemill.train import TrainConfig, run_step
+    from codemill import runner
+    from codemill.stage import publish_kfp
+    from codemill.train import run_step
 
-    config = config_from_options(TrainConfig, options, "train", preset=preset, seed=seed)
+    # the launcher, not the runner, is the entry: it may start torchrun or a TrainJob, whose
+    # processes each run the `train` step (codemill.train.launch)
+    config = runner.kfp_config("train", options, {"preset": preset, "seed": seed})
     stats = run_step(config, input, output, gpu_count=gpu_count, num_nodes=num_nodes,
                      node_selector=gpu_node_selector, tolerations=gpu_tolerations,
                      tracking_uri=tracking_uri, parent_run_id=parent_run_id, image=image)

@@ -24,12 +24,10 @@ def validate_shard(source: str, output: str, rank: int, world_size: int, seed: i
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
     """
-    from codemill.tracking import stage_run
-    from codemill.validate import config_from_options, run_shard
+    from codemill import runner
 
-    config = config_from_options(options, seed=seed)
-    with stage_run(f"validate-{rank}", tracking_uri, parent_run_id) as tracker:
-        run_shard(config, source, output, rank, world_size, tracker)
+    runner.from_kfp("validate-shard", options, overrides={"seed": seed}, output=output, rank=rank,
+                    world_size=world_size, tracking_uri=tracking_uri, parent_run_id=parent_run_id, source=source)
     return output
 
 
@@ -37,12 +35,11 @@ def validate_shard(source: str, output: str, rank: int, world_size: int, seed: i
 def validate_finish(output: str, world_size: int, tracking_uri: str, parent_run_id: str,
                     metrics: Output[Metrics], report: Output[Markdown]) -> str:
     """Merge the shards' stats, check input == kept + quarantined, write the report."""
+    from codemill import runner
     from codemill.stage import publish_kfp
-    from codemill.tracking import stage_run
-    from codemill.validate import finish
 
-    with stage_run("validate", tracking_uri, parent_run_id) as tracker:
-        stats = finish(output, world_size, tracker)
+    stats = runner.from_kfp("validate-finish", None, output=output, world_size=world_size,
+                            tracking_uri=tracking_uri, parent_run_id=parent_run_id)
     publish_kfp(output, stats, metrics, report)
     return output
 

@@ -16,20 +16,21 @@ bounds and the measured speed and quality.
 
 from __future__ import annotations
 
-from codemill.dedup._cluster import cluster
-from codemill.dedup._config import DedupConfig, choose_bands
-from codemill.dedup._finish import finish
-from codemill.dedup._minhash import MinHasher, estimated_jaccard
-from codemill.dedup._signature import signature_shard
-from codemill.dedup._write import write_shard
+from codemill.dedup.cluster import cluster
+from codemill.dedup.config import DedupConfig, choose_bands
+from codemill.dedup.finish import finish
+from codemill.dedup.minhash import MinHasher, estimated_jaccard
+from codemill.dedup.signature import signature_shard
+from codemill.dedup.write import write_shard
 from codemill.stage import InputError
-from codemill.tracking import NoOpTracker
+from codemill.tracking import NoOpTracker, Tracker
 
 __all__ = ["DedupConfig", "MinHasher", "choose_bands", "cluster", "estimated_jaccard", "finish", "run",
            "signature_shard", "write_shard"]
 
 
-def run(config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1, tracker=None) -> dict:
+def run(config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
+        tracker: Tracker | None = None) -> dict:
     """All four steps in this process: every shard's signatures, the clustering, every
     shard's files, then the stats. ``rank`` must be 0: one process does the work of all
     ``world_size`` shards (the result is the same for any ``world_size``)."""

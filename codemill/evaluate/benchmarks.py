@@ -30,8 +30,5 @@ def judge(sandbox: Sandbox, task: Task, completion: str) -> tuple[bool, str]:
     if task.benchmark == stdio.NAME:
         return stdio.judge(sandbox, task, completion)
     if task.benchmark == humaneval.NAME:
-        program = humaneval.program(task, completion)
-    else:
-        program = infilling.program(task, completion)
-    run = sandbox.run(program)
-    return run.passed, run.result
+        return humaneval.verify(sandbox, task, f"{task.prompt}{completion}\n")
+    return humaneval.verify(sandbox, task, infilling.source(task, completion))

@@ -12,7 +12,7 @@ import json
 
 def register(sub: argparse._SubParsersAction) -> None:
     from codemill.cli import add_tracking_args
-    from codemill.evaluate.config import CODE_BENCHMARKS, EvalConfig
+    from codemill.evaluate.config import SAMPLE_BENCHMARKS, EvalConfig
     from codemill.stage import add_config_args
 
     p = sub.add_parser("eval", help="evaluate a model: HumanEval, infilling, stdio problems, held-out FIM/perplexity",
@@ -24,29 +24,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", choices=("all", "generate", "score"), default="all",
                    help="run only the model step or only the sandboxed scoring (default: all)")
     p.add_argument("--samples", default="", help="score this JSONL of {task_id, completion} instead of a model")
-    p.add_argument("--benchmark", default="humaneval", choices=CODE_BENCHMARKS,
-                   help="benchmark the --samples file answers (default: humaneval)")
+    p.add_argument("--benchmark", default="humaneval", choices=SAMPLE_BENCHMARKS,
+                   help="benchmark the --samples file answers (default: humaneval); tasks: the tasks at --tasks")
+    p.add_argument("--tasks", default="", help="the tasks stage's output folder: for --benchmark tasks, "
+                                            "or with --model to score its held-out split (pass@1 per kind)")
     add_config_args(p, EvalConfig)
     add_tracking_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from codemill.cli import stage_tracker
-    from codemill.evaluate import BENCHMARKS, EvalConfig, generate, score, score_samples
+    from codemill.cli import run_steps
+    from codemill.evaluate import BENCHMARKS, EvalConfig
     from codemill.stage import InputError, config_from_args
 
     config = config_from_args(EvalConfig, args)
     if not args.samples and not args.model and args.step != "score":
         raise InputError("give --model DIR (or --samples FILE to score a generator's output)")
-    with stage_tracker(args, "evaluate") as tracker:
-        if args.samples:
-            stats = score_samples(config, args.samples, args.benchmark, args.output, tracker)
-        else:
-            if args.step in ("all", "generate"):
-                generate(config, args.model, args.pack, args.output, tracker)
-            stats = score(config, args.output, tracker) if args.step in ("all", "score") else None
-    if stats is not None:
-        metrics = {k: v for k, v in stats.items() if k in BENCHMARKS}
+    if args.samples:
+        plan = [("evaluate-samples", config, {"samples": args.samples, "benchmark": args.benchmark,
+                                              "tasks": args.tasks})]
+    else:
+        plan = [("evaluate-generate", config, {"model": args.model, "pack": args.pack, "tasks": args.tasks})] * (
+            args.step != "score")
+        plan += [("evaluate-score", config, {})] * (args.step != "generate")
+    stats = run_steps(args, plan)
+    if args.samples or args.step != "generate":
+        metrics = {k: v for k, v in stats.items() if k in BENCHMARKS or k == "tasks"}
         print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0

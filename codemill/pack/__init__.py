@@ -23,7 +23,7 @@ from codemill.pack.shard import pack_shard
 from codemill.pack.steps import train_tokenizer
 from codemill.pack.unpack import iter_units
 from codemill.stage import InputError
-from codemill.tracking import NoOpTracker
+from codemill.tracking import Tracker
 
 STEPS = ("all", "tokenizer", "shard", "finish")
 
@@ -31,7 +31,7 @@ __all__ = ["PackConfig", "finish", "iter_units", "pack_shard", "run", "train_tok
 
 
 def run(config: PackConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
-        tracker=NoOpTracker(), step: str = "all") -> dict:
+        tracker: Tracker | None = None, step: str = "all") -> dict:
     """One step, or (``all``) every step this rank can do: the tokenizer when it is not
     there yet, this rank's shard, and finish once every shard is done. Concurrent
     shards should run ``tokenizer`` once first, then ``shard`` each, then ``finish``."""

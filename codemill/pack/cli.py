@@ -38,14 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from codemill.cli import stage_tracker
-    from codemill.pack import PackConfig, run
-    from codemill.stage import config_from_args
+    from codemill import stage
+    from codemill.cli import run_steps
+    from codemill.pack import PackConfig
 
-    config = config_from_args(PackConfig, args)
-    name = "pack" if args.world_size == 1 else f"pack-{args.step}-{args.rank}"
-    with stage_tracker(args, name) as tracker:
-        result = run(config, args.input, args.output, args.rank, args.world_size, tracker, step=args.step)
+    config = stage.config_from_args(PackConfig, args)
+    inputs = {"input": args.input}
+    plan: list = []
+    if args.step in ("all", "tokenizer"):
+        plan.append(("pack-tokenizer", config, inputs))
+    if args.step in ("all", "shard"):
+        plan.append(("pack-shard", config, inputs))
+    result = run_steps(args, plan)
+    if args.step == "finish" or (args.step == "all" and all(stage.shard_done(args.output, "pack", r, args.world_size)
+                                                            for r in range(args.world_size))):
+        result = run_steps(args, [("pack-finish", None, {})])
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, sort_keys=True))
     return 0
 

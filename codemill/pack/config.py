@@ -33,7 +33,7 @@ class PackConfig:
     encode_batch_mb: float = field(default=4.0, metadata={
         "help": "MB of text per encode call; the next batch is encoded while one is packed"})
 
-    def check(self) -> "PackConfig":
+    def ensure_valid(self) -> "PackConfig":
         """Raise InputError naming the first field that cannot work."""
         if self.seq_len < 16:
             raise InputError(f"pack: seq_len={self.seq_len} is too small (need >= 16)")

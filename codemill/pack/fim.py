@@ -20,22 +20,13 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-FIM_BEGIN = "<｜fim▁begin｜>"
-FIM_HOLE = "<｜fim▁hole｜>"
-FIM_END = "<｜fim▁end｜>"
+from codemill.fim import FIM_BEGIN, FIM_END, FIM_HOLE, psm_prompt  # the contract's one home
 
 PLAIN, PSM, SPM = "plain", "psm", "spm"
 FORMATS = (PLAIN, PSM, SPM)
 
 
-def psm_prompt(prefix: str, suffix: str) -> str:
-    """The PSM inference prompt; the model answers with the middle, then EOS."""
-    return f"{FIM_BEGIN}{prefix}{FIM_HOLE}{suffix}{FIM_END}"
-
-
-def spm_prompt(prefix: str, suffix: str) -> str:
-    """The SPM inference prompt; the model continues the prefix with the middle, then EOS."""
-    return f"{FIM_BEGIN}{FIM_HOLE}{suffix}{FIM_END}{prefix}"
+__all__ = ["FIM_BEGIN", "FIM_END", "FIM_HOLE", "FORMATS", "PLAIN", "PSM", "SPM", "psm_prompt"]
 
 
 def psm_layout(begin: int, hole: int, end: int, prefix: Sequence[int], middle: Sequence[int],

@@ -14,17 +14,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from codemill import io, stage
+from codemill import io, runner, stage
 from codemill.pack.config import PackConfig
 from codemill.pack.report import render_report
-from codemill.pack.steps import SPLITS, STAGE, TOKENIZER_STEP, fetched, local_dir, read_plan, work_url
+from codemill.pack.steps import SPLITS, STAGE, TOKENIZER_STEP, read_plan, work_url
 from codemill.pack.tokenizer import SPECIAL_TOKENS, TextEncoder
 from codemill.pack.unpack import decode_unit
-from codemill.tracking import NoOpTracker
+from codemill.tracking import Tracker
 
 
-def finish(output: str, world_size: int = 1, tracker=NoOpTracker()) -> dict:
+def finish(output: str, world_size: int = 1, tracker: Tracker | None = None) -> dict:
     """Merge the shards of ``output``; returns the stats written to ``stats.json``."""
+    return runner.run("pack-finish", None, output=output, world_size=world_size, tracker=tracker)
+
+
+def finish_step(config: None, ctx: runner.Context) -> dict:
+    output, world_size, tracker = ctx.output, ctx.world_size, ctx.tracker
     if io.exists(io.join(output, "meta.json")) and not io.exists(work_url(output, "plan.json")):
         return stage.read_stats(output)  # finished before; _work/ is gone
     plan = read_plan(output)
@@ -32,24 +37,28 @@ def finish(output: str, world_size: int = 1, tracker=NoOpTracker()) -> dict:
     shards = stage.read_shard_stats(output, STAGE, world_size)
     tok_info = io.read_json(stage.marker_url(output, TOKENIZER_STEP, 0, 1))
     names = [stage.shard_name(r, world_size) for r in range(world_size)]
-    with fetched(io.join(output, "tokenizer")) as tok_dir:
+    with io.local_copy(io.join(output, "tokenizer")) as tok_dir:
         encoder = TextEncoder(tok_dir)
     meta = {"seq_len": config.seq_len, "vocab_size": encoder.vocab_size, **encoder.ids,
             "fim_rate": config.fim_rate, "spm_rate": config.spm_rate, "seed": config.seed,
             "tokens_dtype": "uint32", "segments_dtype": "int32", "special_tokens": SPECIAL_TOKENS,
             "heldout_repos": plan["heldout"]}
-    with fetched(work_url(output)) as work, local_dir(output) as out:
+    with io.local_copy(work_url(output)) as work, io.staged_dir(output) as out:
+        split_documents = {}
         for split in SPLITS:
             shard_files = [os.path.join(work, split, n) for n in names]
             os.makedirs(os.path.join(out, split), exist_ok=True)
             rows = _concat_arrays([f + ".tokens.npy" for f in shard_files], os.path.join(out, split, "tokens.npy"))
             _concat_arrays([f + ".segments.npy" for f in shard_files], os.path.join(out, split, "segments.npy"))
-            _concat_documents(shard_files, rows, os.path.join(out, split, "documents.parquet"))
+            split_documents[split] = _concat_documents(shard_files, rows, os.path.join(out, split, "documents.parquet"))
             meta[f"{split}_sequences"] = int(sum(rows))
         heldout = pa.concat_tables([io.read_parquet(os.path.join(work, "heldout", f"{n}.parquet")) for n in names])
         io.write_parquet(heldout, os.path.join(out, "heldout", "documents.parquet"))
         io.write_json(os.path.join(out, "meta.json"), meta)
         stats = merge_stats(shards, config, tok_info, encoder.vocab_size)
+        for split, n in split_documents.items():  # documents longer than a row (docs/pack.md)
+            stats["splits"][split]["split_documents"] = n
+        stats["split_documents"] = sum(split_documents.values())
         stage.write_stats(out, stats)
         examples = _examples(out, meta, encoder)
         report = render_report(stats, config, examples, [s.get("order_example") for s in shards])
@@ -84,8 +93,9 @@ def _concat_arrays(sources: list[str], dest: str) -> list[int]:
     return rows
 
 
-def _concat_documents(shard_files: list[str], rows: list[int], dest: str) -> None:
-    """Shard tables with sequence and document numbers offset to the concatenated split."""
+def _concat_documents(shard_files: list[str], rows: list[int], dest: str) -> int:
+    """Shard tables with sequence and document numbers offset to the concatenated split;
+    returns how many documents span more than one unit."""
     tables, seq_offset, doc_offset = [], 0, 0
     for prefix, n_rows in zip(shard_files, rows):
         t = io.read_parquet(prefix + ".documents.parquet")
@@ -95,7 +105,9 @@ def _concat_documents(shard_files: list[str], rows: list[int], dest: str) -> Non
         tables.append(t)
         seq_offset += n_rows
         doc_offset += n_docs
-    io.write_parquet(pa.concat_tables(tables), dest)
+    table = pa.concat_tables(tables)
+    io.write_parquet(table, dest)
+    return sum(n > 1 for n in pc.value_counts(table.column("document")).field("counts").to_pylist())
 
 
 def _examples(out: str, meta: dict, encoder: TextEncoder) -> dict[str, dict]:

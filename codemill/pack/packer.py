@@ -1,22 +1,34 @@
-"""Pack tokenized documents into fixed-length sequences, cutting FIM examples to fit.
+"""Pack tokenized documents into fixed-length rows by best-fit decreasing, cutting FIM
+examples to fit.
 
-Rows are filled greedily, in document order. A unit is what one segment of a row holds:
-``BOS body [EOS]``. When the rest of a document does not fit the space left in the row,
-the packer cuts a piece that fills it exactly and the document goes on in the next row.
-FIM is decided per unit, *after* the cut, so every FIM example lies whole inside one
-row (the model always sees its prefix, suffix and middle together) while rows stay
-full: a row is padded only where less than ``min_unit_tokens`` is left, or where a FIM
-example could not fit the rest of the row and starts the next one.
+Ding et al. 2024 ("Fewer Truncations Improve Language Modeling"): a document that fits
+in a row is never split; a longer one is cut into row-sized pieces from its start, and
+its remainder is packed like a short document. "Fits" is said of the document's unit:
+``BOS document EOS``, plus the four FIM tokens when FIM is drawn for it, so a document a
+few tokens under the row length is split when FIM is drawn (FIM examples are never cut
+across rows, and ``--fim-rate`` holds). Then every piece that waits for a row,
+longest first, goes into the open row with the least free space that holds it (a new
+row when none does). Concatenation cuts most documents at a row boundary; this packs
+as tightly and cuts only what must be cut.
+
+A unit is what one segment of a row holds: ``BOS body [EOS]``. FIM is decided per unit,
+*after* the cut, so every FIM example lies whole inside one row (the model always sees
+its prefix, suffix and middle together).
 
 Plain units end with EOS only where the document ends; FIM units always end with EOS
 (the model must learn where the middle stops). FIM cut points are random *characters*
 of the piece. The piece was encoded once; only the few bytes of a token that a cut
 splits are encoded again, so FIM costs almost no extra tokenization and prefix +
 middle + suffix decode to exactly the piece.
+
+Rows are numbered so that a document's units in (sequence, start) order rebuild it (the
+documents.parquet contract, docs/architecture.md): the row-sized pieces of long
+documents come first, in arrival order, then the best-fit rows.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,7 +65,17 @@ class Packed:
     def rows(self) -> int:
         return (self.units[-1].sequence + 1) if self.units else 0
 
+    @property
+    def split_documents(self) -> int:
+        """Documents that span more than one unit (only those longer than a row)."""
+        seen: dict[int, int] = {}
+        for u in self.units:
+            seen[u.document] = seen.get(u.document, 0) + 1
+        return sum(n > 1 for n in seen.values())
+
     def tokens_and_segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of token ids and of segment numbers (0, 1, ... per row; -1 on padding).
+        ``units`` are in (sequence, start) order."""
         tokens = np.full((self.rows, self.seq_len), self.pad, dtype=np.uint32)
         segments = np.full((self.rows, self.seq_len), -1, dtype=np.int32)
         segment = 0
@@ -84,50 +106,85 @@ class _Doc:
 
 
 class Packer:
-    """Fills rows of ``seq_len`` tokens with the units of the documents it is given, in order."""
+    """Collects the units of the documents it is given; :attr:`out` packs them into rows.
+
+    ``min_unit_tokens`` is accepted for the config's sake: best fit puts every piece where
+    it fits, so no row is closed early for lack of space (see docs/pack.md).
+    """
 
     def __init__(self, encoder: TextEncoder, seq_len: int, fim_rate: float, spm_rate: float,
                  min_unit_tokens: int, rng: np.random.Generator):
         self.enc, self.seq_len, self.rng = encoder, seq_len, rng
         self.fim_rate, self.spm_rate, self.min_unit = fim_rate, spm_rate, min_unit_tokens
         self.ids = encoder.ids
-        self.out = Packed(seq_len, encoder.ids["pad"])
-        self.row, self.fill = 0, 0
+        self.full: list[tuple[np.ndarray, int, str]] = []  # (unit, document, format): a row each
+        self.pieces: list[tuple[np.ndarray, int, str]] = []  # whole short documents and remainders
+        self._out: Packed | None = None
 
     def add(self, document: int, ids: np.ndarray, data: bytes) -> None:
-        """Pack one document (``data`` is its UTF-8 text, ``ids`` its plain-text tokens)."""
+        """Take one document (``data`` is its UTF-8 text, ``ids`` its plain-text tokens)."""
         doc = _Doc(ids, data, self.enc.byte_lengths)
         if doc.offsets[-1] != len(data):
             raise InputError(f"the tokenizer does not reproduce text byte for byte (document {document}: "
                              f"its tokens stand for {doc.offsets[-1]} of {len(data)} bytes)")
-        pos, n, fmt = 0, len(ids), None
+        self._out = None
+        pos, n = 0, len(ids)
         while pos < n:
-            free = self.seq_len - self.fill
-            if free < self.min_unit:
-                self._next_row()
-                continue
-            if fmt is None:  # drawn once per unit, kept when the unit moves to a new row
-                fmt = PLAIN
-                if self.rng.random() < self.fim_rate:
-                    fmt = SPM if self.rng.random() < self.spm_rate else PSM
-            if fmt == PLAIN:
-                unit, take = self._plain(doc, pos, free)
-            else:
-                unit, take = self._fim(doc, pos, free, fmt)
-                if unit is None and not self.fill:  # even a whole row cannot hold it (rare)
-                    fmt = PLAIN
-                    unit, take = self._plain(doc, pos, free)
-            if take == 0:  # no clean cut fits the space left
-                self._next_row()
-                continue
-            self.out.units.append(Unit(self.row, self.fill, len(unit), document, fmt))
-            self.out.arrays.append(unit)
-            self.fill += len(unit)
-            pos, fmt = pos + take, None
+            fmt = self._draw()
+            unit, take = self._fim(doc, pos, self.seq_len, fmt) if fmt != PLAIN else (None, 0)
+            if unit is None:  # plain drawn, or no FIM cut fits a whole row (rare)
+                fmt, (unit, take) = PLAIN, self._plain(doc, pos, self.seq_len)
+            # the rest fits in a row as this unit: it waits for the best fit; else a row of its own
+            (self.pieces if pos + take == n else self.full).append((unit, document, fmt))
+            pos += take
 
-    def _next_row(self) -> None:
-        if self.fill:
-            self.row, self.fill = self.row + 1, 0
+    @property
+    def out(self) -> Packed:
+        """The packed rows (computed once after the last :meth:`add`)."""
+        if self._out is None:
+            self._out = self._place()
+        return self._out
+
+    def _draw(self) -> str:
+        if self.rng.random() < self.fim_rate:
+            return SPM if self.rng.random() < self.spm_rate else PSM
+        return PLAIN
+
+    def _place(self) -> Packed:
+        """Best-fit decreasing: each waiting piece, longest first (ties in arrival order), into
+        the open row with the least free space that holds it."""
+        bins: list[list[int]] = []
+        rows_with: dict[int, list[int]] = {}  # free space -> open rows with exactly that much
+        frees: list[int] = []  # the keys of rows_with, sorted
+        for i in sorted(range(len(self.pieces)), key=lambda i: (-len(self.pieces[i][0]), i)):
+            need = len(self.pieces[i][0])
+            k = bisect.bisect_left(frees, need)
+            if k < len(frees):
+                free = frees[k]
+                row = rows_with[free].pop()
+                if not rows_with[free]:
+                    del rows_with[free], frees[k]
+            else:
+                free, row = self.seq_len, len(bins)
+                bins.append([])
+            bins[row].append(i)
+            left = free - need
+            if left:
+                if left not in rows_with:
+                    bisect.insort(frees, left)
+                rows_with.setdefault(left, []).append(row)
+        out = Packed(self.seq_len, self.ids["pad"])
+        for row, (unit, document, fmt) in enumerate(self.full):
+            out.units.append(Unit(row, 0, len(unit), document, fmt))
+            out.arrays.append(unit)
+        for b, members in enumerate(bins):
+            start = 0
+            for i in members:
+                unit, document, fmt = self.pieces[i]
+                out.units.append(Unit(len(self.full) + b, start, len(unit), document, fmt))
+                out.arrays.append(unit)
+                start += len(unit)
+        return out
 
     def _plain(self, doc: _Doc, pos: int, free: int) -> tuple[np.ndarray, int]:
         rest = len(doc.ids) - pos

@@ -37,7 +37,9 @@ def render_report(stats: dict, config: PackConfig, examples: dict[str, dict], or
         lines.append(f"| {key} | {s['splits']['train'][key]:,} | {s['splits']['val'][key]:,} | {s[key]:,} |")
     lines += [
         "",
-        f"- sequence length {config.seq_len}; packing efficiency (non-pad / all tokens) **{s['packing_efficiency']:.4f}**",
+        f"- sequence length {config.seq_len}; packing efficiency (non-pad / all tokens) "
+        f"**{s['packing_efficiency']:.4f}**; {s.get('split_documents', 0):,} documents longer than a row split "
+        "(best-fit packing splits no other)",
         f"- FIM rate {s['fim_rate_observed']:.4f} observed (config {config.fim_rate}); SPM share of FIM "
         f"{s['spm_share_observed']:.4f} (config {config.spm_rate}); units plain/psm/spm: "
         f"{s['formats']['plain']:,} / {s['formats']['psm']:,} / {s['formats']['spm']:,}",

@@ -21,33 +21,34 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from codemill import io, stage
+from codemill import io, runner, stage
 from codemill.pack import corpus, documents, tokenizer
 from codemill.pack.config import PackConfig
 from codemill.pack.packer import Packer
-from codemill.pack.steps import SPLITS, STAGE, fetched, local_dir, read_plan, work_url
+from codemill.pack.steps import SPLITS, read_plan, work_url
 from codemill.stage import InputError
-from codemill.tracking import NoOpTracker
+from codemill.tracking import Tracker
 
 HELDOUT_SCHEMA = pa.schema([("repo", pa.string()), ("language", pa.string()), ("text", pa.large_string())])
 
 
 def pack_shard(config: PackConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
-               tracker=NoOpTracker()) -> dict:
+               tracker: Tracker | None = None) -> dict:
     """Build and pack the documents of this shard's repositories into ``_work/``.
 
     ``input`` must be what the tokenizer step planned; returns the shard's stats (also
     its completion marker).
     """
-    config.check()
-    stage.check_shard(rank, world_size)
-    stage.log_config(f"{STAGE}-{rank}", config, tracker)
-    if stage.shard_done(output, STAGE, rank, world_size):
-        return io.read_json(stage.marker_url(output, STAGE, rank, world_size))
+    return runner.run("pack-shard", config, output=output, rank=rank, world_size=world_size, tracker=tracker,
+                      input=input)
+
+
+def shard_step(config: PackConfig, ctx: runner.Context) -> dict:
+    input, output, rank, world_size, tracker = ctx.input("input"), ctx.output, ctx.rank, ctx.world_size, ctx.tracker
     plan = read_plan(output, config)
     if sorted(corpus.input_urls(input)) != sorted(plan["inputs"]):
         raise InputError(f"{input}: not the input the tokenizer step planned ({len(plan['inputs'])} shards)")
-    with fetched(io.join(output, "tokenizer")) as tok_dir:
+    with io.local_copy(io.join(output, "tokenizer")) as tok_dir:
         encoder = tokenizer.TextEncoder(tok_dir)
     with stage.Timer() as timer:
         skipped: Counter = Counter()
@@ -58,7 +59,7 @@ def pack_shard(config: PackConfig, input: str, output: str, rank: int = 0, world
         stats = {"rank": rank, "skipped": dict(skipped), "splits": {}, "languages": {},
                  "repos": {s: sum((r in heldout) == (s == "val") for r in repos) for s in SPLITS}}
         examples: list[documents.Document] = []
-        with local_dir(work_url(output)) as work:
+        with io.staged_dir(work_url(output)) as work:
             for i, split in enumerate(SPLITS):
                 names = sorted(r for r in repos if (r in heldout) == (split == "val"))
                 docs = _documents(names, repos, config.seed, build, np.random.default_rng([config.seed, 2, rank, i]))
@@ -78,7 +79,6 @@ def pack_shard(config: PackConfig, input: str, output: str, rank: int = 0, world
                  repo_level_files=dict(build.families), order_example=_order_example(examples),
                  seconds=round(timer.seconds, 3))
     tracker.log_metrics(stage.numeric_metrics({k: v for k, v in stats.items() if k != "rank"}))
-    stage.mark_shard_done(output, STAGE, rank, world_size, stats)
     return stats
 
 

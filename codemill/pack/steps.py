@@ -11,17 +11,13 @@ retried step that finds its marker does nothing.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
-
 from tqdm import tqdm
 
-from codemill import io, stage
+from codemill import io, runner, stage
 from codemill.pack import corpus, documents, tokenizer
 from codemill.pack.config import PackConfig
 from codemill.stage import InputError
-from codemill.tracking import NoOpTracker
+from codemill.tracking import Tracker
 
 STAGE = "pack"
 TOKENIZER_STEP = "pack-tokenizer"
@@ -35,43 +31,22 @@ def work_url(output: str, *parts: str) -> str:
     return io.join(output, "_work", *parts)
 
 
-@contextmanager
-def local_dir(url: str):
-    """A local folder whose files end up at ``url`` (a temporary folder uploaded for s3://)."""
-    if not io.is_s3(url):
-        os.makedirs(io.local_path(url), exist_ok=True)
-        yield io.local_path(url)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        yield tmp
-        io.upload_dir(tmp, url)
-
-
-@contextmanager
-def fetched(url: str):
-    """A local copy of a folder URL (the folder itself when it is local)."""
-    if not io.is_s3(url):
-        yield io.local_path(url)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        yield io.download_dir(url, tmp)
-
-
 # ---------------------------------------------------------------------------- tokenizer
 
 
-def train_tokenizer(config: PackConfig, input: str, output: str, tracker=NoOpTracker()) -> dict:
+def train_tokenizer(config: PackConfig, input: str, output: str, tracker: Tracker | None = None) -> dict:
     """Plan the split and shards; train the tokenizer (or copy ``config.tokenizer``)."""
-    config.check()
-    stage.log_config(TOKENIZER_STEP, config, tracker)
-    if stage.shard_done(output, TOKENIZER_STEP, 0, 1):
-        return io.read_json(stage.marker_url(output, TOKENIZER_STEP, 0, 1))
+    return runner.run("pack-tokenizer", config, output=output, tracker=tracker, input=input)
+
+
+def tokenizer_step(config: PackConfig, ctx: runner.Context) -> dict:
+    input, output, tracker = ctx.input("input"), ctx.output, ctx.tracker
     plan = corpus.make_plan(corpus.input_urls(input), config.val_fraction, config.seed)
     plan["config"] = stage.config_dict(config)
     with stage.Timer() as timer:
-        with local_dir(io.join(output, "tokenizer")) as tok_dir:
+        with io.staged_dir(io.join(output, "tokenizer")) as tok_dir:
             if config.tokenizer:
-                with fetched(config.tokenizer) as source:
+                with io.local_copy(config.tokenizer) as source:
                     added = tokenizer.save_reused(source, tok_dir)
             else:
                 sample = corpus.sample_texts(plan, int(config.tokenizer_sample_mb * 1e6), config.seed)
@@ -84,7 +59,6 @@ def train_tokenizer(config: PackConfig, input: str, output: str, tracker=NoOpTra
     info = {"tokenizer": config.tokenizer or "trained", "added_tokens": added, "seconds": round(timer.seconds, 3),
             "repos": len(plan["repos"]), "heldout_repos": len(plan["heldout"])}
     tracker.log_metrics({"tokenizer_seconds": timer.seconds, "repos": len(plan["repos"])})
-    stage.mark_shard_done(output, TOKENIZER_STEP, 0, 1, info)
     return info
 
 

@@ -9,7 +9,6 @@ BOS/EOS and sentinels spelled out (``text``), and the source text it was made fr
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -23,17 +22,10 @@ from codemill.stage import InputError
 @contextmanager
 def _local_split(directory: str, split: str):
     """(local pack folder, with meta.json, tokenizer/ and the split's files)."""
-    if not io.is_s3(directory):
-        yield io.local_path(directory)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        io.download_dir(io.join(directory, "tokenizer"), os.path.join(tmp, "tokenizer"))
-        for name in ("meta.json", f"{split}/tokens.npy", f"{split}/documents.parquet"):
-            dst = os.path.join(tmp, name)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with open(dst, "wb") as f:
-                f.write(io.read_bytes(io.join(directory, name)))
-        yield tmp
+    with io.local_files(directory, ("meta.json", f"{split}/tokens.npy", f"{split}/documents.parquet")) as local:
+        if io.is_s3(directory):
+            io.download_dir(io.join(directory, "tokenizer"), os.path.join(local, "tokenizer"))
+        yield local
 
 
 def decode_unit(ids: list[int], fmt: str, meta: dict, decode) -> dict:

@@ -4,15 +4,22 @@ Server (``codemill serve --model PATH|s3://...|models:/codemill@champion``):
 
     config.py        ServeConfig: every knob, every one a flag
     model_source.py  local dir / s3:// / MLflow registry reference -> local HF directory
-    protocol.py      request validation (4xx naming the field), response and SSE chunk bodies
-    prompting.py     prompt and FIM (PSM) token ids with the model's own sentinels
+    protocol.py      completions request validation (4xx naming the field), response and SSE chunk bodies
+    chat.py          /v1/chat/completions: message validation, chat bodies and chunks
+    prompting.py     prompt, FIM (PSM) and chat-template token ids with the model's own special tokens
+    engine.py        the Engine protocol both backends implement, and the batcher's hooks
     batching.py      Job, events, the dynamic batcher and its model thread
     hf_backend.py    transformers decode loop: left-padded prefill, KV cache, per-row sampling
     sampling.py      temperature / top_p / per-request seeded RNG
+    logprobs.py      logprobs / echo from the logits, OpenAI's logprobs objects
     textstream.py    incremental detokenization and stop sequences
     vllm_backend.py  vLLM's engine behind the same events (GPU image)
     metrics.py       Prometheus metrics on a per-server registry
-    app.py, server.py  routes, auth, body limit, readiness, graceful shutdown, run_server
+    tokenizer_api.py /tokenizer_info, /tokenize, /detokenize (lm-eval's remote tokenizer)
+    connections.py   uvicorn with a header deadline (slow clients) and an app-level shutdown hook
+    bodies.py        request bodies within size (413) and time (408) bounds, refusals the client reads
+    responses.py     jobs' events collected into one body or streamed as SSE (both APIs)
+    app.py, server.py  routes, auth, readiness, graceful shutdown, run_server
 
 Rollout (``codemill rollout``, the KFP step ``components/serve.py``):
 

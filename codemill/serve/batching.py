@@ -24,10 +24,10 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
-from codemill.serve.protocol import ApiError, CompletionRequest
+from codemill.serve.protocol import ApiError, GenerationParams
 
 log = logging.getLogger("codemill.serve")
 
@@ -36,6 +36,7 @@ log = logging.getLogger("codemill.serve")
 class Delta:
     index: int
     text: str
+    logprobs: list = field(default_factory=list)  # TokenLogprob of the tokens behind `text`, when asked for
 
 
 @dataclass
@@ -61,17 +62,27 @@ class GenerationFailed(RuntimeError):
 
 
 class Job:
-    """One request on its way through an engine: prompt ids, sampling, and where its events go."""
+    """One prompt of a request on its way through an engine: prompt ids, sampling, and where its events go.
 
-    def __init__(self, prompt_ids: list[int], request: CompletionRequest, loop: asyncio.AbstractEventLoop):
+    A request with several prompts is several jobs sharing one event queue; ``first_index``
+    numbers their choices prompt-major (prompt 0's ``n`` choices, then prompt 1's), as
+    OpenAI does. ``stop_ids`` end a choice like the end-of-sequence token (chat: the
+    end-of-turn token).
+    """
+
+    def __init__(self, prompt_ids: list[int], request: GenerationParams, loop: asyncio.AbstractEventLoop,
+                 events: asyncio.Queue | None = None, first_index: int = 0, stop_ids: frozenset[int] = frozenset()):
         self.prompt_ids = prompt_ids
         self.request = request
         self.loop = loop
-        self.events: asyncio.Queue = asyncio.Queue()
+        self.events: asyncio.Queue = events if events is not None else asyncio.Queue()
+        self.first_index = first_index
+        self.stop_ids = stop_ids
         self.cancelled = False
         self.open_rows = request.n  # counted down by the model thread
         self.received = time.perf_counter()
         self.first_token_at: float | None = None  # set by the model thread
+        self.prompt_logprobs: list | None = None  # set by the model thread before its first event (echo)
 
     @property
     def n(self) -> int:
@@ -90,25 +101,38 @@ class Job:
 
     def _put_all(self, events: list) -> None:
         for event in events:
+            if self.first_index and not isinstance(event, Failed):
+                event.index += self.first_index
             self.events.put_nowait(event)
 
     async def stream(self) -> AsyncIterator[Delta | Finished]:
         """The job's events until every choice finished; raises GenerationFailed on ``Failed``."""
-        open_choices = self.n
-        while open_choices:
-            event = await self.events.get()
-            if isinstance(event, Failed):
-                raise GenerationFailed(event)
-            if isinstance(event, Finished):
-                open_choices -= 1
+        async for event in stream_all([self]):
             yield event
+
+
+async def stream_all(jobs: list[Job]) -> AsyncIterator[Delta | Finished]:
+    """The events of jobs that share one queue, until all their choices finished."""
+    open_choices = sum(job.n for job in jobs)
+    events = jobs[0].events
+    while open_choices:
+        event = await events.get()
+        if isinstance(event, Failed):
+            raise GenerationFailed(event)
+        if isinstance(event, Finished):
+            open_choices -= 1
+        yield event
 
 
 _STOP = object()
 
 
 class Batcher:
-    """The engine of the ``hf`` backend: a queue, a batching policy and the model thread."""
+    """The ``hf`` backend's :class:`~codemill.serve.engine.Engine`: a queue, a batching policy and the model thread.
+
+    It is also the decode loop's :class:`~codemill.serve.engine.BatchHooks` (``admit``,
+    ``retire``, ``on_step``).
+    """
 
     def __init__(self, backend, metrics, max_batch: int = 32, wait_s: float = 0.005,
                  batching: bool = True, max_waiting: int = 1024, admit_ratio: float = 0.3,

@@ -53,8 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from codemill.cli import stage_tracker
-    from codemill.serve.rollout import RolloutConfig, rollout
+    from codemill.cli import run_steps
+    from codemill.serve.rollout import RolloutConfig
     from codemill.stage import InputError
 
     extra = {}
@@ -64,25 +64,18 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as e:
             raise InputError(f"--gate: not valid JSON: {e}") from e
     config = config_from_args(RolloutConfig, args, **extra)
-    with stage_tracker(args, "serve") as tracker:
-        stats = rollout(config, args.model, args.eval_dir, args.train_dir, args.output, tracker)
+    stats = run_steps(args, [("serve-rollout", config, {"model": args.model, "eval_dir": args.eval_dir,
+                                                        "train_dir": args.train_dir})])
     print(f"[serve] {stats['decision']}")
     print(f"[serve] serve it by hand: {stats['serve_command']}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from codemill import io
-    from codemill.stage import InputError
+    """``codemill serve ARGS``, with the CLI's one error handling (one line, exit 2)."""
+    from codemill import cli
 
-    parser = argparse.ArgumentParser(prog="codemill serve", description="Serve a model (see `codemill serve --help`).")
-    _serve_args(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (InputError, io.StorageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli.main(["serve", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -48,12 +48,20 @@ class ServeConfig:
     default_max_tokens: int = field(default=16, metadata={
         "help": "`max_tokens` when a request leaves it out (OpenAI's default)"})
     n_cap: int = field(default=8, metadata={"help": "largest `n` (choices per request) a request may ask for"})
+    max_prompts: int = field(default=64, metadata={
+        "help": "most prompts in one /v1/completions request (`prompt` as a list); each is its own sequence"})
     context_length: int = field(default=0, metadata={
         "help": "prompt + max_tokens limit in tokens; 0 means the model's max_position_embeddings"})
     max_body_bytes: int = field(default=1_048_576, metadata={"help": "largest request body accepted (HTTP 413 above)"})
     max_waiting: int = field(default=1024, metadata={"help": "requests allowed to wait for a batch before HTTP 503"})
     graceful_shutdown_s: float = field(default=30.0, metadata={
-        "help": "on SIGTERM, how long in-flight requests may take to finish before the server stops"})
+        "help": "on SIGTERM, how long in-flight requests may take to finish; those still running then get "
+                "HTTP 503 (streams: an error event and [DONE]) and the server stops"})
+    header_timeout_s: float = field(default=10.0, metadata={
+        "help": "a connection must send a complete request line and headers within this many seconds of "
+                "opening (or of its previous response), else HTTP 408 and closed (slow clients)"})
+    body_timeout_s: float = field(default=60.0, metadata={
+        "help": "a request body must arrive within this many seconds of its headers, else HTTP 408"})
     torch_threads: int = field(default=0, metadata={"help": "torch CPU threads; 0 keeps torch's default"})
     gpu_memory_utilization: float = field(default=0.9, metadata={
         "help": "vllm backend: share of GPU memory vLLM may take"})
@@ -72,16 +80,19 @@ class ServeConfig:
     def resolved_api_key(self) -> str:
         return self.api_key or (os.environ.get(self.api_key_env, "") if self.api_key_env else "")
 
-    def redacted(self) -> "ServeConfig":
+    def redacted(self) -> ServeConfig:
         """The config as it may be logged: the API key never reaches stdout or MLflow."""
         return dataclasses.replace(self, api_key="***" if self.api_key else "")
 
     def check(self) -> None:
-        for name in ("max_batch", "max_tokens_cap", "default_max_tokens", "n_cap", "max_body_bytes", "max_waiting"):
+        for name in ("max_batch", "max_tokens_cap", "default_max_tokens", "n_cap", "max_prompts", "max_body_bytes",
+                     "max_waiting"):
             if getattr(self, name) < 1:
                 raise InputError(f"serve config: {name} must be >= 1, got {getattr(self, name)}")
         if self.default_max_tokens > self.max_tokens_cap:
             raise InputError(f"serve config: default_max_tokens ({self.default_max_tokens}) exceeds "
                              f"max_tokens_cap ({self.max_tokens_cap})")
+        if self.header_timeout_s <= 0 or self.body_timeout_s <= 0 or self.graceful_shutdown_s < 0:
+            raise InputError("serve config: header_timeout_s and body_timeout_s must be > 0, graceful_shutdown_s >= 0")
         if self.batch_wait_ms < 0 or self.context_length < 0:
             raise InputError("serve config: batch_wait_ms and context_length must be >= 0")

@@ -30,6 +30,7 @@ import torch
 
 from codemill.serve import kvcache
 from codemill.serve.batching import Delta, Finished, Job
+from codemill.serve.engine import BatchHooks
 from codemill.serve.textstream import ChoiceText
 from codemill.stage import InputError
 
@@ -42,6 +43,7 @@ class _Row:
     index: int
     text: ChoiceText
     generator: torch.Generator
+    pending: list = field(default_factory=list)  # logprobs of tokens whose text has not gone out yet
 
 
 @dataclass
@@ -66,7 +68,7 @@ class _Batch:
         if kvcache.joinable(self.cache):
             self.cache, self.mask = kvcache.drop_leading_padding(self.cache, self.mask)
 
-    def join(self, other: "_Batch") -> "_Batch":
+    def join(self, other: _Batch) -> _Batch:
         """This batch's rows then ``other``'s, both waiting to sample from their logits."""
         cache, mask = kvcache.join(self.cache, self.mask, other.cache, other.mask)
         return _Batch(self.rows + other.rows, cache, mask, torch.cat([self.next_pos, other.next_pos]),
@@ -111,6 +113,7 @@ class HFBackend:
         self.tokenizer = None
         self.model = None
         self.context_length = 0
+        self.joins_caches: bool | None = None  # learned at the first prefill (the warm-up)
 
     def load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -142,11 +145,25 @@ class HFBackend:
     def _rows(self, jobs: list[Job]) -> list[_Row]:
         from codemill.serve.sampling import row_generator
 
-        return [_Row(job, i, ChoiceText(self.tokenizer, job.request.max_tokens, job.request.stop, self.eos_ids),
+        return [_Row(job, i, ChoiceText(self.tokenizer, job.request.max_tokens, job.request.stop,
+                                        self.eos_ids | job.stop_ids),
                      row_generator(job.request.seed, i, self.device))
                 for job in jobs for i in range(job.n)]
 
-    def _prefill(self, jobs: list[Job]) -> _Batch:
+    def _prefill_all(self, jobs: list[Job]) -> _Batch:
+        """Prefill ``jobs``; an ``echo`` job needs logits at every prompt position, so it gets a pass of its
+        own (joined afterwards) rather than making the whole batch keep rows x width x vocab logits."""
+        echo = [job for job in jobs if job.request.echo]
+        if not echo or not self.joins_caches:
+            return self._prefill(jobs, all_logits=bool(echo))
+        rest = [job for job in jobs if not job.request.echo]
+        batch = self._prefill(rest) if rest else None
+        for job in echo:
+            fresh = self._prefill([job], all_logits=True)
+            batch = fresh if batch is None else batch.join(fresh)
+        return batch
+
+    def _prefill(self, jobs: list[Job], all_logits: bool = False) -> _Batch:
         rows = self._rows(jobs)
         prompts = [r.job.prompt_ids for r in rows]
         width = max(len(p) for p in prompts)
@@ -158,37 +175,53 @@ class HFBackend:
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=1)
+                         logits_to_keep=0 if all_logits else 1)
+        if self.joins_caches is None:
+            self.joins_caches = kvcache.joinable(out.past_key_values)
+        if all_logits:
+            self._prompt_logprobs(rows, out.logits, width)
         return _Batch(rows, out.past_key_values, mask, positions[:, -1] + 1, out.logits[:, -1, :],
                       torch.tensor([r.job.request.temperature for r in rows], device=self.device),
                       torch.tensor([r.job.request.top_p for r in rows], device=self.device))
 
-    def generate(self, jobs: list[Job], hooks) -> None:
+    @staticmethod
+    def _prompt_logprobs(rows: list[_Row], logits: torch.Tensor, width: int) -> None:
+        from codemill.serve import logprobs
+
+        for r, row in enumerate(rows):
+            job = row.job
+            if job.request.echo and job.prompt_logprobs is None:  # set before the job's first event goes out
+                k = job.request.logprobs or 0
+                job.prompt_logprobs = logprobs.prompt(logits[r, width - len(job.prompt_ids):], job.prompt_ids, k)
+
+    def generate(self, jobs: list[Job], hooks: BatchHooks) -> None:
         """Decode until no row is left, taking in the jobs ``hooks.admit`` hands over between steps.
 
         ``hooks`` is the batcher: ``admit(rows_running) -> [Job]``, ``retire(job)`` when all
         of a job's rows are done, ``on_step(rows)`` once per decode step.
         """
+        from codemill.serve import logprobs
         from codemill.serve.sampling import sample_next
 
         with torch.inference_mode():
             batch, pending = None, jobs
             while True:
                 if pending:
-                    fresh = self._prefill(pending)
+                    fresh = self._prefill_all(pending)
                     batch = fresh if batch is None else batch.join(fresh)
                 if batch is None:
                     return
                 tokens = sample_next(batch.logits, batch.temperature, batch.top_p,
                                      [r.generator for r in batch.rows]).tolist()
-                batch = self._advance(batch, tokens, hooks)
+                entries = logprobs.sampled(batch.logits, tokens, [r.job.request.logprobs for r in batch.rows])
+                batch = self._advance(batch, tokens, entries, hooks)
                 joinable = batch is None or kvcache.joinable(batch.cache)
                 pending = hooks.admit(len(batch.rows) if batch else 0) if joinable else []
                 if batch is not None:
                     hooks.on_step(len(batch.rows))
                     batch.step(self.model)
 
-    def _advance(self, batch: _Batch, tokens: list[int], hooks) -> _Batch | None:
+    def _advance(self, batch: _Batch, tokens: list[int], entries: list, hooks: BatchHooks) -> _Batch | None:
         """Give each row its token; returns the batch of rows that go on (None when none).
 
         Events go out once per job per step (one wake-up of the event loop, not one per
@@ -196,22 +229,26 @@ class HFBackend:
         """
         now = time.perf_counter()
         keep, outbox = [], {}
-        for j, (row, token) in enumerate(zip(batch.rows, tokens)):
+        for j, (row, token, entry) in enumerate(zip(batch.rows, tokens, entries)):
             job = row.job
             if job.cancelled:
                 self._close_row(row, hooks)
                 continue
             if job.first_token_at is None:
                 job.first_token_at = now
+            if entry is not None:
+                row.pending.append(entry)
             delta = row.text.push(token)
             events = outbox.setdefault(job, [])
             if delta and job.request.stream:
-                events.append(Delta(row.index, delta))
+                events.append(Delta(row.index, delta, row.pending))
+                row.pending = []
             if row.text.finish_reason is None:
                 keep.append(j)
                 continue
-            if row.text.text and not job.request.stream:
-                events.append(Delta(row.index, row.text.text))
+            text = row.text.text if not job.request.stream else ""
+            if text or row.pending:
+                events.append(Delta(row.index, text, row.pending))
             events.append(Finished(row.index, row.text.finish_reason, len(row.text.tokens)))
             self._close_row(row, hooks)
         for job, events in outbox.items():
@@ -225,7 +262,7 @@ class HFBackend:
         return batch
 
     @staticmethod
-    def _close_row(row: _Row, hooks) -> None:
+    def _close_row(row: _Row, hooks: BatchHooks) -> None:
         row.job.open_rows -= 1
         if row.job.open_rows == 0:
             hooks.retire(row.job)

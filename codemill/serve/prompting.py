@@ -10,29 +10,42 @@ FIM the same way.
 The sentinels are looked up in the tokenizer: codemill's own (DeepSeek-Coder's) first,
 then StarCoder's, so a model from either family serves FIM; a model with none answers
 a ``suffix`` with HTTP 400.
+
+Chat prompts are the model's own chat template (``tokenizer.apply_chat_template`` with
+the generation prompt), held to the same rule: the template's special tokens are special,
+text inside a message is text, so a user who writes ``<|im_end|>`` cannot close their turn
+and forge an assistant's. The template is rendered with a placeholder per message, its
+pieces are tokenized with special tokens and the messages with ``split_special_tokens``.
+Chat generation also ends at the model's end-of-turn token (``<|im_end|>``, ``<|EOT|>``,
+...), which chat-tuned models emit before (or instead of) their end-of-sequence token.
 """
 
 from __future__ import annotations
 
-DEEPSEEK_SENTINELS = ("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>")
-STARCODER_SENTINELS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+import logging
+import secrets
+
+from codemill.fim import DEEPSEEK_SENTINELS, STARCODER_SENTINELS
+from codemill.fim import sentinels as codemill_sentinels
+
+log = logging.getLogger("codemill.serve")
+
+__all__ = ["DEEPSEEK_SENTINELS", "STARCODER_SENTINELS", "NoFimSentinels", "PromptBuilder", "codemill_sentinels"]
 
 
-def codemill_sentinels() -> tuple[str, str, str]:
-    """The FIM sentinels codemill trains with (begin, hole, end).
-
-    The one place that knows where they are defined, so pack's module stays the single
-    source of truth once it exists.
-    """
-    try:
-        from codemill.pack.fim import FIM_BEGIN, FIM_END, FIM_HOLE
-    except ImportError:
-        return DEEPSEEK_SENTINELS
-    return FIM_BEGIN, FIM_HOLE, FIM_END
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|EOT|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 
 
 class NoFimSentinels(ValueError):
     """The model's tokenizer has no fill-in-the-middle sentinels."""
+
+
+class NoChatTemplate(ValueError):
+    """The model's tokenizer has no chat template."""
+
+
+class ChatTemplateError(ValueError):
+    """The chat template refused the messages (e.g. roles that do not alternate)."""
 
 
 def _single_token_id(tokenizer, token: str) -> int | None:
@@ -64,6 +77,8 @@ class PromptBuilder:
         self.tokenizer = tokenizer
         self.sentinels = find_sentinel_ids(tokenizer)
         self.prefix_ids = [tokenizer.bos_token_id] if _adds_bos(tokenizer) else []
+        found = (_single_token_id(tokenizer, t) for t in END_OF_TURN_TOKENS)
+        self.end_of_turn_ids = frozenset(i for i in found if i is not None)
 
     @property
     def supports_fim(self) -> bool:
@@ -82,3 +97,35 @@ class PromptBuilder:
         begin, hole, end = self.sentinels
         return (self.prefix_ids + [begin] + self.encode_text(prompt)
                 + [hole] + self.encode_text(suffix) + [end])
+
+    @property
+    def supports_chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _render(self, messages: list[dict]) -> str:
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as e:  # jinja's TemplateError, or raise_exception() inside the template
+            raise ChatTemplateError(f"the model's chat template refused the messages: {e}") from e
+
+    def chat(self, messages: list[dict]) -> list[int]:
+        """The ids of ``messages`` through the model's chat template, ending with the assistant's turn opening."""
+        if not self.supports_chat:
+            raise NoChatTemplate("this model has no chat template (its tokenizer_config.json sets no chat_template)")
+        marks = [f"@@codemill-{secrets.token_hex(8)}-{i}@@" for i in range(len(messages))]
+        text = self._render([{**m, "content": mark} for m, mark in zip(messages, marks)])
+        pieces, rest = [], text
+        for mark in marks:
+            before, found, rest = rest.partition(mark)
+            if not found or mark in rest:
+                break
+            pieces.append(before)
+        else:
+            ids = []
+            for piece, message in zip(pieces, messages):
+                ids += self.tokenizer.encode(piece, add_special_tokens=False)
+                ids += self.encode_text(message["content"])
+            return ids + self.tokenizer.encode(rest, add_special_tokens=False)
+        # The template rewrites or repeats content: use its text as is (special-looking text then stays special).
+        log.warning("chat template does not place each message's content once; tokenizing its output as a whole")
+        return self.tokenizer.encode(self._render(messages), add_special_tokens=False)

@@ -21,8 +21,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-MAX_STOP = 4
+MAX_STOP = 16  # OpenAI allows 4; lm-eval sends a task's `until` list plus the EOS string (humaneval: 6)
 MAX_STOP_CHARS = 256
+MAX_LOGPROBS = 20  # top alternatives per token (vLLM's default cap; OpenAI's legacy API: 5)
 
 
 class ApiError(Exception):
@@ -42,12 +43,13 @@ class Limits:
     max_tokens_cap: int
     default_max_tokens: int
     n_cap: int
+    max_prompts: int = 64
 
 
-@dataclass
-class CompletionRequest:
-    prompt: str
-    suffix: str | None = None
+@dataclass(kw_only=True)
+class GenerationParams:
+    """What every generation request carries; the backends read only these."""
+
     max_tokens: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
@@ -57,18 +59,34 @@ class CompletionRequest:
     stream: bool = False
     include_usage: bool = False
     model: str | None = None
+    echo: bool = False  # completions only: the prompt's tokens come back with their logprobs
+    logprobs: int | None = None  # completions only: top alternatives per token (None: no logprobs)
+
+
+@dataclass(kw_only=True)
+class CompletionRequest(GenerationParams):
+    """``prompt`` is the body's value: a string, a list of strings, a list of token ids or a list of those."""
+
+    prompt: str | list
+    suffix: str | None = None
+
+    @property
+    def prompts(self) -> list[str | list[int]]:
+        """One entry per prompt: text, or token ids taken as they are."""
+        p = self.prompt
+        if isinstance(p, str) or (p and all(isinstance(t, int) for t in p)):
+            return [p]
+        return list(p)
 
 
 # Accepted only at the value that means "off": (allowed values, what to tell the client).
 _NO_OP_FIELDS = {
-    "echo": ((False, None), "echo is not supported"),
-    "logprobs": ((None, 0), "logprobs are not supported"),
     "presence_penalty": ((None, 0, 0.0), "presence_penalty is not supported (only 0)"),
     "frequency_penalty": ((None, 0, 0.0), "frequency_penalty is not supported (only 0)"),
     "logit_bias": ((None, {}), "logit_bias is not supported"),
 }
 _FIELDS = {"model", "prompt", "suffix", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
-           "stream_options", "user", "best_of", *_NO_OP_FIELDS}
+           "stream_options", "user", "best_of", "echo", "logprobs", *_NO_OP_FIELDS}
 
 
 def _reject_constant(name: str):
@@ -136,49 +154,35 @@ def decode_json(raw: bytes) -> dict:
     return body
 
 
-def parse_completion_request(raw: bytes, limits: Limits) -> CompletionRequest:
-    """Validate a ``POST /v1/completions`` body; raises :class:`ApiError` naming the field."""
-    body = decode_json(raw)
+def check_fields(body: dict, known: set[str], no_op: dict) -> None:
+    """Unknown fields and fields set to something codemill does not do are 400s naming them."""
     for name in sorted(body):
-        if name not in _FIELDS:
+        if name not in known:
             raise _invalid(name, f"unrecognized request argument supplied: {name}", code="unknown_parameter")
-    for name, (allowed, message) in _NO_OP_FIELDS.items():
+    for name, (allowed, message) in no_op.items():
         if name in body and body[name] not in allowed:
             raise _invalid(name, message, code="unsupported_parameter")
 
-    prompt = body.get("prompt")
-    if "prompt" not in body or prompt is None:
-        raise _invalid("prompt", "'prompt' is required", code="missing_parameter")
-    if not isinstance(prompt, str):
-        raise _type_error("prompt", "a string", prompt)
-    suffix = body.get("suffix")
-    if suffix is not None and not isinstance(suffix, str):
-        raise _type_error("suffix", "a string", suffix)
-    _require_utf8("prompt", prompt)
-    _require_utf8("suffix", suffix or "")
-    if not prompt and not suffix:
-        raise _invalid("prompt", "'prompt' must not be empty (an empty prompt is allowed only with a 'suffix')",
-                       code="empty_prompt")
+
+def generation_fields(body: dict, limits: Limits, max_tokens_name: str = "max_tokens") -> dict:
+    """The :class:`GenerationParams` fields of a request body, validated."""
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise _type_error("model", "a string", model)
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise _type_error("user", "a string", body["user"])
 
-    max_tokens = _int(body, "max_tokens", limits.default_max_tokens)
+    max_tokens = _int(body, max_tokens_name, limits.default_max_tokens)
     if max_tokens < 1:
-        raise _invalid("max_tokens", f"'max_tokens' must be >= 1, got {max_tokens}")
+        raise _invalid(max_tokens_name, f"'{max_tokens_name}' must be >= 1, got {max_tokens}")
     if max_tokens > limits.max_tokens_cap:
-        raise _invalid("max_tokens", f"'max_tokens' is {max_tokens}, above this server's cap of "
-                                     f"{limits.max_tokens_cap}", code="max_tokens_over_cap")
+        raise _invalid(max_tokens_name, f"'{max_tokens_name}' is {max_tokens}, above this server's cap of "
+                                        f"{limits.max_tokens_cap}", code="max_tokens_over_cap")
     n = _int(body, "n", 1)
     if n < 1:
         raise _invalid("n", f"'n' must be >= 1, got {n}")
     if n > limits.n_cap:
         raise _invalid("n", f"'n' is {n}, above this server's cap of {limits.n_cap}", code="n_over_cap")
-    best_of = _int(body, "best_of", None)
-    if best_of is not None and best_of != n:
-        raise _invalid("best_of", "best_of is supported only when equal to n", code="unsupported_parameter")
 
     temperature = _number(body, "temperature", 1.0)
     if not 0.0 <= temperature <= 2.0:
@@ -201,16 +205,80 @@ def parse_completion_request(raw: bytes, limits: Limits) -> CompletionRequest:
         include_usage = options.get("include_usage", False)
         if not isinstance(include_usage, bool):
             raise _type_error("stream_options.include_usage", "a boolean", include_usage)
-    return CompletionRequest(prompt=prompt, suffix=suffix, max_tokens=max_tokens, temperature=temperature,
-                             top_p=top_p, n=n, stop=_stop(body.get("stop")), seed=seed, stream=bool(stream),
-                             include_usage=include_usage, model=model)
+    return {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "n": n,
+            "stop": _stop(body.get("stop")), "seed": seed, "stream": bool(stream), "include_usage": include_usage,
+            "model": model}
+
+
+def parse_completion_request(raw: bytes, limits: Limits) -> CompletionRequest:
+    """Validate a ``POST /v1/completions`` body; raises :class:`ApiError` naming the field."""
+    body = decode_json(raw)
+    check_fields(body, _FIELDS, _NO_OP_FIELDS)
+
+    prompt = body.get("prompt")
+    if "prompt" not in body or prompt is None:
+        raise _invalid("prompt", "'prompt' is required", code="missing_parameter")
+    suffix = body.get("suffix")
+    if suffix is not None and not isinstance(suffix, str):
+        raise _type_error("suffix", "a string", suffix)
+    _require_utf8("suffix", suffix or "")
+    _prompts(prompt, suffix, limits)
+    echo = body.get("echo")
+    if echo is not None and not isinstance(echo, bool):
+        raise _type_error("echo", "a boolean", echo)
+    if echo and suffix is not None:
+        raise _invalid("echo", "'echo' cannot be combined with 'suffix'", code="unsupported_parameter")
+    logprobs = _int(body, "logprobs", None)
+    if logprobs is not None and not 0 <= logprobs <= MAX_LOGPROBS:
+        raise _invalid("logprobs", f"'logprobs' must be between 0 and {MAX_LOGPROBS}, got {logprobs}")
+    fields = generation_fields(body, limits)
+    best_of = _int(body, "best_of", None)
+    if best_of is not None and best_of != fields["n"]:
+        raise _invalid("best_of", "best_of is supported only when equal to n", code="unsupported_parameter")
+    return CompletionRequest(prompt=prompt, suffix=suffix, echo=bool(echo), logprobs=logprobs, **fields)
+
+
+def _token_ids(value, param: str) -> list[int]:
+    if not value:
+        raise _invalid(param, f"'{param}' must not be an empty list of token ids", code="empty_prompt")
+    if any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in value):
+        raise _type_error(param, "a list of token ids (integers >= 0)", value)
+    return value
+
+
+def _prompts(prompt, suffix: str | None, limits: Limits) -> list:
+    """Check ``prompt`` (string, strings, token ids, lists of token ids); returns one entry per prompt."""
+    expected = "a string, a list of strings, a list of token ids or a list of token id lists"
+    if isinstance(prompt, str):
+        prompts = [prompt]
+    elif isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+        prompts = [_token_ids(prompt, "prompt")]
+    elif isinstance(prompt, list) and prompt:
+        prompts = prompt
+    else:
+        raise _type_error("prompt", expected, prompt) if prompt != [] else \
+            _invalid("prompt", "'prompt' must not be an empty list", code="empty_prompt")
+    if len(prompts) > limits.max_prompts:
+        raise _invalid("prompt", f"'prompt' holds {len(prompts)} prompts, above this server's cap of "
+                                 f"{limits.max_prompts}", code="too_many_prompts")
+    for i, p in enumerate(prompts):
+        param = "prompt" if len(prompts) == 1 else f"prompt[{i}]"
+        if isinstance(p, list):
+            _token_ids(p, param)
+            if suffix is not None:
+                raise _invalid("suffix", "'suffix' works with text prompts only, not token ids",
+                               code="unsupported_parameter")
+        elif isinstance(p, str):
+            _require_utf8(param, p)
+            if not p and not suffix:
+                raise _invalid(param, f"'{param}' must not be empty (an empty prompt is allowed only with a "
+                                      "'suffix')", code="empty_prompt")
+        else:
+            raise _type_error("prompt", expected, prompt)
+    return prompts
 
 
 # ---------------------------------------------------------------------------- responses
-
-
-def completion_id() -> str:
-    return "cmpl-" + uuid.uuid4().hex
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
@@ -218,24 +286,36 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def completion_body(cid: str, model: str, texts: list[str], reasons: list[str], prompt_tokens: int,
-                    completion_tokens: int) -> dict:
-    choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": r}
-               for i, (t, r) in enumerate(zip(texts, reasons))]
-    return {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
+class CompletionFormat:
+    """OpenAI's ``text_completion`` body and stream chunks (chat's twin: ``chat.ChatFormat``)."""
 
+    @staticmethod
+    def new_id() -> str:
+        return "cmpl-" + uuid.uuid4().hex
 
-def chunk_body(cid: str, model: str, index: int, text: str, finish_reason: str | None) -> dict:
-    return {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}]}
+    @staticmethod
+    def _head(cid: str, model: str) -> dict:
+        return {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model}
 
+    def body(self, cid: str, model: str, texts: list[str], reasons: list[str], prompt_tokens: int,
+             completion_tokens: int, logprobs: list[dict | None] | None = None) -> dict:
+        logprobs = logprobs or [None] * len(texts)
+        choices = [{"index": i, "text": t, "logprobs": lp, "finish_reason": r}
+                   for i, (t, r, lp) in enumerate(zip(texts, reasons, logprobs))]
+        return {**self._head(cid, model), "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
 
-def usage_chunk_body(cid: str, model: str, prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
+    def opening_chunks(self, cid: str, model: str, choices: int) -> list[dict]:
+        return []
+
+    def chunk(self, cid: str, model: str, index: int, text: str, finish_reason: str | None,
+              logprobs: dict | None = None) -> dict:
+        return {**self._head(cid, model),
+                "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}]}
+
+    def usage_chunk(self, cid: str, model: str, prompt_tokens: int, completion_tokens: int) -> dict:
+        return {**self._head(cid, model), "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
 
 
 def sse(obj: dict | str) -> bytes:
     data = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
-    return f"data: {data}\n\n".encode("utf-8")
+    return f"data: {data}\n\n".encode()

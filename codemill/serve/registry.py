@@ -6,16 +6,21 @@ cleaned up; the version's ``source`` points at those artifacts. ``models:/NAME@A
 and ``models:/NAME/VERSION`` are resolved here (alias -> version -> source) and the
 files downloaded with ``mlflow.artifacts.download_artifacts``, which reads any artifact
 store MLflow supports (local, S3, the tracking server's proxy).
+
+Each version carries the metrics it was judged on (tag ``codemill.metrics``, JSON), so a
+later challenger is compared with what the champion scored when it was registered.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from codemill import tracking
 from codemill.stage import InputError
 
 MODELS_PREFIX = "models:/"
+METRICS_TAG = "codemill.metrics"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -81,6 +86,25 @@ def register(client, run_id: str, artifact_uri: str, name: str, tags: dict[str, 
             client.get_registered_model(name)
     mv = client.create_model_version(name, artifact_uri, run_id=run_id, tags=tags or {})
     return str(mv.version)
+
+
+def metrics_tag(metrics: dict[str, float]) -> dict[str, str]:
+    """The version tag that records ``metrics`` (``register(..., tags=...)``)."""
+    return {METRICS_TAG: json.dumps(metrics, sort_keys=True)}
+
+
+def version_metrics(client, name: str, version: str) -> dict[str, float] | None:
+    """The metrics recorded with a version; None for a version registered without them."""
+    raw = client.get_model_version(name, version).tags.get(METRICS_TAG)
+    if not raw:
+        return None
+    try:
+        metrics = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise InputError(f"models:/{name}/{version}: tag {METRICS_TAG} is not JSON ({e})") from e
+    if not isinstance(metrics, dict):
+        raise InputError(f"models:/{name}/{version}: tag {METRICS_TAG} is not a JSON object")
+    return metrics
 
 
 def alias_version(client, name: str, alias: str) -> str | None:

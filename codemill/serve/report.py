@@ -14,9 +14,28 @@ def _gate_table(gate: dict) -> list[str]:
     return lines
 
 
+def _num(value) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def _champion_lines(champion: dict | None) -> list[str]:
+    if not champion:
+        return ["Not compared."]
+    if "checks" not in champion:
+        return [champion["note"]]
+    lines = [f"Champion: `{champion['model_uri']}`; max_regression {champion['max_regression']:g}.", "",
+             "| metric | better | challenger | champion | allowed | result |", "|---|---|---|---|---|---|"]
+    for c in champion["checks"]:
+        result = "pass" if c["passed"] and c["allowed"] is not None else (
+            "not compared" if c["passed"] else "REFUSED: " + c["reason"])
+        lines.append(f"| `{c['metric']}` | {c['direction']} | {_num(c['challenger'])} | {_num(c['champion'])} | "
+                     f"{_num(c['allowed'])} | {result} |")
+    return lines
+
+
 def _registry_lines(reg: dict | None) -> list[str]:
     if not reg:
-        return ["Not reached (the gate failed)."]
+        return ["Not reached (the gate refused the model)."]
     if "skipped" in reg:
         return [reg["skipped"]]
     moved = (f"`@{reg['alias']}` now points at version {reg['version']}" if reg["alias_moved"] else
@@ -48,6 +67,7 @@ def render_report(stats: dict) -> str:
     out = ["# serve", "", f"**Decision:** {stats['decision']}", "",
            f"Model: `{stats['model']}`; target: {stats['target']}", "",
            "## Gate", ""] + _gate_table(stats["gate"])
+    out += ["", "## Champion versus challenger", ""] + _champion_lines(stats.get("champion"))
     out += ["", "## Registry", ""] + _registry_lines(stats["registry"])
     out += ["", "## Smoke", ""] + _smoke_lines(stats["smoke"])
     out += ["", "## Serve it by hand", "", "```", stats["serve_command"], "```", ""]

@@ -3,11 +3,15 @@
 Order of events, and why:
 
 1. **Gate** on evaluate's ``metrics.json`` and train's ``stats.json``
-   (:mod:`codemill.serve.gate`). A failure records its reasons and stops here: the
-   registry alias and the Deployment are untouched.
+   (:mod:`codemill.serve.gate`): the absolute rules, then, when a model holds the alias,
+   **champion versus challenger** on the metrics the registry recorded for the champion
+   (perplexity may not rise, pass@k may not fall, beyond ``max_regression``). A failure
+   records its reasons (both values for a regression) and stops here: the registry, the
+   alias and the Deployment are untouched.
 2. **Register** a new version of the registered model (its files logged as this step's
-   MLflow artifacts). With tracking off there is no registry: the model is served from
-   its directory and the report says so.
+   MLflow artifacts, its comparable metrics as the version's ``codemill.metrics`` tag).
+   With tracking off there is no registry and no champion: the model is served from its
+   directory and the report says so.
 3. **Deploy** the exact version (``models:/codemill/7``, never the moving alias):
    ``target="local"`` starts ``codemill serve`` on a free port; ``target="kubernetes"``
    patches the inference Deployment and waits for the rollout (:mod:`codemill.serve.kube`).
@@ -29,10 +33,9 @@ from dataclasses import dataclass, field
 
 from codemill import io
 from codemill.serve import registry
-from codemill.serve.gate import DEFAULT_GATE, evaluate_gate, gate_metrics
+from codemill.serve.gate import DEFAULT_GATE, comparable_metrics, compare_with_champion, evaluate_gate, gate_metrics
 from codemill.serve.report import render_report
 from codemill.stage import InputError, log_config, numeric_metrics, write_stats
-
 
 _SERVICE_URL = "http://codemill-serve.codemill.svc.cluster.local:8000"
 
@@ -52,6 +55,9 @@ class RolloutConfig:
         "choices": ["auto", "local", "kubernetes"]})
     registered_model: str = field(default="codemill", metadata={"help": "MLflow registered model name"})
     alias: str = field(default="champion", metadata={"help": "registry alias moved to a version that passed"})
+    max_regression: float = field(default=0.0, metadata={
+        "help": "share of the champion's value a challenger may lose and still replace it (0.05: perplexity "
+                "up to 1.05x, pass@k down to 0.95x); 0 refuses any regression"})
     smoke_max_tokens: int = field(default=16, metadata={"help": "max_tokens of each smoke request"})
     ready_timeout_s: float = field(default=300.0, metadata={"help": "how long a local server may take to become ready"})
     namespace: str = field(default_factory=lambda: _env("CODEMILL_NAMESPACE", "codemill"), metadata={
@@ -68,6 +74,18 @@ class RolloutConfig:
     api_key_env: str = field(default="CODEMILL_API_KEY", metadata={
         "help": "environment variable with the server's API key, sent with the smoke requests"})
 
+    def ensure_valid(self) -> RolloutConfig:
+        """Raise InputError naming a setting that cannot work, before anything is registered."""
+        if not isinstance(self.gate, dict):
+            raise InputError(f"serve: gate must be a mapping of metric path -> rules, got {self.gate!r}")
+        for name in ("smoke_max_tokens", "ready_timeout_s", "rollout_timeout_s", "rollout_poll_s"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"serve: {name} must be > 0, got {getattr(self, name)}")
+        if isinstance(self.max_regression, bool) or not self.max_regression >= 0:
+            raise InputError(f"serve: max_regression must be >= 0 (a share of the champion's value), "
+                             f"got {self.max_regression!r}")
+        return self
+
     def resolved_target(self) -> str:
         if self.target != "auto":
             return self.target
@@ -83,13 +101,32 @@ def _read_json(url: str, what: str) -> dict:
     return data
 
 
-def _register(config: RolloutConfig, model: str, tracker) -> dict:
+def _champion(config: RolloutConfig, challenger: dict, tracker) -> dict:
+    """Compare the challenger with the version holding the alias, if any holds it."""
+    if not tracker.enabled:
+        return {"version": None, "passed": True, "note": "tracking is off: no registry, so no champion to compare "
+                                                         "with; judged by the absolute rules"}
+    name, alias = config.registered_model, config.alias
+    version = registry.alias_version(tracker.client, name, alias)
+    if version is None:
+        return {"version": None, "passed": True,
+                "note": f"no version of {name} holds @{alias} yet: the first model is judged by the absolute rules"}
+    entry = {"version": version, "model_uri": f"models:/{name}/{version}"}
+    recorded = registry.version_metrics(tracker.client, name, version)
+    if recorded is None:
+        return {**entry, "passed": True, "note": f"version {version} was registered without metrics: "
+                                                 "judged by the absolute rules"}
+    return {**entry, "metrics": recorded, **compare_with_champion(challenger, recorded, config.max_regression)}
+
+
+def _register(config: RolloutConfig, model: str, tracker, metrics: dict) -> dict:
     """Log the model's files on this step's run and create a registry version from them."""
     with tempfile.TemporaryDirectory(prefix="codemill-register-") as tmp:
         tracker.log_artifacts(io.download_dir(model, tmp), "model")
     client, run_id = tracker.client, tracker.run_id
     source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
-    version = registry.register(client, run_id, source, config.registered_model, tags={"codemill.source": model})
+    version = registry.register(client, run_id, source, config.registered_model,
+                                tags={"codemill.source": model, **registry.metrics_tag(metrics)})
     return {"name": config.registered_model, "version": version, "version_number": int(version),
             "model_uri": f"models:/{config.registered_model}/{version}", "source": source,
             "alias": config.alias, "previous_alias_version":
@@ -162,15 +199,19 @@ def rollout(config: RolloutConfig, model: str, eval_dir: str, train_dir: str, ou
     target = config.resolved_target()
     if not io.exists(io.join(model, "config.json")):
         raise InputError(f"{model}: not a Hugging Face model directory (no config.json)")
-    metrics = gate_metrics(_read_json(io.join(eval_dir, "metrics.json"), "evaluate's metrics"),
-                           _read_json(io.join(train_dir, "stats.json"), "train's stats"))
+    eval_metrics = _read_json(io.join(eval_dir, "metrics.json"), "evaluate's metrics")
+    metrics = gate_metrics(eval_metrics, _read_json(io.join(train_dir, "stats.json"), "train's stats"))
     gate = evaluate_gate(metrics, config.gate)
-    stats: dict = {"model": model, "target": target, "gate": gate, "gate_passed": gate["passed"],
+    challenger = comparable_metrics(eval_metrics)
+    champion = _champion(config, challenger, tracker)
+    stats: dict = {"model": model, "target": target, "gate": gate, "champion": champion,
+                   "gate_passed": gate["passed"] and champion["passed"],
                    "rolled_out": False, "registry": None, "smoke": None}
-    if not gate["passed"]:
-        stats["decision"] = "not rolled out, serving left as it was: " + "; ".join(gate["reasons"])
+    if not stats["gate_passed"]:
+        reasons = gate["reasons"] + [f"champion v{champion['version']}: {r}" for r in champion.get("reasons", [])]
+        stats["decision"] = "not rolled out, serving left as it was: " + "; ".join(reasons)
     else:
-        reg = _register(config, model, tracker) if tracker.enabled else None
+        reg = _register(config, model, tracker, challenger) if tracker.enabled else None
         stats["registry"] = reg or {"skipped": "tracking is off: no registry, the model is served from its directory"}
         serve_uri = reg["model_uri"] if reg else model
         if target == "kubernetes":

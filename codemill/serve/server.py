@@ -3,8 +3,9 @@
 ``run_server(config)`` is what ``codemill serve`` runs: resolve the model reference
 (download from S3 or the registry), then serve with uvicorn until SIGTERM/SIGINT.
 Shutdown is graceful: uvicorn stops accepting connections, lets in-flight requests
-(streams included) finish for up to ``graceful_shutdown_s``, and only then the
-lifespan hook stops the model thread.
+(streams included) finish for up to ``graceful_shutdown_s``; what still runs then is
+answered with 503 ``shutting_down`` (an SSE error event and ``[DONE]`` for streams), and
+only then the lifespan hook stops the model thread (:mod:`codemill.serve.connections`).
 
 ``BackgroundServer`` runs the same app on a free localhost port in a thread: the tests
 and the load benchmark use it to talk real HTTP to a real server.
@@ -24,10 +25,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from codemill.serve import protocol
-from codemill.serve.app import ApiKeyMiddleware, ServerState, collect, prepare_job, read_body, stream_events
+from codemill.serve import chat, protocol, tokenizer_api
+from codemill.serve.app import ApiKeyMiddleware, ServerState, prepare_chat, prepare_job
+from codemill.serve.bodies import read_body
 from codemill.serve.config import ServeConfig
 from codemill.serve.protocol import ApiError
+from codemill.serve.responses import collect, stream_events, submit
 
 log = logging.getLogger("codemill.serve")
 
@@ -54,7 +57,9 @@ def create_app(config: ServeConfig, model_dir: str, model_uri: str = "") -> Fast
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
         state.metrics.error(e.code)
-        return JSONResponse(e.body(), status_code=e.status)
+        # After a body that was not read to its end, the connection cannot carry another request.
+        headers = {"Connection": "close"} if e.status in (408, 413) else None
+        return JSONResponse(e.body(), status_code=e.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException):
@@ -84,34 +89,51 @@ def create_app(config: ServeConfig, model_dir: str, model_uri: str = "") -> Fast
                 "root": state.model_uri, "max_model_len": state.engine.context_length or None}
         return {"object": "list", "data": [card]}
 
+    async def generate(jobs, fmt, stream: bool):
+        submit(state, jobs)
+        cid = fmt.new_id()
+        if stream:
+            return StreamingResponse(stream_events(state, jobs, cid, fmt), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return JSONResponse(await collect(state, jobs, cid, fmt))
+
+    def tokenizer():
+        if not state.ready:
+            raise ApiError(503, "the model is not ready yet", code="not_ready", type_="server_error")
+        return state.builder.tokenizer
+
+    @app.get("/tokenizer_info")
+    async def get_tokenizer_info():
+        return tokenizer_api.tokenizer_info(tokenizer(), state.engine.context_length)
+
+    @app.post("/tokenize")
+    async def post_tokenize(request: Request):
+        raw = await read_body(request, config.max_body_bytes, config.body_timeout_s)
+        return tokenizer_api.tokenize(raw, tokenizer(), state.engine.context_length)
+
+    @app.post("/detokenize")
+    async def post_detokenize(request: Request):
+        raw = await read_body(request, config.max_body_bytes, config.body_timeout_s)
+        return tokenizer_api.detokenize(raw, tokenizer())
+
     @app.post("/v1/completions")
     async def completions(request: Request):
-        raw = await read_body(request, config.max_body_bytes)
+        raw = await read_body(request, config.max_body_bytes, config.body_timeout_s)
         req = protocol.parse_completion_request(raw, state.limits)
-        job = prepare_job(state, req)
-        state.engine.submit(job)
-        cid = protocol.completion_id()
-        if req.stream:
-            return StreamingResponse(stream_events(state, job, cid), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        return JSONResponse(await collect(state, job, cid))
+        return await generate(prepare_job(state, req), protocol.CompletionFormat(), req.stream)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        raw = await read_body(request, config.max_body_bytes, config.body_timeout_s)
+        req = chat.parse_chat_request(raw, state.limits)
+        return await generate(prepare_chat(state, req), chat.ChatFormat(), req.stream)
 
     return app
 
 
-def _uvicorn_config(app, config: ServeConfig, **overrides):
-    import uvicorn
-
-    options = dict(host=config.host, port=config.port, timeout_graceful_shutdown=config.graceful_shutdown_s,
-                   access_log=config.access_log, log_level="info", lifespan="on")
-    options.update(overrides)
-    return uvicorn.Config(app, **options)
-
-
 def run_server(config: ServeConfig) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit status (1 when the model failed to load)."""
-    import uvicorn
-
+    from codemill.serve.connections import build_server
     from codemill.serve.model_source import fetch_model
     from codemill.stage import log_config
 
@@ -122,7 +144,7 @@ def run_server(config: ServeConfig) -> int:
     with tempfile.TemporaryDirectory(prefix="codemill-model-") as scratch:  # downloads live as long as the server
         model_dir = fetch_model(uri, config.cache_dir or scratch, config.tracking_uri)
         app = create_app(config, model_dir, model_uri=uri)
-        server = uvicorn.Server(_uvicorn_config(app, config))
+        server = build_server(app, config)
         app.state.codemill.on_fatal = lambda exc: setattr(server, "should_exit", True)
         server.run()
     return 1 if app.state.codemill.load_error else 0
@@ -132,18 +154,18 @@ class BackgroundServer:
     """The app on a free 127.0.0.1 port in a daemon thread; ``with`` starts it and waits until ready."""
 
     def __init__(self, config: ServeConfig, model_dir: str, ready_timeout: float = 120.0):
-        import uvicorn
+        from codemill.serve.connections import build_server
 
         self.app = create_app(config, model_dir)
         self.state: ServerState = self.app.state.codemill
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self.server = uvicorn.Server(_uvicorn_config(self.app, config, log_level="warning", access_log=False))
+        self.server = build_server(self.app, config, log_level="warning", access_log=False)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         self.ready_timeout = ready_timeout
 
-    def start(self) -> "BackgroundServer":
+    def start(self) -> BackgroundServer:
         self._thread.start()
         deadline = time.monotonic() + self.ready_timeout
         while not self.state.ready:
@@ -160,7 +182,7 @@ class BackgroundServer:
         self._thread.join(timeout)
         self._sock.close()
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -21,9 +21,20 @@ import uuid
 
 from codemill.serve.batching import Delta, Failed, Finished, Job
 from codemill.serve.hf_backend import model_context_length
+from codemill.serve.logprobs import TokenLogprob
 from codemill.stage import InputError
 
 log = logging.getLogger("codemill.serve")
+
+
+def _entries(token_ids, logprobs, k: int) -> list[TokenLogprob]:
+    """vLLM's per-token ``{token_id: Logprob(logprob, rank, ...)}`` (the token itself plus the top ``k``)."""
+    out = []
+    for token, options in zip(token_ids, logprobs):
+        top = sorted(((i, lp.logprob) for i, lp in options.items() if lp.rank is not None and lp.rank <= k),
+                     key=lambda item: -item[1])
+        out.append(TokenLogprob(token, options[token].logprob, top[:k]))
+    return out
 
 
 def vllm_available() -> bool:
@@ -33,6 +44,8 @@ def vllm_available() -> bool:
 
 
 class VLLMEngine:
+    """The ``vllm`` backend's :class:`~codemill.serve.engine.Engine`: each job is one ``AsyncLLMEngine`` request."""
+
     def __init__(self, model_dir: str, metrics, context_length: int = 0, dtype: str = "auto",
                  gpu_memory_utilization: float = 0.9):
         self.model_dir = model_dir
@@ -73,9 +86,10 @@ class VLLMEngine:
 
         req = job.request
         params = SamplingParams(n=req.n, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
-                                stop=req.stop or None, seed=req.seed)
+                                stop=req.stop or None, seed=req.seed, stop_token_ids=sorted(job.stop_ids) or None,
+                                logprobs=req.logprobs, prompt_logprobs=(req.logprobs or 0) if req.echo else None)
         request_id = uuid.uuid4().hex
-        sent: dict[int, int] = {}
+        sent: dict[int, tuple[int, int]] = {}  # choice -> (characters, tokens) already forwarded
         finished: set[int] = set()
         running = False
         try:
@@ -88,6 +102,9 @@ class VLLMEngine:
                 if job.cancelled:
                     await self.engine.abort(request_id)
                     return
+                if req.echo and job.prompt_logprobs is None:
+                    job.prompt_logprobs = [None] + _entries(job.prompt_ids[1:], output.prompt_logprobs[1:],
+                                                            req.logprobs or 0)
                 for choice in output.outputs:
                     self._forward(job, choice, sent, finished)
         except Exception as e:  # one failed request, not a dead server
@@ -100,12 +117,14 @@ class VLLMEngine:
                 self.metrics.waiting.dec()
 
     @staticmethod
-    def _forward(job: Job, choice, sent: dict[int, int], finished: set[int]) -> None:
-        """Turn one cumulative vLLM choice into the text it added and, once, its finish."""
-        before = sent.get(choice.index, 0)
-        if len(choice.text) > before:
-            job.emit(Delta(choice.index, choice.text[before:]))
-            sent[choice.index] = len(choice.text)
+    def _forward(job: Job, choice, sent: dict[int, tuple[int, int]], finished: set[int]) -> None:
+        """Turn one cumulative vLLM choice into the text (and logprobs) it added and, once, its finish."""
+        chars, tokens = sent.get(choice.index, (0, 0))
+        k = job.request.logprobs
+        entries = [] if k is None else _entries(choice.token_ids[tokens:], (choice.logprobs or [])[tokens:], k)
+        if len(choice.text) > chars or entries:
+            job.emit(Delta(choice.index, choice.text[chars:], entries))
+            sent[choice.index] = (len(choice.text), len(choice.token_ids))
         if choice.finish_reason is not None and choice.index not in finished:
             finished.add(choice.index)
             if choice.finish_reason not in ("stop", "length"):  # "abort": vLLM dropped the request

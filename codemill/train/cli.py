@@ -13,7 +13,7 @@ import os
 
 from codemill.cli import add_tracking_args
 from codemill.stage import add_config_args, config_from_args
-from codemill.train._config import TrainConfig, preset_names
+from codemill.train.config import TrainConfig, preset_names
 
 
 def register(subparsers) -> None:
@@ -29,16 +29,16 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from codemill import tracking
-    from codemill.train._train import TrainingInterrupted, train
+    from codemill import runner
+    from codemill.train.loop import TrainingInterrupted
 
     config = config_from_args(TrainConfig, args)
     rank0 = int(os.environ.get("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))) == 0
     try:
         # An interrupted run ends its MLflow run as FAILED; the rerun that resumes opens a new one.
-        with tracking.stage_run("train", uri=args.tracking_uri, parent_run_id=args.parent_run_id,
-                                enabled=rank0 and not args.no_tracking) as tracker:
-            stats = train(config, args.input, args.output, tracker)
+        stats = runner.run_tracked("train", config, output=args.output, tracking_uri=args.tracking_uri,
+                                   parent_run_id=args.parent_run_id, enabled=rank0 and not args.no_tracking,
+                                   input=args.input)
     except TrainingInterrupted as e:
         print(f"stopped: {e}", flush=True)
         return 143

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from codemill.stage import InputError, read_stats
-from codemill.train._config import TrainConfig, config_flags
+from codemill.train.config import TrainConfig, config_flags
 
 
 def train_args(config: TrainConfig, input: str, output: str, tracking_uri: str, parent_run_id: str) -> list[str]:
@@ -57,8 +57,14 @@ def run_step(config: TrainConfig, input: str, output: str, gpu_count: int = 1, n
             raise RuntimeError(f"torchrun over {nproc} GPUs exited with status {code}")
         return read_stats(output)
 
-    from codemill.tracking import stage_run
-    from codemill.train._train import train
+    from codemill import runner
 
-    with stage_run("train", tracking_uri, parent_run_id) as tracker:
-        return train(config, input, output, tracker)
+    return runner.run_tracked("train", config, output=output, tracking_uri=tracking_uri,
+                              parent_run_id=parent_run_id, input=input)
+
+
+def train_step(config: TrainConfig, ctx) -> dict:
+    """The ``train`` step in this process (``codemill train``, and each torchrun rank)."""
+    from codemill.train.loop import train
+
+    return train(config, ctx.input("input"), ctx.output, ctx.tracker)

@@ -24,8 +24,14 @@ import time
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 RUNTIMES = ("torch-distributed", "deepspeed-distributed")
 # Non-secret settings the pods need to reach the same storage and tracking as this step.
-FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
-                 "MLFLOW_TRACKING_URI", "CODEMILL_EXPERIMENT")
+FORWARDED_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "MLFLOW_TRACKING_URI",
+    "CODEMILL_EXPERIMENT",
+)
 SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -45,15 +51,28 @@ def current_namespace(default: str = "default") -> str:
 def _env(credentials_secret: str) -> list[dict]:
     env = [{"name": k, "value": os.environ[k]} for k in FORWARDED_ENV if os.environ.get(k)]
     if credentials_secret:
-        env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": credentials_secret, "key": k, "optional": True}}}
-                for k in SECRET_KEYS]
+        env += [
+            {"name": k, "valueFrom": {"secretKeyRef": {"name": credentials_secret, "key": k, "optional": True}}}
+            for k in SECRET_KEYS
+        ]
     return env
 
 
-def manifest(name: str, namespace: str, image: str, train_args: list[str], num_nodes: int, gpus_per_node: int,
-             runtime: str = "torch-distributed", node_selector: dict | None = None,
-             tolerations: list | None = None, cpu: str = "8", memory: str = "64Gi",
-             credentials_secret: str = "", service_account: str = "") -> dict:
+def manifest(
+    name: str,
+    namespace: str,
+    image: str,
+    train_args: list[str],
+    num_nodes: int,
+    gpus_per_node: int,
+    runtime: str = "torch-distributed",
+    node_selector: dict | None = None,
+    tolerations: list | None = None,
+    cpu: str = "8",
+    memory: str = "64Gi",
+    credentials_secret: str = "",
+    service_account: str = "",
+) -> dict:
     """The TrainJob object: ``train_args`` are the ``codemill train`` flags every rank runs with."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown TrainJob runtime {runtime!r}; expected one of {RUNTIMES}")
@@ -77,8 +96,11 @@ def manifest(name: str, namespace: str, image: str, train_args: list[str], num_n
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainJob",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "codemill",
-                                                                      "codemill.stage": "train"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "codemill", "codemill.stage": "train"},
+        },
         "spec": {
             "runtimeRef": {"name": runtime, "apiGroup": GROUP, "kind": "ClusterTrainingRuntime"},
             "trainer": {
@@ -112,8 +134,9 @@ def default_api():
     return client.CustomObjectsApi()
 
 
-def run(job: dict, api=None, poll_seconds: float = 30.0, timeout_seconds: float | None = None,
-        log=print, sleep=time.sleep) -> str:
+def run(
+    job: dict, api=None, poll_seconds: float = 30.0, timeout_seconds: float | None = None, log=print, sleep=time.sleep
+) -> str:
     """Create the TrainJob (or adopt the one a previous try made) and wait; returns its message."""
     from kubernetes.client.exceptions import ApiException
 

@@ -1,8 +1,8 @@
-"""``codemill validate``: the CLI face of :func:`codemill.validate.run_shard` / ``finish``.
+"""``codemill validate``: the CLI face of the ``validate-shard`` and ``validate-finish`` steps.
 
 With ``--world-size 1`` (the default) it validates the whole source and merges; with
-``--world-size N --rank R`` it validates shard R only; ``--finish`` merges the shards
-after all of them ran::
+``--world-size N --rank R`` it validates shard R only; ``--step finish`` (or ``--finish``)
+merges the shards after all of them ran::
 
     codemill validate --source site-packages --output runs/v --max-repos 40 --no-tracking
     codemill validate --source 'data/*.jsonl' --output runs/v --world-size 2 --rank 0
@@ -17,10 +17,12 @@ import json
 
 from codemill import stage
 
+STEPS = ("all", "shard", "finish")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from codemill.cli import add_shard_args, add_tracking_args
-    from codemill.validate._config import ValidateConfig
+    from codemill.validate.config import ValidateConfig
 
     p = sub.add_parser(
         "validate", help="read source repositories, keep clean files, quarantine the rest",
@@ -29,10 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "quality filters, decontaminate against benchmarks, redact secrets.")
     p.add_argument("--source", default=None,
                    help="'site-packages', a folder whose subfolders are repositories, or JSONL/Parquet URL(s) "
-                        "(local or s3://, globs allowed); required unless --finish")
+                        "(local or s3://, globs allowed); required unless --step finish")
     p.add_argument("--output", required=True, help="output folder URL (local or s3://), shared by all shards")
-    p.add_argument("--finish", action="store_true",
-                   help="only merge the shards' stats (after every shard ran), check the invariant, write the report")
+    p.add_argument("--step", choices=STEPS, default="all",
+                   help="one step (shard: validate this rank's shard; finish: merge the shards) or all: "
+                        "this rank's shard, then the merge when --world-size is 1 (default: all)")
+    p.add_argument("--finish", action="store_true", help="the same as --step finish")
     config_group = p.add_argument_group("validate settings")
     stage.add_config_args(config_group, ValidateConfig, skip=("seed",))  # --seed comes with the shard flags
     add_shard_args(p)
@@ -41,26 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from codemill.cli import stage_tracker
-    from codemill.validate import ValidateConfig, finish, run_shard
+    from codemill.cli import run_steps
+    from codemill.validate import ValidateConfig
 
-    if args.finish:
-        with stage_tracker(args, "validate") as tracker:
-            stats = finish(args.output, args.world_size, tracker)
-        return _print_summary(args.output, stats)
-    if not args.source:
-        raise stage.InputError("validate: --source is required (unless --finish)")
-    config = stage.config_from_args(ValidateConfig, args)
-    name = "validate" if args.world_size == 1 else f"validate-{args.rank}"
-    with stage_tracker(args, name) as tracker:
-        stats = run_shard(config, args.source, args.output, args.rank, args.world_size, tracker)
-        if args.world_size == 1:
-            stats = finish(args.output, 1, tracker)
-    return _print_summary(args.output, stats)
-
-
-def _print_summary(output: str, stats: dict) -> int:
+    step = "finish" if args.finish else args.step
+    plan: list = []
+    if step in ("all", "shard"):
+        if not args.source:
+            raise stage.InputError("validate: --source is required (unless --step finish)")
+        plan.append(("validate-shard", stage.config_from_args(ValidateConfig, args), {"source": args.source}))
+    if step == "finish" or (step == "all" and args.world_size == 1):
+        plan.append(("validate-finish", None, {}))
+    stats = run_steps(args, plan)
     keys = ("input_records", "kept", "quarantined", "by_reason", "invariant_ok")
     print(json.dumps({k: stats[k] for k in keys if k in stats}, sort_keys=True))
-    print(f"output: {output}")
+    print(f"output: {args.output}")
     return 0

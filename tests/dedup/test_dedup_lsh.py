@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from codemill.dedup import DedupConfig, choose_bands
-from codemill.dedup._exact import content_hash, find_copies, repo_preference
-from codemill.dedup._near import candidate_pairs, choose_kept
-from codemill.dedup._unionfind import UnionFind
+from codemill.dedup.exact import content_hash, find_copies, repo_preference
+from codemill.dedup.near import candidate_pairs, choose_kept
+from codemill.dedup.unionfind import UnionFind
 from codemill.stage import InputError, config_from_options
 
 import pyarrow as pa

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from codemill.dedup import MinHasher, estimated_jaccard
-from codemill.dedup._minhash import MAX_HASH, sorted_distinct
+from codemill.dedup.minhash import MAX_HASH, sorted_distinct
 
 from dedup_corpus import package_repo
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from codemill.evaluate import fim
+from codemill import fim
 from codemill.evaluate.generation import Generator, _StopOnText, cut
 from codemill.stage import InputError
 from tests.conftest import FIM_TOKENS

@@ -4,7 +4,7 @@ import json
 import os
 
 from codemill.evaluate import EvalConfig, score_samples
-from codemill.evaluate.fim import psm_prompt, sentinels
+from codemill.fim import psm_prompt, sentinels
 from codemill.evaluate.infilling import exact_match, first_line, load_tasks, program
 from tests.conftest import FIM_TOKENS
 from tests.evaluate.conftest import write_samples

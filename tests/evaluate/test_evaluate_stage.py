@@ -69,6 +69,6 @@ def test_without_pack_the_heldout_metrics_are_skipped(tiny_model_dir, tmp_path, 
 
 def test_config_is_validated():
     with pytest.raises(InputError, match="benchmarks"):
-        EvalConfig(benchmarks=["mbpp"]).validate()
+        EvalConfig(benchmarks=["mbpp"]).ensure_valid()
     with pytest.raises(InputError, match="temperature"):
-        EvalConfig(n_samples=4, temperature=0.0).validate()
+        EvalConfig(n_samples=4, temperature=0.0).ensure_valid()

@@ -176,4 +176,4 @@ def test_bad_inputs_name_what_is_wrong(tmp_path):
     with pytest.raises(InputError, match="missing column"):
         run(PackConfig(**CONFIG), str(tmp_path / "bad"), str(tmp_path / "out"))
     with pytest.raises(InputError, match="fim_rate"):
-        PackConfig(fim_rate=1.5).check()
+        PackConfig(fim_rate=1.5).ensure_valid()

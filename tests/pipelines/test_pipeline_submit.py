@@ -57,3 +57,22 @@ def test_submit_uploads_a_version_once_and_starts_a_run(monkeypatch, capsys):
     assert runs[0]["params"] == {"num_shards": 4}
     assert runs[0]["version_id"] == "v1" and runs[0]["service_account"] == "codemill-pipeline-runner"
     assert "run r1 started" in capsys.readouterr().out
+
+
+def test_params_are_read_by_their_declared_type(monkeypatch):
+    RecordingClient.pipelines, RecordingClient.calls = {}, []
+    monkeypatch.setattr(kfp, "Client", RecordingClient)
+    assert cli.main(["pipeline", "submit", "--host", "http://kfp.test", "--version", "rel-2",
+                     "--param", "run_name=2024", "--param", "gpu_count=2", "--param", "num_shards=4",
+                     "--param", "train_memory=3Gi", "--param", 'validate_options={"max_repos": 8}']) == 0
+    params = next(c[1] for c in RecordingClient.calls if c[0] == "run")["params"]
+    assert params == {"run_name": "2024", "gpu_count": "2", "num_shards": 4, "train_memory": "3Gi",
+                      "validate_options": {"max_repos": 8}}
+
+
+def test_a_value_of_the_wrong_type_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setattr(kfp, "Client", RecordingClient)
+    for bad in ("num_shards=four", "validate_options=[8]", "gpu_tolerations={}"):
+        assert cli.main(["pipeline", "submit", "--host", "http://kfp.test", "--param", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert bad.split("=")[0] in err and len(err.splitlines()) == 1, err

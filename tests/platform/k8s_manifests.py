@@ -71,7 +71,7 @@ def render_chart(values: dict | None = None, api_versions: list[str] | None = No
     return objects
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chart_objects(env: str | None) -> tuple[dict, ...]:
     """Objects for default values (env None) or values-<env>.yaml, with the Prometheus CRD present."""
     values = values_file(f"values-{env}.yaml" if env else None)
@@ -82,7 +82,7 @@ def kubectl() -> str | None:
     return shutil.which("kubectl")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kustomize(path: str) -> tuple[dict, ...]:
     """``kubectl kustomize k8s/<path>`` as objects."""
     out = subprocess.run([kubectl(), "kustomize", os.path.join(K8S, path)], check=True,

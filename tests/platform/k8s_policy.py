@@ -45,7 +45,7 @@ def restricted_violations(where: str, pod: dict) -> list[str]:
     for c in containers(pod):
         csc = c.get("securityContext", {})
         name = f"{where}/{c['name']}"
-        if not (csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+        if csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
             bad.append(f"{name}: runAsNonRoot is not true")
         if csc.get("runAsUser", psc.get("runAsUser")) == 0:
             bad.append(f"{name}: runAsUser 0")

@@ -8,9 +8,7 @@ import os
 import helm_python as helm
 import pytest
 import yaml
-
-from k8s_manifests import (CHART, PROMETHEUS_CRD, chart_objects, deep_merge, render_chart, validate,
-                           values_file)
+from k8s_manifests import CHART, PROMETHEUS_CRD, chart_objects, deep_merge, render_chart, validate, values_file
 
 ENVS = [None, "dev", "prod"]
 
@@ -50,7 +48,10 @@ def test_chart_renders_every_component(env):
     objects = chart_objects(env)
     for kind, name in [("Deployment", "codemill-mlflow"), ("Service", "codemill-mlflow"),
                        ("Deployment", "codemill-serve"), ("Service", "codemill-serve"),
-                       ("Job", "codemill-pipeline-upload"), ("ServiceMonitor", "codemill-serve")]:
+                       ("Job", "codemill-pipeline-upload"), ("ServiceMonitor", "codemill-serve"),
+                       ("Deployment", "codemill-sandbox"), ("Service", "codemill-sandbox"),
+                       ("NetworkPolicy", "codemill-sandbox"), ("PodDisruptionBudget", "codemill-sandbox"),
+                       ("ConfigMap", "codemill-sandbox-seccomp")]:
         one(objects, kind, name)
 
 
@@ -169,7 +170,7 @@ def test_mlflow_serves_s3_artifacts_behind_basic_auth_with_postgres_password_fro
 
 def test_auth_off_drops_the_auth_app_and_its_config():
     objects = render_chart(deep_merge(values_file("values-dev.yaml"), {"mlflow": {"auth": {"enabled": False}}}))
-    assert by_kind(objects, "ConfigMap") == []
+    assert [c for c in by_kind(objects, "ConfigMap") if "mlflow" in c["metadata"]["name"]] == []
     mlflow = container(objects, "codemill-mlflow", "mlflow")
     assert not any(a.startswith("--app-name") for a in mlflow["args"])
     inference = container(objects, "codemill-serve", "server")
@@ -197,4 +198,38 @@ def test_optional_objects_follow_their_switches():
     with pytest.raises(helm.HelmRenderError, match="host is required"):
         render_chart({"inference": {"ingress": {"enabled": True}}})
     assert by_kind(render_chart({"inference": {"enabled": False}, "mlflow": {"enabled": False},
-                                 "pipelineUpload": {"enabled": False}}), "Deployment") == []
+                                 "pipelineUpload": {"enabled": False}, "sandbox": {"enabled": False}}),
+                   "Deployment") == []
+
+
+def test_dev_values_point_s3_at_kfps_seaweedfs():
+    """KFP >= 2.16 has no minio-service: its object store is the Service seaweedfs, port 9000."""
+    objects = chart_objects("dev")
+    for deployment, name in (("codemill-mlflow", "mlflow"), ("codemill-serve", "server")):
+        env = {e["name"]: e.get("value") for e in container(objects, deployment, name)["env"]}
+        assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs.kubeflow.svc.cluster.local:9000", deployment
+
+
+def test_sandbox_service_runs_isolated_with_the_shipped_seccomp_profile():
+    objects = chart_objects(None)
+    pod = one(objects, "Deployment", "codemill-sandbox")["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["command"] == ["codemill", "sandbox", "serve"] and "--require-isolation" in server["args"]
+    assert "--api-key-env=CODEMILL_SANDBOX_API_KEY" in server["args"]
+    key = next(e for e in server["env"] if e["name"] == "CODEMILL_SANDBOX_API_KEY")
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "codemill-sandbox", "key": "api-key"}
+    profile = {"type": "Localhost", "localhostProfile": "codemill/sandbox-seccomp.json"}
+    assert pod["securityContext"]["seccompProfile"] == profile == server["securityContext"]["seccompProfile"]
+    assert server["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    shipped = json.loads(one(objects, "ConfigMap", "codemill-sandbox-seccomp")["data"]["sandbox-seccomp.json"])
+    with open(os.path.join(CHART, "files", "sandbox-seccomp.json")) as f:
+        assert shipped == json.load(f)
+    denied = set(shipped["syscalls"][0]["names"])
+    assert {"ptrace", "mount", "bpf", "setns", "io_uring_setup"} <= denied and "unshare" not in denied
+    scaled = render_chart({"sandbox": {"autoscaling": {"enabled": True}, "appArmorProfile": "Unconfined"}})
+    assert one(scaled, "HorizontalPodAutoscaler", "codemill-sandbox")["spec"]["maxReplicas"] == 8
+    assert "replicas" not in one(scaled, "Deployment", "codemill-sandbox")["spec"]
+    assert container(scaled, "codemill-sandbox", "sandbox")["securityContext"]["appArmorProfile"] == {
+        "type": "Unconfined"}
+    with pytest.raises(helm.HelmValuesError):  # the service never runs without a key
+        render_chart({"sandbox": {"apiKeySecret": {"name": ""}}})

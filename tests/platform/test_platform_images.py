@@ -1,22 +1,27 @@
-"""images/: the Dockerfiles pass the lint rules, the locks are exact, and every image reference agrees."""
+"""images/: hadolint's settings keep its rules on, the Dockerfiles keep codemill's own policy,
+the locks are exact, and every image reference agrees. (hadolint itself runs in `make lint`.)"""
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
+import subprocess
 
 import pytest
 import yaml
-
 from dockerfile_lint import copied_sources, lint
 from k8s_manifests import REPO
 
 DOCKERFILES = ["images/cpu.Dockerfile", "images/cuda.Dockerfile"]
 LOCKS = ["images/requirements-cpu.txt", "images/requirements-cuda.txt"]
 
+HADOLINT = os.path.join(REPO, ".venv", "bin", "hadolint")
+
 GOOD = """\
 FROM python:3.11.14-slim-bookworm AS build
+WORKDIR /src
 COPY constraints.txt .
 RUN pip install --no-cache-dir -c constraints.txt torch
 FROM python:3.11.14-slim-bookworm
@@ -46,13 +51,43 @@ def pins(path):
     return out
 
 
+def hadolint(text: str) -> tuple[int, list[str]]:
+    """hadolint's exit status on ``text`` with the project's settings, and the rules it reports."""
+    out = subprocess.run([HADOLINT, "--config", os.path.join(REPO, "images", "hadolint.yaml"),
+                          "--format", "json", "-"], input=text, capture_output=True, text=True, check=False)
+    return out.returncode, sorted({finding["code"] for finding in json.loads(out.stdout or "[]")})
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
-def test_dockerfile_passes_the_lint_rules(dockerfile):
+def test_dockerfile_keeps_the_project_policy(dockerfile):
     assert lint(read(dockerfile)) == []
 
 
-def test_the_rules_accept_a_minimal_good_dockerfile():
+def test_the_policy_and_hadolint_accept_a_minimal_good_dockerfile():
     assert lint(GOOD) == []
+    assert hadolint(GOOD) == (0, [])
+
+
+# What the hand-written rules used to check and hadolint now does: the settings in
+# images/hadolint.yaml must keep each of these on, at a level that fails the lint.
+@pytest.mark.parametrize("old,new,code", [
+    ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python:latest AS build\n", "DL3007"),
+    ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python AS build\n", "DL3006"),
+    ("--no-cache-dir ", "", "DL3042"),
+    ("USER 10001", "USER 0", "DL3002"),
+    ("COPY constraints.txt .\n", "COPY constraints.txt .\nRUN apt-get update && apt-get install curl "
+                                 "&& rm -rf /var/lib/apt/lists/*\n", "DL3014"),
+    ("USER 10001\n", "RUN apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*\n"
+                     "USER 10001\n", "DL3015"),
+    ("USER 10001\n", "RUN apt-get update && apt-get install -y --no-install-recommends curl\nUSER 10001\n",
+     "DL3009"),
+    ("COPY constraints.txt .\n", "COPY constraints.txt .\nRUN curl -s https://x | sh\n", "DL4006"),
+    ("COPY constraints.txt .\n", "COPY constraints.txt .\nENV HF_TOKEN=hf_abc\n", "DL3064"),
+])
+def test_hadolint_with_the_project_settings_catches(old, new, code):
+    assert old in GOOD
+    status, codes = hadolint(GOOD.replace(old, new, 1))
+    assert status != 0 and code in codes, codes
 
 
 @pytest.mark.parametrize("old,new,rule", [
@@ -64,16 +99,12 @@ def test_the_rules_accept_a_minimal_good_dockerfile():
     ("USER 10001\n", "", "non-root"),
     ("HEALTHCHECK NONE\n", "", "healthcheck"),
     ("-c constraints.txt torch", "torch", "pip"),
-    ("--no-cache-dir ", "", "pip"),
     ("COPY constraints.txt .\n", "", "pip: constraints.txt"),
     ("USER 10001\n", "RUN apt-get update && apt-get install -y --no-install-recommends gcc "
                      "&& rm -rf /var/lib/apt/lists/*\nUSER 10001\n", "lean-final"),
-    ("COPY constraints.txt .\n", "COPY constraints.txt .\nRUN apt-get update && apt-get install -y curl\n", "apt"),
-    ("COPY constraints.txt .\n", "COPY constraints.txt .\nRUN curl -s https://x | sh\n", "pipefail"),
     ("COPY constraints.txt .\n", "COPY constraints.txt .\nADD https://x/y.tgz /y\n", "no-remote-add"),
-    ("COPY constraints.txt .\n", "COPY constraints.txt .\nENV HF_TOKEN=hf_abc\n", "no-secrets"),
 ])
-def test_each_rule_catches_its_violation(old, new, rule):
+def test_each_policy_rule_catches_its_violation(old, new, rule):
     assert old in GOOD
     problems = lint(GOOD.replace(old, new, 1))
     assert any(p.startswith(rule) for p in problems), problems
@@ -125,6 +156,15 @@ def test_cuda_lock_adds_the_gpu_stack_and_repins_only_what_the_dockerfile_drops(
     assert set(cuda) & set(codemill) == set(dropped.group(1).split("|")) == {"fastapi", "numpy"}
     assert all(cuda[name] != codemill[name] for name in ("fastapi", "numpy"))
     assert "torch==2.13.0" in dockerfile
+
+
+def test_cpu_image_installs_the_locked_torch_as_the_cpu_build():
+    torch = pins("constraints.txt")["torch"]
+    install = re.search(r"pip install [^\n]*\\\n\s+--extra-index-url (\S+) \"torch==([^\"]+)\"",
+                        read("images/cpu.Dockerfile"))
+    assert install, "the CPU image no longer installs torch from PyTorch's CPU index"
+    assert install.group(1) == "https://download.pytorch.org/whl/cpu"
+    assert install.group(2) == f"{torch}+cpu"  # satisfies the lock's torch==X, without PyPI's CUDA wheels
 
 
 def test_cpu_lock_only_adds_to_constraints():

@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-
 from k8s_manifests import REPO, kubectl, kustomize, validate
 
 pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl (for `kubectl kustomize`) is not installed")
@@ -82,7 +81,8 @@ def test_dev_overlay_adds_postgres_and_points_the_pipeline_at_in_cluster_s3():
     objects = kustomize("dev")
     find(objects, "Deployment", "codemill-postgres", "codemill")
     env = find(objects, "ConfigMap", "codemill-pipeline-env", "kubeflow")["data"]
-    assert env["AWS_ENDPOINT_URL"] == "http://minio-service.kubeflow.svc.cluster.local:9000"
+    # KFP >= 2.16 serves S3 from SeaweedFS; minio-service is gone.
+    assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs.kubeflow.svc.cluster.local:9000"
     assert env["MLFLOW_TRACKING_URI"] == "http://codemill-mlflow.codemill.svc.cluster.local:5000"
     assert env["CODEMILL_SERVE_URL"] == "http://codemill-serve.codemill.svc.cluster.local:8000"
     assert find(objects, "ResourceQuota", "codemill-gpu")["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"

@@ -8,10 +8,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from k8s_manifests import chart_objects, kubectl, kustomize, pod_templates
-from k8s_policy import (gpu_violations, resource_violations, restricted_violations, secret_violations,
-                        selects)
+from k8s_policy import gpu_violations, resource_violations, restricted_violations, secret_violations, selects
 
 GOOD_POD = {
     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -166,5 +164,25 @@ def test_network_policies_cover_every_profile_and_nothing_reaches_the_sandbox():
     specific = [p for p in allows if not selects(p["spec"]["podSelector"], {"codemill.io/network": "unknown"})]
     profiles = {labels["codemill.io/network"] for _, labels, _ in all_pods() if "codemill.io/network" in labels}
     assert profiles >= {"mlflow", "inference", "pipeline-upload", "training"}
-    for profile in profiles | {"pipeline-step"}:  # pipeline-step: KFP's pods, labelled by the components
+    # sandbox: the chart's sandbox service pods, whose only allow is the chart's own policy (below).
+    # pipeline-step: KFP's pods, labelled by the components.
+    for profile in (profiles - {"sandbox"}) | {"pipeline-step"}:
         assert any(selects(p["spec"]["podSelector"], {"codemill.io/network": profile}) for p in specific), profile
+
+
+def test_the_sandbox_service_is_reached_only_by_codemill_pods_and_reaches_nothing():
+    for env in (None, "dev", "prod"):
+        objects = chart_objects(env)
+        policy = next(o for o in objects
+                      if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "codemill-sandbox")
+        pod_labels = next(labels for obj in objects for _, labels, _ in pod_templates(obj)
+                          if labels.get("codemill.io/network") == "sandbox")
+        assert selects(policy["spec"]["podSelector"], pod_labels)
+        assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"} and policy["spec"]["egress"] == []
+        (rule,) = policy["spec"]["ingress"]
+        assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+        for peer in rule["from"]:  # every peer is a selected set of codemill pods, never an IP block or a namespace
+            assert set(peer) <= {"podSelector", "namespaceSelector"} and "podSelector" in peer
+            assert peer["podSelector"] in ({"matchLabels": {"app.kubernetes.io/part-of": "codemill"}},) or \
+                peer["podSelector"]["matchExpressions"][0]["key"] == "codemill.io/network"
+        assert not selects(rule["from"][0]["podSelector"], {"app": "anything-else"})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shlex
 
 import pytest
 import yaml
-
 from k8s_manifests import REPO
 
 WORKFLOWS = sorted(glob.glob(os.path.join(REPO, ".github", "workflows", "*.yaml")))
@@ -52,6 +52,7 @@ def test_ci_lints_tests_compiles_and_checks_the_chart_on_every_push():
     assert "push" in triggers and "pull_request" in triggers
     assert {"lint", "test", "compile", "chart"} <= set(ci["jobs"])
     assert "make test" in run_lines(ci, "test")
+    assert "make lint" in run_lines(ci, "lint")
     compile_job = run_lines(ci, "compile")
     assert "make compile" in compile_job and "git diff --exit-code -- pipelines/compiled/codemill.yaml" in compile_job
     chart = run_lines(ci, "chart")
@@ -71,3 +72,28 @@ def test_kind_job_deploys_everything_and_asserts_a_successful_run():
                    "rollout status deployment/codemill-serve"):
         assert needle in steps, needle
     assert any(s.get("uses", "").startswith("helm/kind-action@") for s in kind["jobs"]["e2e"]["steps"])
+
+
+def _quantity(text: str) -> float:
+    """A Kubernetes CPU or memory quantity in cores / bytes (the forms codemill uses)."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    m = re.fullmatch(r"([0-9.]+)(m|Ki|Mi|Gi|Ti)?", text)
+    assert m, f"not a Kubernetes quantity: {text!r}"
+    return float(m.group(1)) * units.get(m.group(2) or "", 1)
+
+
+def test_kind_run_asks_for_resources_a_4_vcpu_16_gb_runner_has():
+    from codemill.pipeline_cli import parse_params
+    from pipelines.codemill_pipeline import codemill_pipeline
+
+    _, kind = load("kind.yaml")
+    lines = run_lines(kind, "e2e").replace("\\\n", " ").splitlines()
+    submit = next(line for line in lines if "pipeline submit" in line)
+    words = shlex.split(submit.split("|")[0])
+    params = parse_params([words[i + 1] for i, w in enumerate(words) if w == "--param"])  # typed as submit reads them
+    defaults = {k: v.default for k, v in codemill_pipeline.component_spec.inputs.items()}
+    for task in ("train", "eval", "score"):
+        cpu, memory = params[f"{task}_cpu"], params[f"{task}_memory"]
+        assert isinstance(cpu, str) and isinstance(memory, str)  # resource fields need string parameters
+        assert _quantity(cpu) <= 2 and _quantity(memory) <= 4 * 2**30, (task, cpu, memory)
+        assert _quantity(defaults[f"{task}_cpu"]) >= 8  # the production default stays

@@ -1,6 +1,11 @@
 """Auth on every protected route, and each client mistake as a 4xx naming the field (never a 5xx)."""
 
+import json
+import urllib.error
+import urllib.request
+
 import httpx
+import openai
 import pytest
 
 from tests.serve.serve_helpers import API_KEY, metric_samples, sample
@@ -106,3 +111,55 @@ def test_model_failure_is_a_server_error_and_the_server_lives_on(server, client,
     monkeypatch.undo()
     assert client.post("/v1/completions", json={"prompt": "x = ", "max_tokens": 3}).status_code == 200
     assert httpx.get(server.url + "/ready").status_code == 200
+
+
+BIG = json.dumps({"prompt": "x" * 20_000_000}).encode()  # 20 MB against the 16 KB limit
+
+
+def _urllib_post(url: str, body: bytes, key: str = API_KEY) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json",
+                                                          "Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:  # a real HTTP answer, not a reset connection
+        return e.code, json.loads(e.read())
+
+
+def test_huge_body_is_a_413_that_urllib_receives(server):
+    status, body = _urllib_post(server.url + "/v1/completions", BIG)
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+
+
+def test_huge_body_with_a_wrong_key_is_a_401_that_urllib_receives(server):
+    status, body = _urllib_post(server.url + "/v1/completions", BIG, key="wrong")
+    assert status == 401 and body["error"]["code"] == "invalid_api_key"
+
+
+def test_huge_body_is_a_413_that_httpx_receives(server):
+    resp = httpx.post(server.url + "/v1/completions", content=BIG, timeout=120,
+                      headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "body_too_large"
+    assert resp.headers["connection"] == "close"
+
+
+def test_huge_body_is_a_413_that_the_openai_client_receives(server):
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.completions.create(model="codemill", prompt="x" * 20_000_000)
+    assert caught.value.status_code == 413
+    assert caught.value.body["code"] == "body_too_large"
+
+
+def test_huge_body_sent_after_100_continue_is_refused_before_it_is_sent(server):
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(BIG)}\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in reply

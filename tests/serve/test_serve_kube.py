@@ -9,9 +9,18 @@ would go to the inference Service.
 import json
 
 import pytest
-from kubernetes.client import (V1Container, V1Deployment, V1DeploymentCondition, V1DeploymentSpec,
-                               V1DeploymentStatus, V1EnvVar, V1LabelSelector, V1ObjectMeta, V1PodSpec,
-                               V1PodTemplateSpec)
+from kubernetes.client import (
+    V1Container,
+    V1Deployment,
+    V1DeploymentCondition,
+    V1DeploymentSpec,
+    V1DeploymentStatus,
+    V1EnvVar,
+    V1LabelSelector,
+    V1ObjectMeta,
+    V1PodSpec,
+    V1PodTemplateSpec,
+)
 
 from codemill.serve import kube
 from codemill.serve.rollout import RolloutConfig, rollout

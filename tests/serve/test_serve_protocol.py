@@ -57,11 +57,18 @@ def test_malformed_json(raw, code):
     ({"prompt": "x", "top_p": 0}, "top_p", "invalid_value"),
     ({"prompt": "x", "stream": "yes"}, "stream", "invalid_type"),
     ({"prompt": "x", "stop": 5}, "stop", "invalid_type"),
-    ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
+    ({"prompt": "x", "stop": [f"s{i}" for i in range(17)]}, "stop", "invalid_value"),
     ({"prompt": "x", "stop": [""]}, "stop", "invalid_value"),
     ({"prompt": "x", "seed": "1"}, "seed", "invalid_type"),
     ({"prompt": "x", "suffix": 3}, "suffix", "invalid_type"),
-    ({"prompt": ["a", "b"]}, "prompt", "invalid_type"),
+    ({"prompt": ["a", 3]}, "prompt", "invalid_type"),
+    ({"prompt": [[1, 2], [-1]]}, "prompt[1]", "invalid_type"),
+    ({"prompt": [1, True]}, "prompt", "invalid_type"),
+    ({"prompt": []}, "prompt", "empty_prompt"),
+    ({"prompt": [[1], []]}, "prompt[1]", "empty_prompt"),
+    ({"prompt": ["a", ""]}, "prompt[1]", "empty_prompt"),
+    ({"prompt": [1, 2], "suffix": "x"}, "suffix", "unsupported_parameter"),
+    ({"prompt": ["a"] * 65}, "prompt", "too_many_prompts"),
     ({"suffix": "x"}, "prompt", "missing_parameter"),
     ({"prompt": ""}, "prompt", "empty_prompt"),
     ({"prompt": "", "suffix": ""}, "prompt", "empty_prompt"),
@@ -69,8 +76,11 @@ def test_malformed_json(raw, code):
     ({"prompt": "x", "max_tokens": 0}, "max_tokens", "invalid_value"),
     ({"prompt": "x", "n": 5}, "n", "n_over_cap"),
     ({"prompt": "x", "n": 0}, "n", "invalid_value"),
-    ({"prompt": "x", "echo": True}, "echo", "unsupported_parameter"),
-    ({"prompt": "x", "logprobs": 3}, "logprobs", "unsupported_parameter"),
+    ({"prompt": "x", "suffix": "y", "echo": True}, "echo", "unsupported_parameter"),
+    ({"prompt": "x", "echo": 1}, "echo", "invalid_type"),
+    ({"prompt": "x", "logprobs": 21}, "logprobs", "invalid_value"),
+    ({"prompt": "x", "logprobs": -1}, "logprobs", "invalid_value"),
+    ({"prompt": "x", "logprobs": True}, "logprobs", "invalid_type"),
     ({"prompt": "x", "best_of": 3}, "best_of", "unsupported_parameter"),
     ({"prompt": "x", "stream_options": {"include_usage": 1}}, "stream_options.include_usage", "invalid_type"),
     ({"prompt": "x", "model": 3}, "model", "invalid_type"),
@@ -79,6 +89,17 @@ def test_bad_field_is_named(body, param, code):
     err = rejected(body)
     assert (err.param, err.code) == (param, code)
     assert param.split(".")[0] in err.message
+
+
+@pytest.mark.parametrize("prompt, prompts", [
+    ("def f", ["def f"]),
+    (["a", "b"], ["a", "b"]),
+    ([5, 6, 7], [[5, 6, 7]]),
+    ([[5, 6], [7]], [[5, 6], [7]]),
+])
+def test_prompt_may_be_text_token_ids_or_lists_of_either(prompt, prompts):
+    req = parse({"prompt": prompt, "echo": True, "logprobs": 2, "max_tokens": 1})
+    assert (req.prompts, req.echo, req.logprobs) == (prompts, True, 2)
 
 
 def test_empty_prompt_is_fine_with_a_suffix():

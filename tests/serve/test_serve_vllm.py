@@ -7,6 +7,7 @@ FIM prompts reach the engine as codemill-built token ids (vLLM's own server reje
 """
 
 import asyncio
+import contextlib
 import importlib.machinery
 import json
 import sys
@@ -37,11 +38,20 @@ class FakeAsyncLLMEngine:
     async def generate(self, prompt, params, request_id):
         self.calls.append((prompt, params))
         steps = params.max_tokens
+        ids = prompt["prompt_token_ids"]
+        prompt_logprobs = None  # as vLLM: the first prompt token has none; {token: Logprob} for the others
+        if getattr(params, "prompt_logprobs", None) is not None:
+            prompt_logprobs = [None] + [{t: SimpleNamespace(logprob=-0.25, rank=1)} for t in ids[1:]]
         for step in range(1, steps + 1):
+            logprobs = None
+            if getattr(params, "logprobs", None) is not None:
+                logprobs = [{k: SimpleNamespace(logprob=-0.1 * (k + 1), rank=2), 99: SimpleNamespace(logprob=-0.01,
+                             rank=1)} for k in range(step)]
             outputs = [SimpleNamespace(index=i, text="".join(f" c{i}t{k}" for k in range(step)),
-                                       token_ids=list(range(step)),
+                                       token_ids=list(range(step)), logprobs=logprobs,
                                        finish_reason="length" if step == steps else None) for i in range(params.n)]
-            yield SimpleNamespace(outputs=outputs, prompt_token_ids=prompt["prompt_token_ids"], finished=step == steps)
+            yield SimpleNamespace(outputs=outputs, prompt_token_ids=ids, prompt_logprobs=prompt_logprobs,
+                                  finished=step == steps)
             await asyncio.sleep(0)
 
     async def abort(self, request_id):
@@ -51,8 +61,8 @@ class FakeAsyncLLMEngine:
         self.shut_down = True
 
 
-@pytest.fixture(scope="module")
-def vllm_server(tiny_model_dir):
+@contextlib.contextmanager
+def fake_vllm_server(model_dir: str):
     fake = types.ModuleType("vllm")
     fake.__spec__ = importlib.machinery.ModuleSpec("vllm", None)
     fake.AsyncLLMEngine = FakeAsyncLLMEngine
@@ -61,12 +71,18 @@ def vllm_server(tiny_model_dir):
     saved = sys.modules.get("vllm")
     sys.modules["vllm"] = fake
     try:
-        with BackgroundServer(ServeConfig(backend="vllm", access_log=False), tiny_model_dir) as server:
+        with BackgroundServer(ServeConfig(backend="vllm", access_log=False), model_dir) as server:
             yield server, FakeAsyncLLMEngine.instances[-1]
     finally:
         sys.modules.pop("vllm")
         if saved is not None:
             sys.modules["vllm"] = saved
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model_dir):
+    with fake_vllm_server(tiny_model_dir) as served:
+        yield served
 
 
 def test_engine_is_built_for_the_model_dir(vllm_server, tiny_model_dir):
@@ -109,3 +125,35 @@ def test_vllm_backend_without_vllm_fails_to_load(tiny_model_dir, monkeypatch):
     assert httpx.get(f"{server.url}/ready").json()["status"] == "failed"
     assert httpx.get(f"{server.url}/health").status_code == 200
     server.stop()
+
+
+def test_chat_reaches_vllm_as_the_chat_templates_token_ids(tiny_chat_model_dir):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    with fake_vllm_server(tiny_chat_model_dir) as (server, engine):
+        body = {"messages": messages, "max_tokens": 3, "n": 2, "temperature": 0.5, "seed": 3, "stop": ["##"]}
+        data = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60).json()
+        with httpx.stream("POST", f"{server.url}/v1/chat/completions", json={**body, "n": 1, "stream": True},
+                          timeout=60) as resp:
+            lines = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+    prompt, params = engine.calls[-2]  # before it: the warm-up; after it: the stream
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model_dir)
+    assert prompt == {"prompt_token_ids": PromptBuilder(tok).chat(messages)}
+    assert (params.n, params.temperature, params.max_tokens, params.stop, params.seed) == (2, 0.5, 3, ["##"], 3)
+    assert params.stop_token_ids == [tok.convert_tokens_to_ids("<|im_end|>")]  # chat ends at the end of turn
+    assert [c["message"]["content"] for c in data["choices"]] == [" c0t0 c0t1 c0t2", " c1t0 c1t1 c1t2"]
+    assert data["object"] == "chat.completion"
+    deltas = [json.loads(x)["choices"][0]["delta"] for x in lines[:-1]]
+    assert deltas[0] == {"role": "assistant", "content": ""} and lines[-1] == "[DONE]"
+    assert "".join(d.get("content", "") for d in deltas) == " c0t0 c0t1 c0t2"
+
+
+def test_logprobs_and_echo_pass_through_vllm(vllm_server):
+    server, engine = vllm_server
+    body = {"prompt": [[5, 6, 7]], "max_tokens": 2, "logprobs": 1, "echo": True, "temperature": 0}
+    choice = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60).json()["choices"][0]
+    _, params = engine.calls[-1]
+    assert (params.logprobs, params.prompt_logprobs) == (1, 1)
+    lp = choice["logprobs"]
+    assert lp["token_logprobs"] == [None, -0.25, -0.25, pytest.approx(-0.1), pytest.approx(-0.2)]
+    assert lp["top_logprobs"][0] is None and len(lp["top_logprobs"][3]) == 2  # the best (id 99) and the token
+    assert max(lp["top_logprobs"][3].values()) == pytest.approx(-0.01)

@@ -27,5 +27,14 @@ def tiny_pack(tiny_model_dir, tmp_path_factory) -> str:
 
 def fast_options(**extra) -> dict:
     """The tiny preset made quick for tests: short sequences, a few steps."""
-    return {"max_steps": 6, "batch_size": 4, "eval_batches": 2, "eval_every": 3, "log_every": 2,
-            "checkpoint_every": 2, "warmup_steps": 2, "num_threads": 1, **extra}
+    return {
+        "max_steps": 6,
+        "batch_size": 4,
+        "eval_batches": 2,
+        "eval_every": 3,
+        "log_every": 2,
+        "checkpoint_every": 2,
+        "warmup_steps": 2,
+        "num_threads": 1,
+        **extra,
+    }

@@ -32,7 +32,10 @@ def pack_rows(docs: list[list[int]], seq_len: int, pad_id: int) -> tuple[np.ndar
         fill = seq_len - len(row_t)
         tokens.append(row_t + [pad_id] * fill)
         segments.append(row_s + [-1] * fill)
-    as_rows = (lambda rows, dtype: np.array(rows, dtype=dtype).reshape(-1, seq_len))
+
+    def as_rows(rows, dtype):
+        return np.array(rows, dtype=dtype).reshape(-1, seq_len)
+
     return as_rows(tokens, np.uint32), as_rows(segments, np.int32)
 
 
@@ -52,16 +55,41 @@ def write_pack(path: str, tokenizer, train_texts: list[str], val_texts: list[str
     for name, texts in (("train", train_texts), ("val", val_texts)):
         write_split(os.path.join(path, name), *pack_rows(tokenize(tokenizer, texts), seq_len, tokenizer.pad_token_id))
     fim = tokenizer.convert_tokens_to_ids(["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"])
-    meta = {"seq_len": seq_len, "vocab_size": len(tokenizer), "bos": tokenizer.bos_token_id,
-            "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id, "fim_begin": fim[0],
-            "fim_hole": fim[1], "fim_end": fim[2], "fim_rate": 0.0, "spm_rate": 0.0}
+    meta = {
+        "seq_len": seq_len,
+        "vocab_size": len(tokenizer),
+        "bos": tokenizer.bos_token_id,
+        "eos": tokenizer.eos_token_id,
+        "pad": tokenizer.pad_token_id,
+        "fim_begin": fim[0],
+        "fim_hole": fim[1],
+        "fim_end": fim[2],
+        "fim_rate": 0.0,
+        "spm_rate": 0.0,
+    }
     with open(os.path.join(path, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True)
     return path
 
 
-TEXT_SUFFIXES = (".py", ".pyi", ".md", ".rst", ".txt", ".toml", ".cfg", ".json", ".yaml", ".yml",
-                 ".c", ".h", ".js", ".html", ".css", ".sh")
+TEXT_SUFFIXES = (
+    ".py",
+    ".pyi",
+    ".md",
+    ".rst",
+    ".txt",
+    ".toml",
+    ".cfg",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".c",
+    ".h",
+    ".js",
+    ".html",
+    ".css",
+    ".sh",
+)
 
 
 def distribution_sources(n_repos: int = 40, max_bytes: int = 1_000_000) -> list[str]:
@@ -73,7 +101,11 @@ def distribution_sources(n_repos: int = 40, max_bytes: int = 1_000_000) -> list[
     for _, dist in dists:
         for f in sorted(dist.files or [], key=str):
             path = str(f.locate())
-            if (f.suffix in TEXT_SUFFIXES and ".dist-info" not in str(f) and os.path.isfile(path)
-                    and os.path.getsize(path) < max_bytes):
+            if (
+                f.suffix in TEXT_SUFFIXES
+                and ".dist-info" not in str(f)
+                and os.path.isfile(path)
+                and os.path.getsize(path) < max_bytes
+            ):
                 texts.append(open(path, encoding="utf-8", errors="replace").read())
     return texts

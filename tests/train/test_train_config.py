@@ -12,9 +12,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from codemill.stage import InputError
 from codemill.tracking import NoOpTracker
 from codemill.train import TrainConfig, load_preset, preset_names, resolve, train
-from codemill.train._config import DEEPSPEED_DIR, PRESET_DIR
-from codemill.train._model import llama_config
-from codemill.train._optim import deepspeed_config, deepspeed_names
+from codemill.train.config import DEEPSPEED_DIR, PRESET_DIR
+from codemill.train.model import llama_config
+from codemill.train.optim import deepspeed_config, deepspeed_names
 from tests.train.conftest import fast_options
 
 # Parameter counts of the published checkpoints these presets copy the shapes of.
@@ -51,8 +51,9 @@ def test_unknown_preset_names_the_known_ones():
         resolve(TrainConfig(preset="huge"))
 
 
-@pytest.mark.parametrize("override,match", [({"batch_size": 0}, "batch_size"), ({"lr": -1.0}, "lr"),
-                                            ({"precision": "fp8"}, "precision")])
+@pytest.mark.parametrize(
+    "override,match", [({"batch_size": 0}, "batch_size"), ({"lr": -1.0}, "lr"), ({"precision": "fp8"}, "precision")]
+)
 def test_impossible_values_are_rejected(override, match):
     with pytest.raises(InputError, match=match):
         resolve(TrainConfig(**override))
@@ -77,7 +78,7 @@ def test_seq_len_must_divide_the_packed_length(tiny_pack, tmp_path):
 def test_vocabulary_mismatch_fails_before_training(tiny_pack, tmp_path):
     small = {"model": {**load_preset("tiny")["model"], "vocab_size": 100}}
     tok = AutoTokenizer.from_pretrained(os.path.join(tiny_pack, "tokenizer"))
-    from codemill.train._model import check_compatible
+    from codemill.train.model import check_compatible
 
     with pytest.raises(InputError, match="vocabulary mismatch.*512 ids.*100 rows"):
         check_compatible(llama_config(small["model"], tok, "sdpa"), tok, {"vocab_size": 512}, 128, "preset x")
@@ -102,8 +103,15 @@ def test_deepspeed_without_gpus_fails_with_a_clear_message(tiny_pack, tmp_path):
 @pytest.mark.parametrize("name", ["zero2", "zero3_offload"])
 def test_deepspeed_configs_have_the_keys_the_trainer_integration_needs(name):
     raw = json.load(open(os.path.join(DEEPSPEED_DIR, f"{name}.json")))
-    for key in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
-                "gradient_clipping", "bf16", "optimizer", "zero_optimization"):
+    for key in (
+        "train_batch_size",
+        "train_micro_batch_size_per_gpu",
+        "gradient_accumulation_steps",
+        "gradient_clipping",
+        "bf16",
+        "optimizer",
+        "zero_optimization",
+    ):
         assert key in raw, key
     assert raw["train_micro_batch_size_per_gpu"] == "auto" and raw["bf16"]["enabled"] == "auto"
     zero = raw["zero_optimization"]
@@ -133,12 +141,41 @@ def test_cli_flags_reach_the_config():
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
-    args = parser.parse_args(["train", "--input", "p", "--output", "o", "--max-steps", "9", "--seq-len", "64",
-                              "--lr", "0.01", "--batch-size", "2", "--base-model", "s3://b/m",
-                              "--deepspeed", "zero2", "--no-resume", "--seed", "3"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--input",
+            "p",
+            "--output",
+            "o",
+            "--max-steps",
+            "9",
+            "--seq-len",
+            "64",
+            "--lr",
+            "0.01",
+            "--batch-size",
+            "2",
+            "--base-model",
+            "s3://b/m",
+            "--deepspeed",
+            "zero2",
+            "--no-resume",
+            "--seed",
+            "3",
+        ]
+    )
     c = config_from_args(TrainConfig, args)
     assert (c.max_steps, c.seq_len, c.lr, c.batch_size, c.base_model, c.deepspeed, c.resume, c.seed) == (
-        9, 64, 0.01, 2, "s3://b/m", "zero2", False, 3)
+        9,
+        64,
+        0.01,
+        2,
+        "s3://b/m",
+        "zero2",
+        False,
+        3,
+    )
     assert c.grad_accum is None  # unset flags keep "from the preset"
 
 

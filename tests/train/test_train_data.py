@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from codemill.stage import InputError
-from codemill.train._data import load_split, step_rows
+from codemill.train.data import load_split, step_rows
 from tests.train.packed_corpus import write_split
 
 
@@ -15,8 +15,10 @@ def test_one_epoch_visits_every_row_once_and_ranks_do_not_overlap():
     steps_per_epoch = n // (batch * accum * world)
     seen = []
     for step in range(steps_per_epoch):
-        per_rank = [np.concatenate([step_rows(n, 7, step, m, batch, accum, r, world) for m in range(accum)])
-                    for r in range(world)]
+        per_rank = [
+            np.concatenate([step_rows(n, 7, step, m, batch, accum, r, world) for m in range(accum)])
+            for r in range(world)
+        ]
         assert not set(per_rank[0]) & set(per_rank[1])
         seen += [int(i) for rows in per_rank for i in rows]
     assert sorted(seen) == list(range(n))

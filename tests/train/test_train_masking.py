@@ -7,11 +7,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from codemill.train._data import IGNORE, block_causal_mask, make_batch, position_ids
+from codemill.train.data import IGNORE, block_causal_mask, make_batch, position_ids
 from tests.train.packed_corpus import pack_rows
 
-DOCS = ["def add(a, b):\n    return a + b\n", "import os\nprint(os.getcwd())\n",
-        "class Point:\n    x: int = 0\n    y: int = 0\n"]
+DOCS = [
+    "def add(a, b):\n    return a + b\n",
+    "import os\nprint(os.getcwd())\n",
+    "class Point:\n    x: int = 0\n    y: int = 0\n",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +40,12 @@ def test_packed_logits_match_each_document_alone(model_and_rows, attn):
     dtype = torch.bool if attn == "sdpa" else torch.float32
     batch = make_batch(tokens, segments, dtype)
     with torch.no_grad():
-        packed = model(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                       attention_mask=batch.attention_mask).logits[0]
+        packed = model(
+            input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=batch.attention_mask
+        ).logits[0]
     start = 0
     for doc in docs:
-        torch.testing.assert_close(packed[start:start + len(doc)], _alone(model, doc), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(packed[start : start + len(doc)], _alone(model, doc), rtol=1e-4, atol=1e-4)
         start += len(doc)
     model.config._attn_implementation = "sdpa"
 
@@ -51,8 +55,9 @@ def test_plain_causal_attention_leaks_across_documents(model_and_rows):
     model, docs, tokens, segments = model_and_rows
     batch = make_batch(tokens, segments, None)
     with torch.no_grad():
-        leaky = model(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                      attention_mask=torch.ones_like(batch.input_ids)).logits[0]
+        leaky = model(
+            input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=torch.ones_like(batch.input_ids)
+        ).logits[0]
     second = slice(len(docs[0]), len(docs[0]) + len(docs[1]))
     assert not torch.allclose(leaky[second], _alone(model, docs[1]), atol=1e-3)
 

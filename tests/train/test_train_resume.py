@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from codemill.tracking import NoOpTracker
 from codemill.train import TrainConfig, TrainingInterrupted, train
-from codemill.train._checkpoint import complete_steps
+from codemill.train.checkpoint import complete_steps
 from tests.train.conftest import fast_options
 
 
@@ -70,8 +70,13 @@ def test_outputs_follow_the_contract(uninterrupted):
     assert stats["val_loss_end"] < stats["val_loss_start"] - 0.3
     assert stats["tokens_per_second"] > 0
     assert complete_steps(out) == [4, 6]  # checkpoint_every 2, keep 2
-    for name in ("loss_curve.png", "report.md", "model/config.json", "model/generation_config.json",
-                 "model/tokenizer.json"):
+    for name in (
+        "loss_curve.png",
+        "report.md",
+        "model/config.json",
+        "model/generation_config.json",
+        "model/tokenizer.json",
+    ):
         assert os.path.exists(os.path.join(out, name)), name
     assert open(os.path.join(out, "loss_curve.png"), "rb").read(4) == b"\x89PNG"
 

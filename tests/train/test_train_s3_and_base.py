@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from codemill import io
 from codemill.tracking import NoOpTracker
 from codemill.train import TrainConfig, TrainingInterrupted, train
-from codemill.train._checkpoint import complete_steps
+from codemill.train.checkpoint import complete_steps
 from tests.train.conftest import fast_options
 from tests.train.test_train_resume import SigtermAtStep
 

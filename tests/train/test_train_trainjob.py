@@ -13,11 +13,25 @@ TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSche
 
 
 def _job(runtime="torch-distributed", **kw):
-    args = train_args(TrainConfig(preset="deepseek-coder-1.3b", max_steps=100), "s3://b/pack", "s3://b/train",
-                      "http://mlflow:5000", "parent123")
-    return trainjob.manifest("codemill-train-x", "kubeflow", "ghcr.io/codemill/codemill-cuda:0.1.0", args,
-                             num_nodes=4, gpus_per_node=8, runtime=runtime, node_selector=SELECTOR,
-                             tolerations=TOLERATIONS, **kw)
+    args = train_args(
+        TrainConfig(preset="deepseek-coder-1.3b", max_steps=100),
+        "s3://b/pack",
+        "s3://b/train",
+        "http://mlflow:5000",
+        "parent123",
+    )
+    return trainjob.manifest(
+        "codemill-train-x",
+        "kubeflow",
+        "ghcr.io/codemill/codemill-cuda:0.1.0",
+        args,
+        num_nodes=4,
+        gpus_per_node=8,
+        runtime=runtime,
+        node_selector=SELECTOR,
+        tolerations=TOLERATIONS,
+        **kw,
+    )
 
 
 def test_torch_manifest_runs_torchrun_on_every_node_with_the_gpu_settings(monkeypatch):
@@ -25,8 +39,11 @@ def test_torch_manifest_runs_torchrun_on_every_node_with_the_gpu_settings(monkey
     job = _job(credentials_secret="codemill-s3")
     assert job["apiVersion"] == "trainer.kubeflow.org/v1alpha1" and job["kind"] == "TrainJob"
     spec = job["spec"]
-    assert spec["runtimeRef"] == {"name": "torch-distributed", "apiGroup": "trainer.kubeflow.org",
-                                  "kind": "ClusterTrainingRuntime"}
+    assert spec["runtimeRef"] == {
+        "name": "torch-distributed",
+        "apiGroup": "trainer.kubeflow.org",
+        "kind": "ClusterTrainingRuntime",
+    }
     trainer = spec["trainer"]
     assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 8
     assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from codemill.stage import InputError
-from codemill.validate._decontam import BenchmarkText, Decontaminator, load_benchmarks, tuple_hashes
+from codemill.validate.decontam import BenchmarkText, Decontaminator, load_benchmarks, tuple_hashes
 
 from validate_corpus import humaneval_rows
 

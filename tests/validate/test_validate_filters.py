@@ -3,7 +3,7 @@
 import os
 
 from codemill.validate import ValidateConfig
-from codemill.validate._filters import alpha_fraction, quality_problem
+from codemill.validate.filters import alpha_fraction, quality_problem
 
 CONFIG = ValidateConfig()
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from codemill.validate._secrets import present_kinds, redact
+from codemill.validate.secrets import present_kinds, redact
 
 PEM_BODY = "MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\naFDrBz9vFqU4yVZ3c+1LRQ==\n"
 
@@ -60,3 +60,114 @@ def test_real_source_file_only_loses_its_email():
     redacted, counts = redact(text)
     assert set(counts) == {"email"}
     assert redacted.replace("<EMAIL>", "") == text.replace("gward@python.net", "")
+
+
+# ---------------------------------------------------------------------------- by value
+# detect-secrets' plugins, TruffleHog's AWS pairing rule, high entropy near a key word.
+# The values below are made up in the shape of each kind; none is a real credential.
+
+KEY_ID, SECRET = "AKIAZ7QXK3M2PLW4RT6N", "9fQe2Lr/tX8kVb+Wm4NzYd1Hs7GpJu0Ca5oEiK3R"
+
+HELD_OUT = f'''def connect():
+    """Connect to the archive bucket.
+
+    The credentials for the test account are {KEY_ID} with the secret
+    access key {SECRET} so anyone can reproduce it.
+    """
+'''
+
+
+def test_aws_pair_in_a_docstring_is_fully_redacted():
+    redacted, counts = redact(HELD_OUT)
+    assert KEY_ID not in redacted and SECRET not in redacted
+    assert counts == {"aws_access_key": 1, "aws_secret_key": 1}
+    assert "are <KEY> with the secret\n    access key <KEY> so anyone" in redacted
+
+
+def test_aws_pair_needs_no_keyword_and_goes_everywhere_the_secret_is():
+    text = f"# id {KEY_ID}\nprint('{SECRET}')\nVALUE = '{SECRET}'\n"
+    assert redact(text) == ("# id <KEY>\nprint('<KEY>')\nVALUE = '<KEY>'\n",
+                            {"aws_access_key": 1, "aws_secret_key": 2})
+
+
+def test_a_40_character_run_without_a_key_id_or_keyword_is_kept():
+    text = f"# an example value: {SECRET}\n"
+    assert redact(text) == (text, {})
+
+
+def test_pairing_spares_git_shas_and_words_next_to_a_key_id():
+    sha = "e83c5163316f89bfbde7d9ab23ca2e25604af290"  # 40 hex: a commit, not a secret
+    words = "ThisIsFortyCharactersOfPlainCamelCaseAbc"
+    text = f"{KEY_ID}\ncommit {sha}\nname {words}\n"
+    redacted, counts = redact(text)
+    assert counts == {"aws_access_key": 1} and sha in redacted and words in redacted
+
+
+def test_a_key_id_inside_a_base64_blob_is_not_an_id():
+    # an embedded font (pillow's ImageFont.py) holds "AKIAAQAAAAAB..." mid-blob
+    blob = "AAEAAAAPAIAAAwBwRkZUTWIKsJ0AAAD8AAAAHEdERUYAKAAlAAABGAAAAB5PUy8yAKIAAQAAAAAB" * 3
+    text = f'FONT = b"{blob}"\n'
+    assert redact(text) == (text, {})
+
+
+@pytest.mark.parametrize("kind,text,expected", [
+    ("jwt", 'AUTH = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.'
+            'dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk"', 'AUTH = "<KEY>"'),
+    ("slack_token", 'HOOK = "https://hooks.slack.com/services/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"',
+     'HOOK = "<KEY>"'),
+    ("stripe_key", 'stripe.api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"', 'stripe.api_key = "<KEY>"'),
+    ("sendgrid_key", 'SG = "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"', 'SG = "<KEY>"'),
+    ("npm_token", '//registry.npmjs.org/:_authToken=npm_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6 # ci',
+     "//registry.npmjs.org/:_authToken=<KEY> # ci"),
+    ("azure_storage_key", "DefaultEndpointsProtocol=https;AccountKey=" + "Zq8Xw3Lp0Rt5Vn2Bm7Kc4Hs9Jd1Fg6Ya" * 2
+     + "Zq8Xw3Lp0Rt5Vn2Bm7Kc4H==", "DefaultEndpointsProtocol=https;AccountKey=<KEY>"),
+])
+def test_detect_secrets_plugins_find_their_kinds(kind, text, expected):
+    assert redact(text) == (expected, {kind: 1})
+
+
+@pytest.mark.parametrize("text", [
+    'API_TOKEN = "f3a9c2b7e1d04b6a8c5e9f2d7b1a3c6e"',            # hex, after a keyword
+    "the secret for staging is Qm9LZ2x1dGVyX3Rva2VuXzIwMjQ4a3Fw9Z", # prose, no assignment
+    "apiKey: 'q3Lw9ZpX7mR2vT8nB4kY1cF6hJ0sD5gA'",                 # camelCase keyword
+    'password =\n    "u7Hk2Lm9Pq4Rs1Tv8Wx3Yz6Ab0Cd5Ef"',             # the value on the next line
+    'key = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")',      # a test vector (AES): a key all the same
+])
+def test_high_entropy_values_near_key_words_are_redacted(text):
+    redacted, counts = redact(text)
+    assert counts == {"high_entropy_secret": 1}
+    assert redacted.count("<KEY>") == 1 and len(redacted) < len(text) - 15
+
+
+@pytest.mark.parametrize("text", [
+    "--hash=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # pip lock hash
+    '{file = "x.whl", hash = "sha256:9d71491b50023b06fc76928e6eddb952a8f1c7b35e"}',   # poetry.lock
+    '"integrity": "sha512-Vo0ZEaVzAaHq8yY3lc+mRbf1xJ9xl8qQ8PbM4c2Bv7y3kW2sTvHx0aBc=="',  # package-lock
+    'expected = base64.b64decode("SGVsbG8gV29ybGQhIFRoaXMgaXMgYSB0ZXN0IHZlY3Rvcg==")',  # a test vector
+    'key = bytes.fromhex("000102030405060708090a0b0c0d0e0f")',         # a sequential test key
+    'token = "123e4567-e89b-12d3-a456-426614174000"',                  # a UUID
+    "account_sid = 'ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'",             # a placeholder
+    'password = "correct horse battery staple"',                      # words, low entropy
+    "    >>> tokenize([1, 2, '3'])\n    '9d71491b50023b06fc76928e6eddb952'",  # "token" inside a word
+    "KEY_EXCHANGE = id_GostR3410_2001_KeyTransportSmth2",               # an identifier
+    "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n"
+    "RTESMBAGA1UEChMJQmFsdGltb3JlMRMwEQYDVQQLEwpDeWJlclRydXN0MSIwIAYD\n-----END CERTIFICATE-----",
+])
+def test_ordinary_code_and_data_are_kept(text):
+    assert redact(text) == (text, {})
+
+
+def test_site_packages_lose_no_text_beyond_emails_and_known_keys():
+    # the files of this environment hold no credentials: only the e-mail pass may touch them
+    root = os.path.dirname(os.__file__)
+    # (not secrets.py: its docstring shows token_hex(16) output, a random token after "token")
+    for name in ("base64.py", "hashlib.py", "hmac.py", "uuid.py", "ssl.py", "smtplib.py", "getpass.py"):
+        with open(os.path.join(root, name), encoding="utf-8") as f:
+            text = f.read()
+        _, counts = redact(text)
+        assert set(counts) <= {"email"}, (name, counts)
+
+
+def test_artifactory_token_between_spaces_keeps_the_spaces():
+    text = "export ARTIFACTORY=AKCp8jQ7Zk3Lm9Xw2Rt5Vn0Bq4Hs6Dc1Fg8Ya3Jp7Lk2Mn5Qr9St4Wv0Xy6 && curl\n"
+    assert redact(text) == ("export ARTIFACTORY=<KEY> && curl\n", {"artifactory_token": 1})

@@ -11,7 +11,7 @@ from codemill.tracking import NoOpTracker
 from codemill.validate import InvariantError, ValidateConfig, finish, run_shard
 
 from codemill.stage import InputError
-from codemill.validate._stage import Tally
+from codemill.validate.steps import Tally
 
 from validate_corpus import EXPECTED, build_folder_corpus, build_jsonl, rows, run_all
 

@@ -13,7 +13,7 @@ import pytest
 from codemill import io
 from codemill.stage import InputError
 from codemill.validate import ValidateConfig
-from codemill.validate._repos import select, site_packages_repos
+from codemill.validate.repos import select, site_packages_repos
 
 from validate_corpus import STDLIB, build_folder_corpus, rows, run_all
 

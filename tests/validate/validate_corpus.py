@@ -21,7 +21,7 @@ GOOD_STDLIB = ["textwrap.py", "bisect.py", "colorsys.py", "json/__init__.py", "j
 
 
 def humaneval_rows() -> list[dict]:
-    from codemill.validate._decontam import humaneval_path
+    from codemill.validate.decontam import humaneval_path
 
     with gzip.open(humaneval_path(), "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]

@@ -1,0 +1,139 @@
+"""Rewards: every completion is judged by the project's one scorer, in the sandbox, concurrently.
+
+- tasks (generate/output/input): the tasks stage's scorer (``codemill.tasks.score``), the
+  same code ``codemill eval --benchmark tasks`` runs, which parses the completion per kind;
+- problems (stdin/stdout): evaluate's stdio judge (:func:`codemill.evaluate.stdio.judge`)
+  run once per test case, so the reward can be the share of cases passed (open-r1's
+  ``code_reward``); a chat model's program is the code block of its answer.
+
+:class:`Rewarder` submits each completion to a thread pool (the sandbox's fork server
+runs them in parallel; ``--sandbox-url`` sends them to the verifier service instead) and
+returns futures, so the trainer computes reference log-probabilities while the code runs.
+The reward (``pass``, ``fraction`` or open-r1's ``weighted`` = pass + 0.1 x fraction) plus
+``format_weight`` x the format reward is what enters the advantage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from codemill.evaluate import stdio
+from codemill.rl.data import RLTask
+from codemill.stage import InputError
+
+FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL)
+FORMAT = re.compile(r"\s*<think>(?:(?!</?think>).)*</think>\s*```[^\n`]*\n(?:(?!```).)*```\s*", re.DOTALL)
+
+
+@dataclass(slots=True)
+class Score:
+    passed: bool
+    fraction: float
+    detail: str
+    executions: int = 0
+    seconds: float = 0.0
+
+
+def format_ok(completion: str) -> bool:
+    """One ``<think>`` block, then exactly one fenced code block, nothing else (issue 19, stage 1)."""
+    return FORMAT.fullmatch(completion) is not None
+
+
+def code_block(completion: str) -> str:
+    """The last fenced code block after the reasoning; the whole text when there is none."""
+    answer = completion.rsplit("</think>", 1)[-1]
+    blocks = FENCE.findall(answer)
+    return blocks[-1] if blocks else answer
+
+
+def reward_value(score: Score, mode: str, formatted: bool, format_weight: float) -> float:
+    base = {"pass": float(score.passed), "fraction": score.fraction,
+            "weighted": float(score.passed) + 0.1 * score.fraction}[mode]
+    return base + format_weight * float(formatted)
+
+
+# ---------------------------------------------------------------------------- the two scorers
+
+
+def score_problem(sandbox, task: RLTask, completion: str, chat: bool) -> Score:
+    """Each stdin/stdout case through evaluate's judge on its own, so every case counts."""
+    problem = task.problem
+    program_task, text = (dataclasses.replace(problem, prompt=""), code_block(completion)) if chat \
+        else (problem, completion)
+    passed, first = 0, ""
+    for number, case in enumerate(problem.cases, start=1):
+        ok, detail = stdio.judge(sandbox, dataclasses.replace(program_task, cases=[case]), text)
+        passed += ok
+        first = first or ("" if ok else detail.replace("(test 1)", f"(test {number})"))
+    total = len(problem.cases)
+    return Score(passed == total, passed / total, first or "passed", executions=total)
+
+
+def score_task(sandbox, task: RLTask, completion: str, timeout: float) -> Score:
+    """The tasks stage's scorer on one completion (parsing per kind included)."""
+    from codemill.tasks.score import score_one
+
+    result = score_one(task.task, completion, sandbox, timeout)
+    runs = 0 if task.kind == "output" or result.detail.startswith("parse error") else 1  # output answers never run
+    return Score(result.passed, result.fraction, result.detail, executions=runs)
+
+
+# ---------------------------------------------------------------------------- the pool
+
+
+class Rewarder:
+    """Scores completions concurrently; counts executions and their latency."""
+
+    def __init__(self, workers: int = 2, timeout: float = 5.0, chat: bool = False, sandbox_url: str = "",
+                 sandbox=None):
+        self.workers, self.timeout, self.chat, self.sandbox_url = workers, timeout, chat, sandbox_url
+        self._sandbox, self._own = sandbox, sandbox is None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Rewarder:
+        if self._sandbox is None:
+            self._sandbox = self._open_sandbox()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="rl-reward")
+        return self
+
+    def _open_sandbox(self):
+        import os
+
+        if self.sandbox_url:
+            try:
+                from codemill.verify import client
+            except ImportError as e:
+                raise InputError(f"--sandbox-url {self.sandbox_url}: this build has no verifier service client "
+                                 f"(codemill.verify.client); leave it empty to run the sandbox in process") from e
+            return client.RemoteSandbox(self.sandbox_url)
+        from codemill.evaluate.sandbox import Limits, Sandbox
+
+        sandbox = Sandbox(Limits(timeout=self.timeout), require_isolation=os.environ.get("_KFP_RUNTIME") == "true")
+        sandbox.start()
+        return sandbox
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._own and self._sandbox is not None and hasattr(self._sandbox, "close"):
+            self._sandbox.close()
+
+    def _one(self, task: RLTask, completion: str) -> Score:
+        start = time.perf_counter()
+        if task.source == "problems":
+            score = score_problem(self._sandbox, task, completion, self.chat)
+        else:
+            score = score_task(self._sandbox, task, completion, self.timeout)
+        score.seconds = time.perf_counter() - start
+        return score
+
+    def submit(self, tasks: list[RLTask], completions: list[str]) -> list[Future]:
+        assert self._pool is not None, "use Rewarder as a context manager"
+        return [self._pool.submit(self._one, t, c) for t, c in zip(tasks, completions)]
+
+    def score(self, tasks: list[RLTask], completions: list[str]) -> list[Score]:
+        return [f.result() for f in self.submit(tasks, completions)]

@@ -1,0 +1,89 @@
+"""Score samples on a ``codemill sandbox serve`` service, or in this process when no URL is given.
+
+    score(benchmark, samples, url="", api_key="", tasks=None, problems=None) -> list[dict]
+
+The rows are those of ``results.jsonl`` (``service.py``), the same either way, so eval,
+synth and rl call this one function and pass ``--sandbox-url`` through. Over HTTP a
+429 is retried after its ``Retry-After`` (up to ``retries`` times); any other error is
+:class:`SandboxServiceError` with the service's message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+from codemill.stage import InputError
+
+API_KEY_ENV = "CODEMILL_SANDBOX_API_KEY"
+
+
+class SandboxServiceError(InputError):
+    """The sandbox service refused or failed a request (one line: URL, status, message)."""
+
+
+def request_body(benchmark: str, samples: list[dict], tasks: list[dict] | None = None,
+                 problems: list[dict] | None = None) -> dict:
+    body: dict = {"benchmark": benchmark,
+                  "samples": [{"task_id": s["task_id"], "completion": s["completion"]} for s in samples]}
+    if tasks is not None:
+        body["tasks"] = tasks
+    if problems is not None:
+        body["problems"] = problems
+    return body
+
+
+def score(benchmark: str, samples: list[dict], *, url: str = "", api_key: str = "", tasks: list[dict] | None = None,
+          problems: list[dict] | None = None, timeout: float = 3.0, workers: int = 0, sandbox=None,
+          http_timeout: float = 1800.0, retries: int = 20) -> list[dict]:
+    """One row per sample, in order. ``timeout``, ``workers`` and ``sandbox`` apply in-process
+    only (the service has its own)."""
+    body = request_body(benchmark, samples, tasks, problems)
+    if not url:
+        from codemill.evaluate.config import cpu_budget
+        from codemill.verify.calls import default_sandbox
+        from codemill.verify.service import BadRequest, score_request
+
+        try:
+            return score_request(body, sandbox or default_sandbox(), workers or cpu_budget(), timeout)
+        except BadRequest as e:
+            raise InputError(str(e)) from None
+    return post(url, body, api_key, http_timeout, retries)["results"]
+
+
+def post(url: str, body: dict, api_key: str, http_timeout: float = 1800.0, retries: int = 20) -> dict:
+    endpoint = url.rstrip("/") + "/v1/score"
+    data = json.dumps(body).encode("utf-8")
+    for attempt in range(retries + 1):
+        req = urllib.request.Request(endpoint, data=data, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=http_timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            message = _message(e)
+            if e.code == 429 and attempt < retries:
+                time.sleep(min(30.0, float(e.headers.get("Retry-After") or 1)))
+                continue
+            raise SandboxServiceError(f"{endpoint}: HTTP {e.code}: {message}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise SandboxServiceError(f"{endpoint}: cannot reach the sandbox service: {e}") from None
+    raise SandboxServiceError(f"{endpoint}: still busy (429) after {retries} retries")
+
+
+def isolation(url: str, http_timeout: float = 30.0) -> dict:
+    """The service's sandbox layers (``GET /health``, no key needed), plus its URL."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=http_timeout) as response:
+            return dict(json.loads(response.read()).get("sandbox", {}), service=url)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise SandboxServiceError(f"{url}/health: cannot reach the sandbox service: {e}") from None
+
+
+def _message(error: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(error.read())["error"]["message"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return error.reason or "no message"
