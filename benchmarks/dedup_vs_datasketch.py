@@ -116,7 +116,7 @@ def documents(repos: dict[str, dict[str, str]]) -> dict[str, bytes]:
 
 def shingle_set(doc: bytes, n: int) -> np.ndarray:
     tokens = TOKEN.findall(doc.lower())
-    grams = [tokens] if 0 < len(tokens) < n else [tokens[i: i + n] for i in range(len(tokens) - n + 1)]
+    grams = [tokens] if 0 < len(tokens) < n else [tokens[i : i + n] for i in range(len(tokens) - n + 1)]
     hashed = {int.from_bytes(hashlib.blake2b(b" ".join(g), digest_size=8).digest(), "little") for g in grams}
     return np.array(sorted(hashed), dtype=np.uint64)
 
@@ -171,7 +171,7 @@ def datasketch_core(docs: dict[str, bytes], config: DedupConfig) -> int:
     sketches = {}
     for name, doc in docs.items():
         tokens = TOKEN.findall(doc.lower())
-        grams = {b" ".join(tokens[i: i + config.ngram]) for i in range(len(tokens) - config.ngram + 1)}
+        grams = {b" ".join(tokens[i : i + config.ngram]) for i in range(len(tokens) - config.ngram + 1)}
         m = MinHash(num_perm=config.num_perm, seed=config.seed, scheme="affine64")
         m.update_batch(list(grams))
         lsh.insert(name, m)
@@ -180,8 +180,11 @@ def datasketch_core(docs: dict[str, bytes], config: DedupConfig) -> int:
 
 
 def write_input(repos, work: str) -> str:
-    records = [FileRecord(repo=r, path=p, content=repos[r][p], language="python").finalize()
-               for r in sorted(repos) for p in sorted(repos[r])]
+    records = [
+        FileRecord(repo=r, path=p, content=repos[r][p], language="python").finalize()
+        for r in sorted(repos)
+        for p in sorted(repos[r])
+    ]
     inp = os.path.join(work, "in")
     io.write_parquet(to_table(records, FILE_SCHEMA), os.path.join(inp, "files", "shard-00000-of-00001.parquet"))
     return inp
@@ -206,10 +209,15 @@ def synthetic_input(n: int, work: str, seed: int) -> str:
     vocab = np.array([f"name{i}" for i in range(20000)])
     records, previous = [], None
     for r in range(n):
-        files = previous if (r % 20 == 19 and previous) else {
-            f"src/mod{k}.py": " ".join(vocab[rng.integers(0, len(vocab), 60)]) for k in range(2)}
-        records += [FileRecord(repo=f"user{r:07d}/project", path=p, content=c, language="python").finalize()
-                    for p, c in sorted(files.items())]
+        files = (
+            previous
+            if (r % 20 == 19 and previous)
+            else {f"src/mod{k}.py": " ".join(vocab[rng.integers(0, len(vocab), 60)]) for k in range(2)}
+        )
+        records += [
+            FileRecord(repo=f"user{r:07d}/project", path=p, content=c, language="python").finalize()
+            for p, c in sorted(files.items())
+        ]
         previous = files
     inp = os.path.join(work, f"in-{n}")
     io.write_parquet(to_table(records, FILE_SCHEMA), os.path.join(inp, "files", "shard-00000-of-00001.parquet"))
@@ -223,9 +231,11 @@ def cluster_peak_rss(n: int, work: str, seed: int) -> int:
     out = os.path.join(work, f"out-{n}")
     signature_shard(DedupConfig(seed=seed), synthetic_input(n, work, seed), out)
     # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still carries the parent's size.
-    code = ("import sys; from codemill.dedup import DedupConfig, cluster; "
-            f"cluster(DedupConfig(seed={seed}), {out!r}); "
-            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0], file=sys.stderr)")
+    code = (
+        "import sys; from codemill.dedup import DedupConfig, cluster; "
+        f"cluster(DedupConfig(seed={seed}), {out!r}); "
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0], file=sys.stderr)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(done.stderr.strip().splitlines()[-1]) * 1024
 
@@ -233,8 +243,11 @@ def cluster_peak_rss(n: int, work: str, seed: int) -> int:
 def memory(sizes: tuple[int, int], seed: int) -> dict:
     with tempfile.TemporaryDirectory() as work:
         small, large = (cluster_peak_rss(n, work, seed) for n in sizes)
-    return {"repos": list(sizes), "peak_rss_mb": [round(small / 1e6, 1), round(large / 1e6, 1)],
-            "bytes_per_repo": round((large - small) / (sizes[1] - sizes[0]))}
+    return {
+        "repos": list(sizes),
+        "peak_rss_mb": [round(small / 1e6, 1), round(large / 1e6, 1)],
+        "bytes_per_repo": round((large - small) / (sizes[1] - sizes[0])),
+    }
 
 
 def speed(repos, docs, mb: float, repeat: int, work: str) -> dict:
@@ -264,13 +277,18 @@ def quality(repos, docs, seed: int, work: str) -> dict:
     out = {"removed_by_exact_jaccard": len(truth)}
     for check in ("estimate", "none", "exact"):  # the default first
         result = stage_run(inp, DedupConfig(seed=seed, check=check), work)
-        predicted = {r["repo"] for r in io.read_parquet(os.path.join(result, "clusters.parquet")).to_pylist()
-                     if not r["kept"]}
+        predicted = {
+            r["repo"] for r in io.read_parquet(os.path.join(result, "clusters.parquet")).to_pylist() if not r["kept"]
+        }
         hit = len(predicted & truth)
-        out[check] = {"removed": len(predicted), "true_positives": hit,
-                      "precision": round(hit / len(predicted), 4) if predicted else 1.0,
-                      "recall": round(hit / len(truth), 4) if truth else 1.0,
-                      "missed": sorted(truth - predicted), "extra": sorted(predicted - truth)}
+        out[check] = {
+            "removed": len(predicted),
+            "true_positives": hit,
+            "precision": round(hit / len(predicted), 4) if predicted else 1.0,
+            "recall": round(hit / len(truth), 4) if truth else 1.0,
+            "missed": sorted(truth - predicted),
+            "extra": sorted(predicted - truth),
+        }
     return out
 
 
@@ -280,12 +298,23 @@ def main() -> None:
     p.add_argument("--repos", type=int, default=1000, help="at most this many base repositories")
     p.add_argument("--planted", type=float, default=0.5, help="share of repositories given a planted variant")
     p.add_argument("--repeat", type=int, default=3, help="timed rounds on the first seed's corpus (0: no timing)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
-                   help="one corpus (planted variants) and MinHash seed per value, for quality")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3],
+        help="one corpus (planted variants) and MinHash seed per value, for quality",
+    )
     p.add_argument("--quick", action="store_true", help="30 repositories of at most 100 kB, one seed")
     p.add_argument("--json", default="", help="also write the results here")
-    p.add_argument("--memory", type=int, nargs=2, metavar=("N1", "N2"), default=None,
-                   help="only measure the cluster step's memory at N1 and N2 synthetic repositories")
+    p.add_argument(
+        "--memory",
+        type=int,
+        nargs=2,
+        metavar=("N1", "N2"),
+        default=None,
+        help="only measure the cluster step's memory at N1 and N2 synthetic repositories",
+    )
     args = p.parse_args()
     if args.memory:
         print(json.dumps(memory(tuple(args.memory), args.seeds[0]), indent=2))
@@ -299,15 +328,22 @@ def main() -> None:
             repos = plant(bases, args.planted, random.Random(seed))
             docs = documents(repos)
             mb = sum(len(d) for d in docs.values()) / 1e6
-            print(f"corpus (seed {seed}): {len(repos)} repositories, {sum(map(len, repos.values()))} files, "
-                  f"{mb:.1f} MB", file=sys.stderr, flush=True)
+            print(
+                f"corpus (seed {seed}): {len(repos)} repositories, {sum(map(len, repos.values()))} files, {mb:.1f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
             if i == 0 and args.repeat:
-                results["speed"] = {"repositories": len(repos), "mb": round(mb, 2),
-                                    **speed(repos, docs, mb, args.repeat, work)}
+                results["speed"] = {
+                    "repositories": len(repos),
+                    "mb": round(mb, 2),
+                    **speed(repos, docs, mb, args.repeat, work),
+                }
             results["quality"][seed] = quality(repos, docs, seed, work)
-    results["quality_worst"] = {check: {m: min(q[check][m] for q in results["quality"].values())
-                                        for m in ("precision", "recall")}
-                                for check in ("estimate", "none", "exact")}
+    results["quality_worst"] = {
+        check: {m: min(q[check][m] for q in results["quality"].values()) for m in ("precision", "recall")}
+        for check in ("estimate", "none", "exact")
+    }
     print(json.dumps(results, indent=2))
     if args.json:
         with open(args.json, "w") as f:

@@ -51,8 +51,9 @@ def single_module_corpus(folder: str, repos: int) -> str:
         with open(os.path.join(stdlib, name), encoding="utf-8") as f:
             text = f.read()
         if text.strip() and keep(text):
-            records.append(FileRecord(repo=f"stdlib/{name[:-3]}", path=name, content=text,
-                                      language="python").finalize())
+            records.append(
+                FileRecord(repo=f"stdlib/{name[:-3]}", path=name, content=text, language="python").finalize()
+            )
         if len(records) == repos:
             break
     io.write_parquet(to_table(records, FILE_SCHEMA), io.join(folder, "files", "shard-00000-of-00001.parquet"))
@@ -98,17 +99,23 @@ def main() -> None:
         texts = [repo_documents(order[d], records[order[d]], config.seed, BuildStats())[0].text for d in sorted(order)]
         lengths = [len(ids) for ids in TextEncoder(os.path.join(out, "tokenizer")).encode(texts)]
     before, before_eff = greedy_splits(lengths, args.seq_len, config.min_unit_tokens)
-    print(json.dumps({
-        "corpus": f"{stats['documents']} single-module repositories (stdlib), {stats['tokens']:,} packed tokens",
-        "seq_len": args.seq_len,
-        "documents": stats["documents"],
-        "documents_longer_than_a_row": sum(n + 2 > args.seq_len for n in lengths),
-        "split_documents_before_greedy": before,
-        "packing_efficiency_before_greedy": round(before_eff, 5),
-        "split_documents_after_best_fit": stats["split_documents"],
-        "packing_efficiency_after_best_fit": round(stats["packing_efficiency"], 5),
-        "sequences": stats["sequences"],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "corpus": f"{stats['documents']} single-module repositories (stdlib), "
+                f"{stats['tokens']:,} packed tokens",
+                "seq_len": args.seq_len,
+                "documents": stats["documents"],
+                "documents_longer_than_a_row": sum(n + 2 > args.seq_len for n in lengths),
+                "split_documents_before_greedy": before,
+                "packing_efficiency_before_greedy": round(before_eff, 5),
+                "split_documents_after_best_fit": stats["split_documents"],
+                "packing_efficiency_after_best_fit": round(stats["packing_efficiency"], 5),
+                "sequences": stats["sequences"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

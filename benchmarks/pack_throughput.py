@@ -46,23 +46,49 @@ from codemill.pack.steps import read_plan  # noqa: E402
 from codemill.pack.tokenizer import TextEncoder  # noqa: E402
 from codemill.records import FILE_SCHEMA, FileRecord, to_table  # noqa: E402
 
-SOURCE_EXTENSIONS = {".py": "python", ".pyi": "python", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp",
-                     ".hpp": "cpp", ".js": "javascript", ".ts": "typescript", ".md": "markdown",
-                     ".rst": "restructuredtext", ".sh": "shell", ".html": "html", ".css": "css",
-                     ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".cfg": "ini", ".txt": "text"}
+SOURCE_EXTENSIONS = {
+    ".py": "python",
+    ".pyi": "python",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".hpp": "cpp",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".md": "markdown",
+    ".rst": "restructuredtext",
+    ".sh": "shell",
+    ".html": "html",
+    ".css": "css",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+    ".cfg": "ini",
+    ".txt": "text",
+}
 
 
 def keep(text: str) -> bool:
     """validate's thresholds (docs/validate.md, DeepSeek-Coder §2.1)."""
     lines = text.splitlines() or [""]
-    return (len(text.encode("utf-8")) <= 1_000_000 and sum(map(len, lines)) / len(lines) <= 100
-            and max(map(len, lines)) <= 1000 and sum(c.isalpha() for c in text) >= 0.25 * len(text))
+    return (
+        len(text.encode("utf-8")) <= 1_000_000
+        and sum(map(len, lines)) / len(lines) <= 100
+        and max(map(len, lines)) <= 1000
+        and sum(c.isalpha() for c in text) >= 0.25 * len(text)
+    )
 
 
 def local_corpus(folder: str, repos: int) -> str:
     site = sysconfig.get_paths()["purelib"]
-    packages = sorted(d for d in os.listdir(site) if os.path.isdir(os.path.join(site, d))
-                      and not d.endswith((".dist-info", ".libs", ".egg-info")) and not d.startswith("__"))
+    packages = sorted(
+        d
+        for d in os.listdir(site)
+        if os.path.isdir(os.path.join(site, d))
+        and not d.endswith((".dist-info", ".libs", ".egg-info"))
+        and not d.startswith("__")
+    )
     records = []
     taken = 0
     for package in packages:
@@ -74,7 +100,8 @@ def local_corpus(folder: str, repos: int) -> str:
                 if not lang:
                     continue
                 try:
-                    text = open(os.path.join(dirpath, name), encoding="utf-8").read()
+                    with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                        text = f.read()
                 except (UnicodeDecodeError, OSError):
                     continue
                 if text.strip() and keep(text):
@@ -114,7 +141,9 @@ def raw_encode(encoder: TextEncoder, texts: list[str], batch_mb: float) -> int:
     for end, text in enumerate(texts, 1):
         size += len(text)
         if size >= batch_mb * 1e6 or end == len(texts):
-            n += sum(len(e.ids) for e in encoder.tokenizer.encode_batch_fast(texts[start:end], add_special_tokens=False))
+            n += sum(
+                len(e.ids) for e in encoder.tokenizer.encode_batch_fast(texts[start:end], add_special_tokens=False)
+            )
             start, size = end, 0
     return n
 
@@ -149,23 +178,33 @@ def main() -> None:
         out = os.path.join(work, f"run{i}")
         shutil.rmtree(out, ignore_errors=True)
         shutil.copytree(base, out)  # tokenizer, plan and the tokenizer step's marker
-        wall, cpu, stats = timed(lambda: (pack_shard(config, source, out), finish(out))[1])
+        wall, cpu, stats = timed(lambda out=out: (pack_shard(config, source, out), finish(out))[1])
         stage_times.append(wall)
         stage_cpu.append(cpu)
 
     stage_rate, raw_rate = text_tokens / min(stage_times), text_tokens / min(raw_times)
     result = {
-        "corpus": {"input": args.input or f"site-packages, first {args.repos} packages", "files": len(texts),
-                   "text_mb": round(text_bytes / 1e6, 2), "text_tokens": text_tokens, "repos": sum(stats["repos"].values())},
+        "corpus": {
+            "input": args.input or f"site-packages, first {args.repos} packages",
+            "files": len(texts),
+            "text_mb": round(text_bytes / 1e6, 2),
+            "text_tokens": text_tokens,
+            "repos": sum(stats["repos"].values()),
+        },
         "config": {"seq_len": config.seq_len, "vocab_size": config.vocab_size, "fim_rate": config.fim_rate},
         "tokenizer_training_s": round(tokenizer_seconds, 2),
-        "stage_s": [round(t, 2) for t in stage_times], "raw_encode_s": [round(t, 2) for t in raw_times],
-        "stage_tokens_per_s": round(stage_rate), "raw_tokens_per_s": round(raw_rate),
+        "stage_s": [round(t, 2) for t in stage_times],
+        "raw_encode_s": [round(t, 2) for t in raw_times],
+        "stage_tokens_per_s": round(stage_rate),
+        "raw_tokens_per_s": round(raw_rate),
         "stage_vs_raw": round(stage_rate / raw_rate, 3),
         "stage_vs_raw_paired_median": round(statistics.median(r / s for r, s in zip(raw_times, stage_times)), 3),
-        "stage_cpu_s": [round(t, 2) for t in stage_cpu], "raw_encode_cpu_s": [round(t, 2) for t in raw_cpu],
+        "stage_cpu_s": [round(t, 2) for t in stage_cpu],
+        "raw_encode_cpu_s": [round(t, 2) for t in raw_cpu],
         "stage_vs_raw_cpu": round(min(raw_cpu) / min(stage_cpu), 3),
-        "packed_tokens": stats["tokens"], "sequences": stats["sequences"], "pad_tokens": stats["pad_tokens"],
+        "packed_tokens": stats["tokens"],
+        "sequences": stats["sequences"],
+        "pad_tokens": stats["pad_tokens"],
         "packing_efficiency": round(stats["packing_efficiency"], 5),
         "split_documents": stats.get("split_documents"),
         "fim_rate_observed": round(stats["fim_rate_observed"], 4),

@@ -62,19 +62,7 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="rl-learning-")
     model = build_model(os.path.join(work, "model"), seed=args.seed)
     train = write_problems(os.path.join(work, "train.jsonl"), OPS, per_op=3, cases=2)
-    heldout = write_problems(os.path.join(work, "heldout.jsonl"), OPS, per_op=2, cases=2)
-    # held-out problems: other inputs (the write_problems inputs start at k*10+2; shift them)
-    rows = [json.loads(line) for line in open(heldout, encoding="utf-8")]
-    for r in rows:
-        r["question_id"] = "heldout-" + r["question_id"]
-        for key in ("public_test_cases", "private_test_cases"):
-            cases = json.loads(r[key])
-            for c in cases:
-                n = int(c["input"]) + 100
-                c["input"], c["output"] = f"{n}\n", f"{n + 1 if r['question_title'] == 'plus-one' else 2 * n}\n"
-            r[key] = json.dumps(cases)
-    with open(heldout, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    heldout = write_problems(os.path.join(work, "heldout.jsonl"), OPS, per_op=2, cases=2, start=102)  # other inputs
     config = RLConfig(problems=train, decontaminate=[], max_steps=args.steps, num_generations=8, prompts_per_step=4,
                       max_completion_tokens=1, mask_truncated=False, lr=args.lr, eval_every=0, checkpoint_every=0,
                       npr_threshold=1.01, workers=2, num_threads=1, seed=args.seed)

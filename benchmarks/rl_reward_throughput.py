@@ -7,6 +7,8 @@ execution. Three ways, same completions, same verdicts checked:
 
 - ``warm``: :class:`codemill.rl.reward.Rewarder` (what ``codemill rl`` runs): one started
   sandbox, ``--workers`` completions in flight;
+- ``service``: the same through ``codemill sandbox serve`` on localhost (``--sandbox-url``),
+  one request per batch with every test case a sample;
 - ``cold-sandbox``: a new :class:`Sandbox` (its own fork server, probe run, same isolation)
   started for every completion;
 - ``bare-interpreter``: ``subprocess.run([python, "-c", program])`` per test case with no
@@ -39,8 +41,8 @@ WRONG = "print(0)\n"
 
 def workload(rounds: int):
     loaded, _ = data.load(RLConfig(decontaminate=[]), None)
-    solutions = {json.loads(line)["task_id"]: json.loads(line)["completion"]
-                 for line in open(stdio.SHIPPED_SOLUTIONS, encoding="utf-8")}
+    with open(stdio.SHIPPED_SOLUTIONS, encoding="utf-8") as f:
+        solutions = {row["task_id"]: row["completion"] for row in map(json.loads, f)}
     items = [(t, c) for t in loaded.train for c in (solutions[t.task_id], WRONG)] * rounds
     return [t for t, _ in items], [c for _, c in items]
 
@@ -51,6 +53,24 @@ def warm(tasks, completions, workers: int):
         start = time.perf_counter()
         scores = rewarder.score(tasks, completions)
     return scores, time.perf_counter() - start
+
+
+def service(tasks, completions, workers: int):
+    """The same batch through ``codemill sandbox serve`` on 127.0.0.1 (one request per step)."""
+    from codemill.verify.server import ServerConfig, serve
+
+    os.environ["CODEMILL_SANDBOX_API_KEY"] = "bench"
+    servers = []
+    with Sandbox() as box:
+        serve(ServerConfig(api_key="bench", workers=workers, timeout=5.0), box, "127.0.0.1", 0, ready=servers.append)
+        url = "http://%s:%d" % servers[0].server_address[:2]
+        with Rewarder(workers=workers, sandbox_url=url) as rewarder:
+            rewarder.score(tasks[:2], completions[:2])
+            start = time.perf_counter()
+            scores = rewarder.score(tasks, completions)
+            seconds = time.perf_counter() - start
+        servers[0].shutdown()
+    return scores, seconds
 
 
 def cold_sandbox(tasks, completions):
@@ -84,12 +104,15 @@ def main() -> None:
     tasks, completions = workload(args.rounds)
     executions = sum(len(t.problem.cases) for t in tasks)
     scores, warm_s = warm(tasks, completions, args.workers)
+    remote, service_s = service(tasks, completions, args.workers)
     cold, cold_s = cold_sandbox(tasks[:args.cold_limit], completions[:args.cold_limit])
     cold_exec = sum(len(t.problem.cases) for t in tasks[:args.cold_limit])
     bare_passed, bare_s = bare(tasks, completions)
-    assert [s.passed for s in scores] == bare_passed and [s.passed for s in cold] == bare_passed[:args.cold_limit]
+    assert [s.passed for s in scores] == bare_passed == [s.passed for s in remote]
+    assert [s.passed for s in cold] == bare_passed[:args.cold_limit]
     out = {"completions": len(tasks), "executions": executions, "workers": args.workers,
            "warm_executions_per_s": round(executions / warm_s, 1),
+           "service_executions_per_s": round(executions / service_s, 1),
            "cold_sandbox_executions_per_s": round(cold_exec / cold_s, 1),
            "bare_interpreter_executions_per_s": round(executions / bare_s, 1),
            "warm_vs_cold_sandbox": round((executions / warm_s) / (cold_exec / cold_s), 1),

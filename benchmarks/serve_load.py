@@ -44,19 +44,33 @@ def build_model(path: str, hidden: int, layers: int) -> str:
 
     tok = build_tiny_tokenizer(path)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 4,
-                         num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
-                         num_key_value_heads=max(1, hidden // 64), max_position_embeddings=1024,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=hidden * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        num_key_value_heads=max(1, hidden // 64),
+        max_position_embeddings=1024,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
-    GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id).save_pretrained(path)
+    GenerationConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    ).save_pretrained(path)
     return path
 
 
-PROMPTS = ["def quicksort(items):\n", "import os\nimport sys\n\n\ndef main():\n",
-           "class Stack:\n    def __init__(self):\n", "# read a CSV file and sum the second column\n",
-           "for i in range(10):\n", "def fib(n):\n    if n < 2:\n"]
+PROMPTS = [
+    "def quicksort(items):\n",
+    "import os\nimport sys\n\n\ndef main():\n",
+    "class Stack:\n    def __init__(self):\n",
+    "# read a CSV file and sum the second column\n",
+    "for i in range(10):\n",
+    "def fib(n):\n    if n < 2:\n",
+]
 
 
 async def closed_loop(url: str, concurrency: int, requests: int, max_tokens: int) -> dict:
@@ -81,18 +95,28 @@ async def closed_loop(url: str, concurrency: int, requests: int, max_tokens: int
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - start
     latencies.sort()
-    return {"concurrency": concurrency, "requests": requests, "seconds": round(wall, 3),
-            "completions_per_s": round(requests / wall, 2), "tokens_per_s": round(tokens / wall, 1),
-            "generated_tokens": tokens, "p50_s": round(statistics.median(latencies), 3),
-            "p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3)}
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "seconds": round(wall, 3),
+        "completions_per_s": round(requests / wall, 2),
+        "tokens_per_s": round(tokens / wall, 1),
+        "generated_tokens": tokens,
+        "p50_s": round(statistics.median(latencies), 3),
+        "p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
+    }
 
 
 def batch_stats(url: str) -> tuple[float, float]:
     """(batches, sequences) decoded so far, from the server's /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    values = {s.name: s.value for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
-              for s in f.samples if s.name in ("codemill_batch_size_count", "codemill_batch_size_sum")}
+    values = {
+        s.name: s.value
+        for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+        for s in f.samples
+        if s.name in ("codemill_batch_size_count", "codemill_batch_size_sum")
+    }
     return values.get("codemill_batch_size_count", 0.0), values.get("codemill_batch_size_sum", 0.0)
 
 
@@ -108,15 +132,30 @@ def measure(server: LocalServer, batching: bool, concurrency: int, args) -> dict
     row = asyncio.run(closed_loop(server.url, concurrency, max(args.min_requests, 2 * concurrency), args.max_tokens))
     after, cpu = batch_stats(server.url), server_cpu_seconds(server.proc.pid) - cpu
     row["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
-    row.update(batching=batching, mean_batch=round((after[1] - before[1]) / max(1.0, after[0] - before[0]), 2),
-               server_cpu_s=round(cpu, 2), tokens_per_cpu_s=round(row["generated_tokens"] / max(cpu, 1e-9), 1))
+    row.update(
+        batching=batching,
+        mean_batch=round((after[1] - before[1]) / max(1.0, after[0] - before[0]), 2),
+        server_cpu_s=round(cpu, 2),
+        tokens_per_cpu_s=round(row["generated_tokens"] / max(cpu, 1e-9), 1),
+    )
     return row
 
 
 def start_server(model: str, batching: bool, args) -> LocalServer:
-    flags = ["--max-batch", str(args.max_batch), "--max-tokens-cap", str(args.max_tokens),
-             "--torch-threads", str(args.torch_threads), "--batch-wait-ms", str(args.batch_wait_ms),
-             "--admit-ratio", str(args.admit_ratio), "--admit-max-wait-steps", str(args.admit_max_wait_steps)]
+    flags = [
+        "--max-batch",
+        str(args.max_batch),
+        "--max-tokens-cap",
+        str(args.max_tokens),
+        "--torch-threads",
+        str(args.torch_threads),
+        "--batch-wait-ms",
+        str(args.batch_wait_ms),
+        "--admit-ratio",
+        str(args.admit_ratio),
+        "--admit-max-wait-steps",
+        str(args.admit_max_wait_steps),
+    ]
     if not batching:
         flags.append("--no-batching")
     log = os.path.join(tempfile.gettempdir(), f"serve_load_{'batched' if batching else 'unbatched'}.log")
@@ -159,28 +198,43 @@ def main() -> int:
     p.add_argument("--batch-wait-ms", type=float, default=5.0, help="the batched server's wait window (default: 5)")
     p.add_argument("--admit-ratio", type=float, default=0.3, help="the batched server's --admit-ratio")
     p.add_argument("--admit-max-wait-steps", type=int, default=8, help="the batched server's --admit-max-wait-steps")
-    p.add_argument("--torch-threads", type=int, default=1,
-                   help="server's torch CPU threads (default: 1; on a shared machine more threads spin and stall)")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="server's torch CPU threads (default: 1; on a shared machine more threads spin and stall)",
+    )
     p.add_argument("--output", default="", help="write the results as JSON here")
     args = p.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         results = run(args.model or build_model(tmp, args.hidden, args.layers), args)
     print(f"\nload average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print("\n| concurrency | batching | completions/s | tokens/s | p50 (s) | p95 (s) | mean batch | tokens/CPU-s |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| concurrency | batching | completions/s | tokens/s | p50 (s) | p95 (s) | mean batch | tokens/CPU-s |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
     for b, u in zip(results["batched"], results["unbatched"]):
         for row in (b, u):
-            print(f"| {row['concurrency']} | {'on' if row['batching'] else 'off'} | {row['completions_per_s']} | "
-                  f"{row['tokens_per_s']} | {row['p50_s']} | {row['p95_s']} | {row['mean_batch']} | "
-                  f"{row['tokens_per_cpu_s']} |")
-    print("\nthroughput ratio (tokens/s, on / off): " + ", ".join(
-        f"c={b['concurrency']}: {b['tokens_per_s'] / u['tokens_per_s']:.2f}x"
-        for b, u in zip(results["batched"], results["unbatched"])))
+            print(
+                f"| {row['concurrency']} | {'on' if row['batching'] else 'off'} | {row['completions_per_s']} | "
+                f"{row['tokens_per_s']} | {row['p50_s']} | {row['p95_s']} | {row['mean_batch']} | "
+                f"{row['tokens_per_cpu_s']} |"
+            )
+    print(
+        "\nthroughput ratio (tokens/s, on / off): "
+        + ", ".join(
+            f"c={b['concurrency']}: {b['tokens_per_s'] / u['tokens_per_s']:.2f}x"
+            for b, u in zip(results["batched"], results["unbatched"])
+        )
+    )
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"args": vars(args), "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
-                       **results}, f, indent=2)
+            json.dump(
+                {"args": vars(args), "load_avg_before": load_before, "load_avg_after": os.getloadavg(), **results},
+                f,
+                indent=2,
+            )
     return 0
 
 

@@ -27,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WARMUP = 2
@@ -43,7 +44,7 @@ def build_base(folder: str) -> str:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=list(special.values()), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([open(f, encoding="utf-8").read() for f in stdlib_files()], trainer=trainer)
+    tok.train_from_iterator([Path(f).read_text(encoding="utf-8") for f in stdlib_files()], trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, **special)
     fast.save_pretrained(folder)
     torch.manual_seed(0)
@@ -62,7 +63,7 @@ def stdlib_files() -> list[str]:
 def conversations(n: int) -> list[list[dict]]:
     rows = []
     for path in stdlib_files():
-        source = open(path, encoding="utf-8").read()
+        source = Path(path).read_text(encoding="utf-8")
         for node in ast.parse(source).body:
             if isinstance(node, ast.FunctionDef) and len(rows) < n:
                 code = "\n".join(ast.get_source_segment(source, node).splitlines()[:25])

@@ -75,8 +75,10 @@ def main() -> None:
     print(f"corpus: site-packages, max_repos={args.max_repos}: {len(texts)} kept files, {mb:.2f} MB\n")
     print("| redaction | kept files that lose text | share | per kind | CPU s | MB/s per core |")
     print("|---|---|---|---|---|---|")
-    for label, files, counts, seconds in (("prefix patterns only (before)", files_before, before, old_seconds),
-                                          ("full `redact` (after)", files_after, after, new_seconds)):
+    for label, files, counts, seconds in (
+        ("prefix patterns only (before)", files_before, before, old_seconds),
+        ("full `redact` (after)", files_after, after, new_seconds),
+    ):
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
         print(f"| {label} | {files} | {files / len(texts):.2%} | {kinds} | {seconds:.2f} | {mb / seconds:.1f} |")
     print(f"\n(lower-casing the texts for the triggers alone: {lower_seconds:.3f} s)\n")

@@ -62,8 +62,11 @@ def per_step(config: ValidateConfig, repeat: int) -> list[tuple[str, int, float]
             texts.append((c.path, language_of_path(c.path) or "python", text))
     size = sum(len(t.encode()) for _, _, t in texts)
     steps = [
-        ("Checker.check (all checks + redaction)", sum(c.size or 0 for c in candidates),
-         lambda: [checker.check(c) for c in candidates]),
+        (
+            "Checker.check (all checks + redaction)",
+            sum(c.size or 0 for c in candidates),
+            lambda: [checker.check(c) for c in candidates],
+        ),
         ("quality filters", size, lambda: [quality_problem(t, p, lang, config) for p, lang, t in texts]),
         ("decontamination (HumanEval n-grams)", size, lambda: [checker.decontaminator.find(t) for _, _, t in texts]),
         ("secret redaction", size, lambda: [redact(t) for _, _, t in texts]),
@@ -74,8 +77,12 @@ def per_step(config: ValidateConfig, repeat: int) -> list[tuple[str, int, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-repos", type=int, default=40, help="distributions to read (default: 40)")
-    parser.add_argument("--max-repo-bytes", type=int, default=ValidateConfig().max_repo_bytes,
-                        help="skip distributions larger than this (default: the stage default)")
+    parser.add_argument(
+        "--max-repo-bytes",
+        type=int,
+        default=ValidateConfig().max_repo_bytes,
+        help="skip distributions larger than this (default: the stage default)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts (default: 3)")
     args = parser.parse_args()
     config = ValidateConfig(max_repos=args.max_repos, max_repo_bytes=args.max_repo_bytes)
@@ -83,8 +90,10 @@ def main() -> None:
     stats, wall, cpu = end_to_end(config, args.repeat)
     mb = stats["bytes_in"] / 1e6
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print(f"corpus: site-packages, {stats['selection']['repos_picked']} distributions, {stats['input_records']} "
-          f"files, {mb:.2f} MB in, {stats['bytes_kept'] / 1e6:.2f} MB kept\n")
+    print(
+        f"corpus: site-packages, {stats['selection']['repos_picked']} distributions, {stats['input_records']} "
+        f"files, {mb:.2f} MB in, {stats['bytes_kept'] / 1e6:.2f} MB kept\n"
+    )
     print("| measurement | MB | seconds (CPU) | MB/s per core |")
     print("|---|---|---|---|")
     print(f"| run_shard end to end (wall {wall:.2f} s, {mb / wall:.2f} MB/s) | {mb:.2f} | {cpu:.2f} | {mb / cpu:.2f} |")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
-
 import os
+import sys
 
 from codemill import io, tracking
 from codemill.stage import InputError
@@ -35,25 +34,31 @@ COMMAND_MODULES = [
 
 def add_tracking_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("tracking")
-    g.add_argument("--no-tracking", action="store_true",
-                   help="run without MLflow (nothing is logged)")
-    g.add_argument("--tracking-uri", default="",
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI; unset means no tracking)")
-    g.add_argument("--parent-run-id", default="",
-                   help="MLflow run to nest this stage's run under (set by the pipeline)")
+    g.add_argument("--no-tracking", action="store_true", help="run without MLflow (nothing is logged)")
+    g.add_argument(
+        "--tracking-uri",
+        default="",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI; unset means no tracking)",
+    )
+    g.add_argument(
+        "--parent-run-id", default="", help="MLflow run to nest this stage's run under (set by the pipeline)"
+    )
 
 
 def add_shard_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sharding")
     g.add_argument("--rank", type=int, default=0, help="this shard's index, 0 <= rank < world-size (default: 0)")
     g.add_argument("--world-size", type=int, default=1, help="number of shards (default: 1)")
-    g.add_argument("--seed", type=int, default=0, help="random seed; same inputs and seed give the same outputs (default: 0)")
+    g.add_argument(
+        "--seed", type=int, default=0, help="random seed; same inputs and seed give the same outputs (default: 0)"
+    )
 
 
 def stage_tracker(args: argparse.Namespace, stage: str, tags: dict[str, str] | None = None):
     """The tracking context for a command that is not a pipeline step (``serve``), from the tracking flags."""
-    return tracking.stage_run(stage, uri=args.tracking_uri, parent_run_id=args.parent_run_id,
-                              enabled=not args.no_tracking, tags=tags)
+    return tracking.stage_run(
+        stage, uri=args.tracking_uri, parent_run_id=args.parent_run_id, enabled=not args.no_tracking, tags=tags
+    )
 
 
 def run_steps(args: argparse.Namespace, steps: list[tuple[str, object, dict]]) -> dict:
@@ -78,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     for leaf in _leaf_parsers(parser):
         if "--no-tracking" not in leaf._option_string_actions:
             # Every command accepts the flag so scripts can pass it everywhere.
-            leaf.add_argument("--no-tracking", action="store_true",
-                              help="accepted everywhere; this command logs nothing to MLflow")
+            leaf.add_argument(
+                "--no-tracking", action="store_true", help="accepted everywhere; this command logs nothing to MLflow"
+            )
     return parser
 
 

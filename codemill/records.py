@@ -7,8 +7,8 @@ same schema; pack reads it. Quarantined input goes out as :class:`QuarantineReco
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import pyarrow as pa
 
@@ -28,7 +28,7 @@ class FileRecord:
     source: str = ""  # where it was read from (file URL, with line/row when known)
     redactions: int = 0  # secrets replaced by placeholders in `content`
 
-    def finalize(self) -> "FileRecord":
+    def finalize(self) -> FileRecord:
         """Fill size and sha256 from the (possibly redacted) content."""
         data = self.content.encode("utf-8")
         self.size = len(data)

@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from codemill import stage, tracking
 from codemill.stage import InputError
@@ -47,6 +48,9 @@ class Step:
     inputs: tuple[str, ...] = ()  # required inputs (URLs); a step may read optional ones from ctx.inputs
     writes: str = ""
     doc: str = ""
+    # False for a step that logs the config it resolves itself (train fills in its preset and
+    # picks the attention backend for the device; MLflow refuses a param logged twice with two values)
+    log_config: bool = True
 
     def config_class(self) -> type:
         if not self.config:
@@ -108,8 +112,16 @@ def check_config(config: Any) -> Any:
 # ---------------------------------------------------------------------------- the preamble
 
 
-def run(name: str, config: Any, *, output: str, rank: int = 0, world_size: int = 1,
-        tracker: Tracker | None = None, **inputs: Any) -> dict:
+def run(
+    name: str,
+    config: Any,
+    *,
+    output: str,
+    rank: int = 0,
+    world_size: int = 1,
+    tracker: Tracker | None = None,
+    **inputs: Any,
+) -> dict:
     """Run step ``name`` for one shard (or once); returns its stats."""
     step = get(name)
     tracker = tracker or NoOpTracker()
@@ -124,7 +136,7 @@ def run(name: str, config: Any, *, output: str, rank: int = 0, world_size: int =
             refuse_other_config(ctx, done.get("config"), config)
             print(f"[{step.stage}] {step.marker} {ctx.shard} already done; skipping", flush=True)
             return done
-    if config is not None:
+    if config is not None and step.log_config:
         stage.log_config(step.name, config, tracker)
     with stage.Timer() as timer:
         result = step.function()(config, ctx)
@@ -156,34 +168,65 @@ def refuse_other_config(ctx: Context, done: dict | None, config: Any) -> None:
         return
     current = json.loads(json.dumps(stage.config_dict(config), default=str))  # as the marker stores it
     keys = sorted(set(done) | set(current))
-    diff = [f"{k}: {done.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}" for k in keys
-            if done.get(k) != current.get(k) or (k in done) != (k in current)]
+    diff = [
+        f"{k}: {done.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}"
+        for k in keys
+        if done.get(k) != current.get(k) or (k in done) != (k in current)
+    ]
     if diff:
         raise InputError(
             f"{ctx.output}: {ctx.step.marker} {ctx.shard} already finished with other settings "
-            f"({'; '.join(diff)}); use a new --output, or delete it to start over")
+            f"({'; '.join(diff)}); use a new --output, or delete it to start over"
+        )
 
 
 # ---------------------------------------------------------------------------- the faces
 
 
-def run_tracked(name: str, config: Any, *, output: str, tracking_uri: str = "", parent_run_id: str = "",
-                enabled: bool = True, rank: int = 0, world_size: int = 1, **inputs: Any) -> dict:
+def run_tracked(
+    name: str,
+    config: Any,
+    *,
+    output: str,
+    tracking_uri: str = "",
+    parent_run_id: str = "",
+    enabled: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    **inputs: Any,
+) -> dict:
     """:func:`run` inside the step's MLflow run (nested under the pipeline's parent run)."""
     step = get(name)
-    with tracking.stage_run(step.run_name(rank, world_size), tracking_uri, parent_run_id,
-                            enabled=enabled) as tracker:
+    with tracking.stage_run(step.run_name(rank, world_size), tracking_uri, parent_run_id, enabled=enabled) as tracker:
         return run(name, config, output=output, rank=rank, world_size=world_size, tracker=tracker, **inputs)
 
 
-def from_kfp(name: str, options: dict | None, *, output: str, tracking_uri: str = "", parent_run_id: str = "",
-             rank: int = 0, world_size: int = 1, overrides: dict | None = None, **inputs: Any) -> dict:
+def from_kfp(
+    name: str,
+    options: dict | None,
+    *,
+    output: str,
+    tracking_uri: str = "",
+    parent_run_id: str = "",
+    rank: int = 0,
+    world_size: int = 1,
+    overrides: dict | None = None,
+    **inputs: Any,
+) -> dict:
     """What a KFP component body calls: the config from the pipeline's ``<stage>_options``
     dict (KFP floats coerced back to the declared types, unknown keys refused), then
     :func:`run_tracked`."""
     config = kfp_config(name, options, overrides)
-    return run_tracked(name, config, output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
-                       rank=rank, world_size=world_size, **inputs)
+    return run_tracked(
+        name,
+        config,
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        rank=rank,
+        world_size=world_size,
+        **inputs,
+    )
 
 
 def kfp_config(name: str, options: dict | None, overrides: dict | None = None) -> Any:
@@ -196,7 +239,14 @@ def kfp_config(name: str, options: dict | None, overrides: dict | None = None) -
 
 def from_args(name: str, config: Any, args: Any, **inputs: Any) -> dict:
     """What a CLI handler calls: :func:`run_tracked` with the shared tracking and shard flags."""
-    return run_tracked(name, config, output=args.output, tracking_uri=getattr(args, "tracking_uri", ""),
-                       parent_run_id=getattr(args, "parent_run_id", ""),
-                       enabled=not getattr(args, "no_tracking", False), rank=getattr(args, "rank", 0),
-                       world_size=getattr(args, "world_size", 1), **inputs)
+    return run_tracked(
+        name,
+        config,
+        output=args.output,
+        tracking_uri=getattr(args, "tracking_uri", ""),
+        parent_run_id=getattr(args, "parent_run_id", ""),
+        enabled=not getattr(args, "no_tracking", False),
+        rank=getattr(args, "rank", 0),
+        world_size=getattr(args, "world_size", 1),
+        **inputs,
+    )

@@ -62,8 +62,11 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         t = _field_type(cls, f)
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
         if t is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -189,8 +192,7 @@ def read_shard_stats(output: str, stage: str, world_size: int) -> list[dict]:
     done = [read_marker(output, stage, r, world_size) for r in range(world_size)]
     missing = [r for r, d in enumerate(done) if d is None]
     if missing:
-        raise PrerequisiteError(f"{output}: {stage} shards {missing} of {world_size} have not finished; "
-                                f"run them first")
+        raise PrerequisiteError(f"{output}: {stage} shards {missing} of {world_size} have not finished; run them first")
     return done
 
 
@@ -212,9 +214,7 @@ def numeric_metrics(stats: dict, prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in stats.items():
         key = f"{prefix}{k}"
-        if isinstance(v, bool):
-            out[key] = float(v)
-        elif isinstance(v, (int, float)):
+        if isinstance(v, (bool, int, float)):
             out[key] = float(v)
         elif isinstance(v, dict):
             out.update(numeric_metrics(v, prefix=f"{key}."))

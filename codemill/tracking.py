@@ -11,14 +11,15 @@ a message that names the URI instead of retrying deep inside a stage.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import time
 import urllib.error
 import urllib.request
-import json
-import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 EXPERIMENT = os.environ.get("CODEMILL_EXPERIMENT", "codemill")
 DISABLED = {"none", "off", "false", "disabled", "no"}
@@ -74,16 +75,19 @@ class MlflowTracker:
         flat = _flatten(params)
         items = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items())]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in sorted(metrics.items())
-                 if isinstance(v, (int, float)) and v == v]
+        items = [
+            Metric(k, float(v), now, step or 0)
+            for k, v in sorted(metrics.items())
+            if isinstance(v, (int, float)) and v == v
+        ]
         for i in range(0, len(items), 500):
-            self.client.log_batch(self.run_id, metrics=items[i:i + 500])
+            self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
     def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, local_path, artifact_path)
@@ -144,7 +148,8 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         reason = getattr(e, "reason", e)
         raise TrackingUnavailable(
             f"MLflow tracking server {uri} is unreachable ({reason}); "
-            "set MLFLOW_TRACKING_URI / --tracking-uri, or pass --no-tracking") from e
+            "set MLFLOW_TRACKING_URI / --tracking-uri, or pass --no-tracking"
+        ) from e
 
 
 def _client(uri: str):
@@ -157,7 +162,7 @@ def _client(uri: str):
 def artifact_location(uri: str) -> str | None:
     """Artifacts of a local sqlite store live beside the database, not in the CWD."""
     if uri.startswith("sqlite:///"):
-        db = uri[len("sqlite:///"):]
+        db = uri[len("sqlite:///") :]
         return "file://" + os.path.join(os.path.dirname(os.path.abspath(db)), "mlartifacts")
     return None
 
@@ -190,8 +195,13 @@ def start_pipeline_run(uri: str | None, kfp_run_id: str, run_name: str = "codemi
 
 
 @contextmanager
-def stage_run(stage: str, uri: str | None = None, parent_run_id: str = "",
-              enabled: bool = True, tags: dict[str, str] | None = None) -> Iterator[Tracker]:
+def stage_run(
+    stage: str,
+    uri: str | None = None,
+    parent_run_id: str = "",
+    enabled: bool = True,
+    tags: dict[str, str] | None = None,
+) -> Iterator[Tracker]:
     """A nested run for one stage (or shard); ends FINISHED, or FAILED on an exception."""
     uri = resolve_uri(uri) if enabled else None
     if uri is None:

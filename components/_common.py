@@ -22,16 +22,28 @@ CUDA_IMAGE = f"{REGISTRY}/codemill-cuda:{TAG}"
 # NetworkPolicy profile label (k8s/base/networkpolicies-{codemill,pipelines}.yaml) and the
 # platform settings every task reads from the codemill-pipeline-env ConfigMap.
 NETWORK_LABEL = "codemill.io/network"
-PIPELINE_ENV_KEYS = ("MLFLOW_TRACKING_URI", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "CODEMILL_NAMESPACE",
-                     "CODEMILL_TRAINING_RUNTIME", "CODEMILL_SERVE_DEPLOYMENT", "CODEMILL_SERVE_URL")
+PIPELINE_ENV_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "CODEMILL_NAMESPACE",
+    "CODEMILL_TRAINING_RUNTIME",
+    "CODEMILL_SERVE_DEPLOYMENT",
+    "CODEMILL_SERVE_URL",
+)
 
 # Every node of the A100 pool carries this taint in GKE/EKS/GPU-operator setups.
 DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 DEFAULT_GPU_NODE_SELECTOR = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
 
 
-def cpu_task(task: dsl.PipelineTask, cpu: str = "1", memory: str = "2Gi",
-             cpu_limit: str | None = None, memory_limit: str | None = None) -> dsl.PipelineTask:
+def cpu_task(
+    task: dsl.PipelineTask,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    cpu_limit: str | None = None,
+    memory_limit: str | None = None,
+) -> dsl.PipelineTask:
     """Requests (and limits) for a CPU task; limits default to the requests.
 
     Each value is a literal or a STRING pipeline parameter: the KFP 2.17 driver resolves
@@ -62,15 +74,24 @@ def on_platform(task: dsl.PipelineTask, network: str = "pipeline-step") -> dsl.P
     """
     kubernetes.add_pod_label(task, NETWORK_LABEL, network)
     kubernetes.use_config_map_as_env(task, "codemill-pipeline-env", {k: k for k in PIPELINE_ENV_KEYS}, optional=True)
-    kubernetes.use_secret_as_env(task, "codemill-s3", {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
-                                                      "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}, optional=True)
-    kubernetes.use_secret_as_env(task, "codemill-mlflow-client", {"username": "MLFLOW_TRACKING_USERNAME",
-                                                                 "password": "MLFLOW_TRACKING_PASSWORD"}, optional=True)
+    kubernetes.use_secret_as_env(
+        task,
+        "codemill-s3",
+        {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"},
+        optional=True,
+    )
+    kubernetes.use_secret_as_env(
+        task,
+        "codemill-mlflow-client",
+        {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"},
+        optional=True,
+    )
     return task
 
 
-def gpu_task(task: dsl.PipelineTask, gpu_count, node_selector_json, tolerations_json,
-             cpu: str = "8", memory: str = "64Gi") -> dsl.PipelineTask:
+def gpu_task(
+    task: dsl.PipelineTask, gpu_count, node_selector_json, tolerations_json, cpu: str = "8", memory: str = "64Gi"
+) -> dsl.PipelineTask:
     """Ask for ``gpu_count`` NVIDIA GPUs on the A100 pool.
 
     ``gpu_count`` (a STRING parameter, as ``cpu`` and ``memory`` are when they are

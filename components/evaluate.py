@@ -8,7 +8,7 @@ from components._common import CPU_IMAGE, CUDA_IMAGE
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
 def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, tracking_uri: str,
-                  parent_run_id: str) -> str:
+                  parent_run_id: str, tasks: str = "") -> str:
     """Generate completions for the code benchmarks and measure held-out FIM exact match and
     perplexity; writes samples/*.jsonl and generation.json into ``output``.
 
@@ -21,11 +21,13 @@ def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, 
         seed: sampling and span choice.
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
+        tasks: the tasks stage's output folder: its held-out split is scored per kind; "" for none.
     """
     from codemill import io, runner
 
     runner.from_kfp("evaluate-generate", options, overrides={"seed": seed}, output=output,
-                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, model=io.join(train, "model"), pack=pack)
+                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, model=io.join(train, "model"), pack=pack,
+                    tasks=tasks)
     return output
 
 

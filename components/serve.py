@@ -11,9 +11,19 @@ from components._common import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def serve_rollout(model: str, eval_dir: str, train_dir: str, output: str, gate: dict, target: str,
-                  options: dict, tracking_uri: str, parent_run_id: str,
-                  metrics: Output[Metrics], report: Output[Markdown]) -> str:
+def serve_rollout(
+    model: str,
+    eval_dir: str,
+    train_dir: str,
+    output: str,
+    gate: dict,
+    target: str,
+    options: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+) -> str:
     """Gate the trained model on its metrics; on a pass register it, deploy it, smoke-test it, move the alias.
 
     Args:
@@ -38,8 +48,16 @@ def serve_rollout(model: str, eval_dir: str, train_dir: str, output: str, gate: 
     from codemill import runner
     from codemill.stage import publish_kfp
 
-    stats = runner.from_kfp("serve-rollout", options, overrides={"target": target, **({"gate": gate} if gate else {})},
-                            output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
-                            model=model, eval_dir=eval_dir, train_dir=train_dir)
+    stats = runner.from_kfp(
+        "serve-rollout",
+        options,
+        overrides={"target": target, **({"gate": gate} if gate else {})},
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        model=model,
+        eval_dir=eval_dir,
+        train_dir=train_dir,
+    )
     publish_kfp(output, stats, metrics, report)
     return stats["serve_command"]

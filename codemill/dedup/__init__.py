@@ -25,12 +25,22 @@ from codemill.dedup.write import write_shard
 from codemill.stage import InputError
 from codemill.tracking import NoOpTracker, Tracker
 
-__all__ = ["DedupConfig", "MinHasher", "choose_bands", "cluster", "estimated_jaccard", "finish", "run",
-           "signature_shard", "write_shard"]
+__all__ = [
+    "DedupConfig",
+    "MinHasher",
+    "choose_bands",
+    "cluster",
+    "estimated_jaccard",
+    "finish",
+    "run",
+    "signature_shard",
+    "write_shard",
+]
 
 
-def run(config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
-        tracker: Tracker | None = None) -> dict:
+def run(
+    config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1, tracker: Tracker | None = None
+) -> dict:
     """All four steps in this process: every shard's signatures, the clustering, every
     shard's files, then the stats. ``rank`` must be 0: one process does the work of all
     ``world_size`` shards (the result is the same for any ``world_size``)."""

@@ -28,15 +28,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     from codemill.cli import add_shard_args, add_tracking_args
 
     p = sub.add_parser(
-        "dedup", help="near-dedup repositories, then exact-dedup files",
+        "dedup",
+        help="near-dedup repositories, then exact-dedup files",
         description="Repository-level MinHash LSH near-dedup (a cluster keeps its most complete repository "
-                    "whole), then exact file dedup across the surviving repositories. Writes files/, "
-                    "clusters.parquet, exact_duplicates.parquet, stats.json and report.md.")
-    p.add_argument("--input", default="", help="validate's output folder (files/*.parquet), or a Parquet URL/glob; "
-                                               "needed by the all, signature and write steps")
+        "whole), then exact file dedup across the surviving repositories. Writes files/, "
+        "clusters.parquet, exact_duplicates.parquet, stats.json and report.md.",
+    )
+    p.add_argument(
+        "--input",
+        default="",
+        help="validate's output folder (files/*.parquet), or a Parquet URL/glob; "
+        "needed by the all, signature and write steps",
+    )
     p.add_argument("--output", required=True, help="the stage's output folder URL (local path or s3://)")
-    p.add_argument("--step", "--phase", dest="phase", choices=PHASES, default="all",
-                   help="run one step for one rank, or all steps in this process (default: all)")
+    p.add_argument(
+        "--step",
+        "--phase",
+        dest="phase",
+        choices=PHASES,
+        default="all",
+        help="run one step for one rank, or all steps in this process (default: all)",
+    )
     stage.add_config_args(p, DedupConfig, skip=("seed",))  # --seed comes with the shard flags
     add_shard_args(p)
     add_tracking_args(p)

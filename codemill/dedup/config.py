@@ -9,7 +9,6 @@ import numpy as np
 
 from codemill.stage import InputError
 
-
 CHECKS = ("none", "estimate", "exact")
 
 
@@ -21,27 +20,39 @@ def _help(text: str, **extra) -> dict:
 class DedupConfig:
     """How dedup hashes repositories, finds near-duplicate clusters and exact file copies."""
 
-    seed: int = field(default=0, metadata=_help(
-        "random seed of the MinHash permutations; same input and seed give the same output bytes"))
-    ngram: int = field(default=5, metadata=_help(
-        "shingle size in tokens (tokens are runs of [A-Za-z0-9_], lowercased)"))
+    seed: int = field(
+        default=0,
+        metadata=_help("random seed of the MinHash permutations; same input and seed give the same output bytes"),
+    )
+    ngram: int = field(
+        default=5, metadata=_help("shingle size in tokens (tokens are runs of [A-Za-z0-9_], lowercased)")
+    )
     num_perm: int = field(default=256, metadata=_help("MinHash permutations (64-bit values each)"))
-    threshold: float = field(default=0.7, metadata=_help(
-        "Jaccard similarity at which two repositories count as near-duplicates"))
-    bands: int = field(default=0, metadata=_help(
-        "LSH bands (0 = chosen for the threshold with --rows, see choose_bands)"))
+    threshold: float = field(
+        default=0.7, metadata=_help("Jaccard similarity at which two repositories count as near-duplicates")
+    )
+    bands: int = field(
+        default=0, metadata=_help("LSH bands (0 = chosen for the threshold with --rows, see choose_bands)")
+    )
     rows: int = field(default=0, metadata=_help("rows (permutations) per LSH band (0 = chosen with --bands)"))
-    check: str = field(default="estimate", metadata=_help(
-        "how an LSH candidate pair is confirmed before its repositories are merged: 'none' (every shared "
-        "band is a duplicate, as BigCode), 'estimate' (the MinHash estimate of its Jaccard, the fraction "
-        "of equal signature values, reaches the threshold), 'exact' (the exact Jaccard of the shingle "
-        "sets does; keeps shingles on disk)", choices=CHECKS))
-    chunk_bytes: int = field(default=1 << 20, metadata=_help(
-        "bytes of repository text tokenized per numpy step (bounds the working memory of hashing)"))
+    check: str = field(
+        default="estimate",
+        metadata=_help(
+            "how an LSH candidate pair is confirmed before its repositories are merged: 'none' (every shared "
+            "band is a duplicate, as BigCode), 'estimate' (the MinHash estimate of its Jaccard, the fraction "
+            "of equal signature values, reaches the threshold), 'exact' (the exact Jaccard of the shingle "
+            "sets does; keeps shingles on disk)",
+            choices=CHECKS,
+        ),
+    )
+    chunk_bytes: int = field(
+        default=1 << 20,
+        metadata=_help("bytes of repository text tokenized per numpy step (bounds the working memory of hashing)"),
+    )
     batch_rows: int = field(default=256, metadata=_help("Parquet rows read per batch"))
     report_clusters: int = field(default=15, metadata=_help("largest clusters listed in report.md"))
 
-    def ensure_valid(self) -> "DedupConfig":
+    def ensure_valid(self) -> DedupConfig:
         """Raise InputError naming the field when a value cannot work."""
         if self.ngram < 1:
             raise InputError(f"dedup: ngram must be >= 1, got {self.ngram}")
@@ -78,8 +89,9 @@ def candidate_probability(jaccard: np.ndarray, bands: int, rows: int) -> np.ndar
     return 1.0 - (1.0 - np.asarray(jaccard, dtype=np.float64) ** rows) ** bands
 
 
-def choose_bands(threshold: float, num_perm: int, false_negative_weight: float = 0.5,
-                 grid: int = 1001) -> tuple[int, int]:
+def choose_bands(
+    threshold: float, num_perm: int, false_negative_weight: float = 0.5, grid: int = 1001
+) -> tuple[int, int]:
     """The (bands, rows) with bands * rows <= num_perm minimizing the weighted area of
     false positives (candidate probability below the threshold) plus false negatives (one
     minus it above). Equal weights at 0.7 and 256 permutations give 25 x 10."""

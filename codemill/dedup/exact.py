@@ -44,8 +44,7 @@ def repo_preference(stars: np.ndarray, files: np.ndarray, names: np.ndarray) -> 
 
 def deciding_criterion(stars: np.ndarray, files: np.ndarray, kept: np.ndarray, dropped: np.ndarray) -> np.ndarray:
     """Per dropped copy, which criterion of the rule put the kept copy's repository first."""
-    return np.where(stars[kept] != stars[dropped], "stars",
-                    np.where(files[kept] != files[dropped], "files", "name"))
+    return np.where(stars[kept] != stars[dropped], "stars", np.where(files[kept] != files[dropped], "files", "name"))
 
 
 def find_copies(files: pa.Table, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,9 +57,14 @@ def find_copies(files: pa.Table, rank: np.ndarray) -> tuple[np.ndarray, np.ndarr
     n = files.num_rows
     if n == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    table = pa.table({"hash": files.column("hash"), "path": files.column("path"),
-                      "rank": pa.array(rank[files.column("repo_index").to_numpy()]),
-                      "position": pa.array(np.arange(n, dtype=np.int64))})
+    table = pa.table(
+        {
+            "hash": files.column("hash"),
+            "path": files.column("path"),
+            "rank": pa.array(rank[files.column("repo_index").to_numpy()]),
+            "position": pa.array(np.arange(n, dtype=np.int64)),
+        }
+    )
     table = table.sort_by([("hash", "ascending"), ("rank", "ascending"), ("path", "ascending")])
     hashes = table.column("hash")
     first_of_hash = np.ones(n, dtype=bool)

@@ -14,9 +14,20 @@ from codemill.dedup.layout import CLUSTER, SIGNATURE, WRITE
 from codemill.tracking import Tracker
 
 _SUMMED = ("input_repos", "input_files", "input_bytes")
-_FROM_CLUSTER = ("kept_repos", "removed_near_repos", "removed_near_files", "removed_exact_files", "clusters",
-                 "largest_cluster", "repos_emptied_by_exact", "repos_without_shingles", "candidate_pairs",
-                 "pairs_rejected", "bands", "rows")
+_FROM_CLUSTER = (
+    "kept_repos",
+    "removed_near_repos",
+    "removed_near_files",
+    "removed_exact_files",
+    "clusters",
+    "largest_cluster",
+    "repos_emptied_by_exact",
+    "repos_without_shingles",
+    "candidate_pairs",
+    "pairs_rejected",
+    "bands",
+    "rows",
+)
 
 
 @dataclass
@@ -58,10 +69,12 @@ def finish_step(config: None, ctx: runner.Context) -> DedupStats:
     signed = stage.read_shard_stats(output, SIGNATURE, world_size)
     clustered = stage.read_shard_stats(output, CLUSTER, 1)[0]
     written = stage.read_shard_stats(output, WRITE, world_size)
-    record = DedupStats(**{k: sum(s.get(k, 0) for s in signed) for k in _SUMMED},
-                        **{k: clustered[k] for k in _FROM_CLUSTER},
-                        kept_files=sum(s["kept_files"] for s in written),
-                        kept_bytes=sum(s["kept_bytes"] for s in written))
+    record = DedupStats(
+        **{k: sum(s.get(k, 0) for s in signed) for k in _SUMMED},
+        **{k: clustered[k] for k in _FROM_CLUSTER},
+        kept_files=sum(s["kept_files"] for s in written),
+        kept_bytes=sum(s["kept_bytes"] for s in written),
+    )
     record.problems = _check(dataclasses.asdict(record), clustered, written)
     record.invariant_ok = not record.problems
     stats = dataclasses.asdict(record)
@@ -79,18 +92,23 @@ def _check(stats: dict, clustered: dict, written: list[dict]) -> list[str]:
     read = sum(s["input_files"] for s in written)
     removed = stats["removed_near_files"] + stats["removed_exact_files"]
     if stats["input_files"] != stats["kept_files"] + removed:
-        problems.append(f"input_files {stats['input_files']} != kept_files {stats['kept_files']} + "
-                        f"removed {removed}")
+        problems.append(f"input_files {stats['input_files']} != kept_files {stats['kept_files']} + removed {removed}")
     if stats["input_repos"] != stats["kept_repos"] + stats["removed_near_repos"]:
-        problems.append(f"input_repos {stats['input_repos']} != kept_repos {stats['kept_repos']} + "
-                        f"removed_near_repos {stats['removed_near_repos']}")
+        problems.append(
+            f"input_repos {stats['input_repos']} != kept_repos {stats['kept_repos']} + "
+            f"removed_near_repos {stats['removed_near_repos']}"
+        )
     if read != stats["input_files"] or clustered["input_files"] != stats["input_files"]:
-        problems.append(f"files seen differ between steps: signature {stats['input_files']}, "
-                        f"cluster {clustered['input_files']}, write {read}")
+        problems.append(
+            f"files seen differ between steps: signature {stats['input_files']}, "
+            f"cluster {clustered['input_files']}, write {read}"
+        )
     for key in ("near", "exact"):
         dropped = sum(s[f"dropped_{key}_files"] for s in written)
         if dropped != stats[f"removed_{key}_files"]:
-            problems.append(f"write dropped {dropped} {key} duplicates, cluster decided {stats[f'removed_{key}_files']}")
+            problems.append(
+                f"write dropped {dropped} {key} duplicates, cluster decided {stats[f'removed_{key}_files']}"
+            )
     return problems
 
 
@@ -107,25 +125,30 @@ def _log_artifacts(output: str, tracker: Tracker) -> None:
 def _report(output: str, stats: dict, config: dict) -> str:
     mb = 1e6
     lines = [
-        "# Dedup report", "",
+        "# Dedup report",
+        "",
         "Repository-level near-dedup (MinHash LSH over each repository's concatenated files), then exact "
-        "file dedup across the surviving repositories.", "",
-        "| | repositories | files | MB |", "|---|---:|---:|---:|",
+        "file dedup across the surviving repositories.",
+        "",
+        "| | repositories | files | MB |",
+        "|---|---:|---:|---:|",
         f"| input | {stats['input_repos']} | {stats['input_files']} | {stats['input_bytes'] / mb:.2f} |",
-        f"| removed as near-duplicate repositories | {stats['removed_near_repos']} | "
-        f"{stats['removed_near_files']} | |",
+        f"| removed as near-duplicate repositories | {stats['removed_near_repos']} | {stats['removed_near_files']} | |",
         f"| removed as exact file copies | | {stats['removed_exact_files']} | |",
-        f"| kept | {stats['kept_repos']} | {stats['kept_files']} | {stats['kept_bytes'] / mb:.2f} |", "",
+        f"| kept | {stats['kept_repos']} | {stats['kept_files']} | {stats['kept_bytes'] / mb:.2f} |",
+        "",
         f"- near-duplicate clusters (2+ repositories): {stats['clusters']}, largest: {stats['largest_cluster']}",
         f"- candidate pairs from LSH: {stats['candidate_pairs']}, rejected by the {config.get('check')} check: "
         f"{stats['pairs_rejected']}",
         f"- kept repositories left with no file after exact dedup: {stats['repos_emptied_by_exact']}",
         f"- repositories without a single shingle (never near-duplicates): {stats['repos_without_shingles']}",
-        f"- counts add up (input == kept + removed): {'yes' if stats['invariant_ok'] else 'NO: ' + '; '.join(stats['problems'])}",
+        "- counts add up (input == kept + removed): "
+        + ("yes" if stats["invariant_ok"] else "NO: " + "; ".join(stats["problems"])),
         "",
         f"Parameters: {config.get('ngram')}-gram shingles, {config.get('num_perm')} permutations, "
         f"threshold {config.get('threshold')}, {stats['bands']} bands x {stats['rows']} rows, "
-        f"candidate check '{config.get('check')}', seed {config.get('seed')}.", "",
+        f"candidate check '{config.get('check')}', seed {config.get('seed')}.",
+        "",
     ]
     lines += _largest_clusters(output, int(config.get("report_clusters", 15)))
     lines += _most_copied(output)

@@ -76,4 +76,3 @@ def load_array(url: str) -> np.ndarray:
             raise io.StorageError(f"{url}: missing (did every signature shard finish?)")
         return np.load(path, mmap_mode="r", allow_pickle=False)
     return np.load(_pyio.BytesIO(io.read_bytes(url)), allow_pickle=False)
-

@@ -41,9 +41,16 @@ _TOKEN_BYTE[list(b"abcdefghijklmnopqrstuvwxyz0123456789_")] = True
 _BASE = 0x100000001B3  # FNV-64 prime: odd, so invertible modulo 2**64
 # Odd multipliers weighting each token of a shingle (the splitmix64/xxhash64 constants,
 # extended by golden-ratio steps for shingles longer than the list).
-_SHINGLE_WEIGHTS = [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
-                    0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
-                    0x27D4EB2F165667C5, 0x85EBCA77C2B2AE63]
+_SHINGLE_WEIGHTS = [
+    0x9E3779B97F4A7C15,
+    0xC2B2AE3D27D4EB4F,
+    0x165667B19E3779F9,
+    0xD6E8FEB86659FD93,
+    0xFF51AFD7ED558CCD,
+    0xC4CEB9FE1A85EC53,
+    0x27D4EB2F165667C5,
+    0x85EBCA77C2B2AE63,
+]
 _BLOCK = 2048  # shingles per outer-product block: num_perm x 2048 x 8 bytes = 4 MiB at 256
 
 
@@ -114,14 +121,14 @@ class MinHasher:
         count = len(tokens) - width + 1
         acc = tokens[:count] * self._weights[0]
         for j in range(1, width):
-            acc += tokens[j: j + count] * self._weights[j]
+            acc += tokens[j : j + count] * self._weights[j]
         return mix64(acc)
 
     # ------------------------------------------------------------------ MinHash
 
     def _update(self, signature: np.ndarray, shingles: np.ndarray) -> None:
         for i in range(0, len(shingles), _BLOCK):
-            part = shingles[i: i + _BLOCK]
+            part = shingles[i : i + _BLOCK]
             block = self._block[:, : len(part)]
             np.multiply(self.multipliers, part[None, :], out=block)
             np.minimum(signature, block.min(axis=1), out=signature)
@@ -154,7 +161,7 @@ class MinHasher:
                 self._update(signature, distinct)
                 if keep_shingles:
                     kept.append(distinct)
-            carry = tokens[len(tokens) - min(len(tokens), self.ngram - 1):]
+            carry = tokens[len(tokens) - min(len(tokens), self.ngram - 1) :]
         if 0 < tokens_seen < self.ngram:  # too short for one full shingle: one shingle of all tokens
             kept = [self._shingles(carry, len(carry))]
             self._update(signature, kept[0])

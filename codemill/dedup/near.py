@@ -39,7 +39,7 @@ class Signatures:
         return int(self.offsets[-1])
 
     def band(self, start: int, rows: int) -> np.ndarray:
-        return np.concatenate([np.asarray(m[start: start + rows]) for m in self.matrices], axis=1)
+        return np.concatenate([np.asarray(m[start : start + rows]) for m in self.matrices], axis=1)
 
     def columns(self, index: np.ndarray) -> np.ndarray:
         """Full signatures of the given repositories, [num_perm, len(index)]."""
@@ -85,15 +85,16 @@ class EstimateCheck:
 class ExactCheck:
     """Confirms pairs whose sorted distinct shingle hashes have Jaccard >= ``threshold``."""
 
-    def __init__(self, shingles: list[np.ndarray], starts: np.ndarray, ends: np.ndarray, offsets: np.ndarray,
-                 threshold: float):
+    def __init__(
+        self, shingles: list[np.ndarray], starts: np.ndarray, ends: np.ndarray, offsets: np.ndarray, threshold: float
+    ):
         self.shingles, self.starts, self.ends, self.offsets = shingles, starts, ends, offsets
         self.threshold = threshold
         self.known: dict[tuple[int, int], float] = {}
 
     def _set(self, repo: int) -> np.ndarray:
         f = int(np.searchsorted(self.offsets, repo, side="right") - 1)
-        return np.asarray(self.shingles[f][self.starts[repo]: self.ends[repo]])
+        return np.asarray(self.shingles[f][self.starts[repo] : self.ends[repo]])
 
     def jaccard(self, a: int, b: int) -> float:
         key = (min(a, b), max(a, b))
@@ -108,8 +109,9 @@ class ExactCheck:
         return np.array([self.jaccard(int(a), int(b)) >= self.threshold for a, b in zip(left, right)], dtype=bool)
 
 
-def near_duplicate_sets(signatures: Signatures, active: np.ndarray, bands: int, rows: int,
-                        check=None) -> tuple[np.ndarray, dict]:
+def near_duplicate_sets(
+    signatures: Signatures, active: np.ndarray, bands: int, rows: int, check=None
+) -> tuple[np.ndarray, dict]:
     """The root (smallest member) of every repository's near-duplicate set, and counters.
 
     ``active``: repositories that take part (those with at least one shingle);

@@ -18,7 +18,7 @@ Written per input file ``NAME`` under ``<output>/_work/``:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -27,8 +27,7 @@ from tqdm import tqdm
 from codemill import io, runner, stage
 from codemill.dedup.config import DedupConfig
 from codemill.dedup.exact import content_hash
-from codemill.dedup.layout import (assigned, check_input_schema, input_files, input_name,
-                                    save_array, work_url)
+from codemill.dedup.layout import assigned, check_input_schema, input_files, input_name, save_array, work_url
 from codemill.dedup.minhash import MinHasher
 from codemill.stage import InputError
 from codemill.tracking import Tracker
@@ -36,11 +35,13 @@ from codemill.tracking import Tracker
 FileRow = tuple[int, str, str | None, int | None]  # row, path, content, stars
 
 
-def signature_shard(config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
-                    tracker: Tracker | None = None) -> dict:
+def signature_shard(
+    config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1, tracker: Tracker | None = None
+) -> dict:
     """Sign every repository of this shard's input files; returns the shard's stats."""
-    return runner.run("dedup-signature", config, output=output, rank=rank, world_size=world_size,
-                      tracker=tracker, input=input)
+    return runner.run(
+        "dedup-signature", config, output=output, rank=rank, world_size=world_size, tracker=tracker, input=input
+    )
 
 
 def signature_step(config: DedupConfig, ctx: runner.Context) -> dict:
@@ -53,9 +54,13 @@ def signature_step(config: DedupConfig, ctx: runner.Context) -> dict:
             check_input_schema(url)
             totals.update(_sign_file(config, hasher, url, output))
     stats = {"inputs": [input_name(u) for u in mine], **{k: int(v) for k, v in sorted(totals.items())}}
-    tracker.log_metrics({**{k: float(v) for k, v in totals.items()},
-                         "signature_seconds": timer.seconds,
-                         "signature_mb_per_s": totals["input_bytes"] / 1e6 / max(timer.seconds, 1e-9)})
+    tracker.log_metrics(
+        {
+            **{k: float(v) for k, v in totals.items()},
+            "signature_seconds": timer.seconds,
+            "signature_mb_per_s": totals["input_bytes"] / 1e6 / max(timer.seconds, 1e-9),
+        }
+    )
     return stats
 
 
@@ -72,8 +77,10 @@ def _repositories(url: str, batch_rows: int) -> Iterator[tuple[str, list[FileRow
                 if current is not None:
                     yield current, files
                 if repo in seen:
-                    raise InputError(f"{url}: rows of repository {repo!r} are not contiguous "
-                                     "(validate writes files sorted by (repo, path))")
+                    raise InputError(
+                        f"{url}: rows of repository {repo!r} are not contiguous "
+                        "(validate writes files sorted by (repo, path))"
+                    )
                 seen.add(repo)
                 current, files = repo, []
             files.append((row, path, content, stars))
@@ -89,8 +96,9 @@ def _sign_file(config: DedupConfig, hasher: MinHasher, url: str, output: str) ->
     repos: dict[str, list] = {k: [] for k in ("repo", "files", "bytes", "stars", "shingles")}
     files: dict[str, list] = {k: [] for k in ("repo_index", "path", "hash", "size", "row")}
     counts: Counter = Counter()
-    for repo, rows in tqdm(_repositories(url, config.batch_rows), desc=f"dedup signatures {name}",
-                           unit="repo", mininterval=2.0):
+    for repo, rows in tqdm(
+        _repositories(url, config.batch_rows), desc=f"dedup signatures {name}", unit="repo", mininterval=2.0
+    ):
         rows.sort(key=lambda r: (r[1], r[0]))
         encoded = [(content or "").encode("utf-8") for _, _, content, _ in rows]
         signature, shingles, *distinct = hasher.signature(b"\n".join(encoded), keep_shingles=config.check == "exact")
@@ -103,17 +111,27 @@ def _sign_file(config: DedupConfig, hasher: MinHasher, url: str, output: str) ->
             files["hash"].append(content_hash(content))
             files["size"].append(len(data))
             files["row"].append(row)
-        for key, value in (("repo", repo), ("files", len(rows)), ("bytes", sum(map(len, encoded))),
-                           ("stars", max(stars) if stars else None), ("shingles", shingles)):
+        for key, value in (
+            ("repo", repo),
+            ("files", len(rows)),
+            ("bytes", sum(map(len, encoded))),
+            ("stars", max(stars) if stars else None),
+            ("shingles", shingles),
+        ):
             repos[key].append(value)
-        counts.update(input_repos=1, input_files=len(rows), input_bytes=repos["bytes"][-1],
-                      repos_without_shingles=int(shingles == 0))
+        counts.update(
+            input_repos=1,
+            input_files=len(rows),
+            input_bytes=repos["bytes"][-1],
+            repos_without_shingles=int(shingles == 0),
+        )
     _save(config, output, name, signatures, shingle_sets, repos, files)
     return counts
 
 
-def _save(config: DedupConfig, output: str, name: str, signatures: list, shingle_sets: list,
-          repos: dict, files: dict) -> None:
+def _save(
+    config: DedupConfig, output: str, name: str, signatures: list, shingle_sets: list, repos: dict, files: dict
+) -> None:
     matrix = np.stack(signatures, axis=1) if signatures else np.empty((config.num_perm, 0), dtype=np.uint64)
     save_array(work_url(output, "signatures", name, ".npy"), matrix)
     if config.check == "exact":
@@ -122,10 +140,24 @@ def _save(config: DedupConfig, output: str, name: str, signatures: list, shingle
         repos["shingle_start"] = (ends - np.array([len(s) for s in shingle_sets], dtype=np.int64)).tolist()
         flat = np.concatenate(shingle_sets) if shingle_sets else np.empty(0, dtype=np.uint64)
         save_array(work_url(output, "shingles", name, ".npy"), flat)
-    repo_schema = pa.schema([("repo", pa.string()), ("files", pa.int64()), ("bytes", pa.int64()),
-                             ("stars", pa.int64()), ("shingles", pa.int64())]
-                            + ([("shingle_start", pa.int64()), ("shingle_end", pa.int64())] if config.check == "exact" else []))
+    repo_schema = pa.schema(
+        [
+            ("repo", pa.string()),
+            ("files", pa.int64()),
+            ("bytes", pa.int64()),
+            ("stars", pa.int64()),
+            ("shingles", pa.int64()),
+        ]
+        + ([("shingle_start", pa.int64()), ("shingle_end", pa.int64())] if config.check == "exact" else [])
+    )
     io.write_parquet(pa.Table.from_pydict(repos, schema=repo_schema), work_url(output, "repos", name, ".parquet"))
-    file_schema = pa.schema([("repo_index", pa.int64()), ("path", pa.string()), ("hash", pa.string()),
-                             ("size", pa.int64()), ("row", pa.int64())])
+    file_schema = pa.schema(
+        [
+            ("repo_index", pa.int64()),
+            ("path", pa.string()),
+            ("hash", pa.string()),
+            ("size", pa.int64()),
+            ("row", pa.int64()),
+        ]
+    )
     io.write_parquet(pa.Table.from_pydict(files, schema=file_schema), work_url(output, "files", name, ".parquet"))

@@ -28,18 +28,22 @@ _ROW_GROUP_ROWS = 65536
 _ROW_GROUP_BYTES = 64 << 20
 
 
-def write_shard(config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
-                tracker: Tracker | None = None) -> dict:
+def write_shard(
+    config: DedupConfig, input: str, output: str, rank: int = 0, world_size: int = 1, tracker: Tracker | None = None
+) -> dict:
     """Write the kept files of this shard's input files; returns the shard's stats."""
-    return runner.run("dedup-write", config, output=output, rank=rank, world_size=world_size,
-                      tracker=tracker, input=input)
+    return runner.run(
+        "dedup-write", config, output=output, rank=rank, world_size=world_size, tracker=tracker, input=input
+    )
 
 
 def write_step(config: DedupConfig, ctx: runner.Context) -> dict:
     input, output, rank, world_size, tracker = ctx.input("input"), ctx.output, ctx.rank, ctx.world_size, ctx.tracker
     if not stage.shard_done(output, CLUSTER, 0, 1):
-        raise stage.PrerequisiteError(f"{output}: the dedup cluster step has not finished; "
-                                      "run it before writing shards (codemill dedup --phase cluster)")
+        raise stage.PrerequisiteError(
+            f"{output}: the dedup cluster step has not finished; "
+            "run it before writing shards (codemill dedup --phase cluster)"
+        )
     totals: Counter = Counter()
     for url in assigned(input_files(input), rank, world_size):
         check_input_schema(url)
@@ -72,15 +76,20 @@ def _write_file(config: DedupConfig, url: str, output: str) -> Counter:
             counts["kept_files"] += kept.num_rows
             counts["kept_bytes"] += pc.sum(pc.binary_length(kept.column("content"))).as_py() or 0
             pending.append(kept)
-            if sum(b.num_rows for b in pending) >= _ROW_GROUP_ROWS or sum(b.nbytes for b in pending) >= _ROW_GROUP_BYTES:
+            if (
+                sum(b.num_rows for b in pending) >= _ROW_GROUP_ROWS
+                or sum(b.nbytes for b in pending) >= _ROW_GROUP_BYTES
+            ):
                 writer.write_table(pa.Table.from_batches(pending, FILE_SCHEMA))
                 pending = []
         if pending:
             writer.write_table(pa.Table.from_batches(pending, FILE_SCHEMA))
         writer.close()
     if counts["input_files"] != expected:
-        raise InputError(f"{url}: holds {counts['input_files']} rows, the signature step saw {expected}; "
-                         "the input changed between steps, rerun dedup from the start")
+        raise InputError(
+            f"{url}: holds {counts['input_files']} rows, the signature step saw {expected}; "
+            "the input changed between steps, rerun dedup from the start"
+        )
     counts["dropped_near_files"] += reasons["near_duplicate"]
     counts["dropped_exact_files"] += reasons["exact_duplicate"]
     return counts

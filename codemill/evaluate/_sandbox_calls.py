@@ -1,22 +1,31 @@
-"""Call mode inside the sandbox: call the entry point on each input, send back plain values.
+"""Call and check modes: the entry point called on inputs, plain values sent back.
 
 Loaded by the fork server with ``_sandbox_inner.py`` (standard library only, Python >= 3.9).
-It runs in the sandboxed inner process after every isolation layer is in place, as the
-**call harness**: a process that never runs untrusted code. For each input it forks a
-**call process**, which closes the result channel, evaluates the input's argument source,
-executes the sample, calls the entry point, encodes the return value with the strict
-serializer (``codemill/verify/strict.py``) and writes one reply on a pipe of its own.
-The harness reads that reply (capped, with a per-call deadline), keeps only its status word
-and text, and writes one frame per call, in order, on the result channel:
-``[nonce, index, status, text]`` as a JSON line.
 
-So nothing the sample does can write to the channel: it never runs in a process that holds
-it. What it controls is the reply of its own call (a status word and the wire text of a
-value, which the trusted parent decodes strictly and compares with the expected value it
-never sent), so forging a reply is the same as returning that value.
+**Call mode** (``codemill.verify.run_calls``). The trusted outer process (no untrusted code)
+forks the inner process, which sets up every isolation layer, loads the sample once and
+calls the entry point on each input in turn (the input's argument source evaluated with
+the builtins taken before the sample ran), writing one reply line per call,
+``<index> <status> <text>``, where ``text`` is the strict serializer's wire form of the
+returned value (``codemill/verify/strict.py``). The outer process reads those lines with a
+per-call deadline and frames each one, in turn, as ``[nonce, index, status, text]`` on the
+control channel to the evaluator; a reply out of turn or malformed, a crash or a hang ends
+that inner process (that call is ``crashed`` / ``timeout``) and the next call runs in a new
+one. A sleeping PID 1 keeps the PID namespace alive across restarts; killing it at the end
+ends everything the sample left. The sample thus writes only on its own reply pipe, and
+what it writes there is a choice of plain values for its calls, which returning them gives
+too; the expected values never enter the sandbox (the evaluator compares).
+
+**Check mode** (HumanEval problems whose checks are not plain comparisons). The inner
+process is the check harness: it forks a call server (which forks the call process that
+loads the sample), and only then reads the benchmark's test from its own descriptor and
+runs ``check(candidate)`` with ``candidate`` a proxy: each call's arguments go to the call
+process as wire text and its plain return value comes back. No process that runs the
+sample ever holds the test, its expected values or the result channel.
 """
 
 import builtins
+import ctypes
 import importlib.util
 import json
 import os
@@ -33,63 +42,98 @@ _spec = importlib.util.spec_from_file_location("_codemill_strict", _STRICT_PATH)
 strict = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(strict)
 
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
 REPLIES = ("ok", "raises", "unserializable", "bad_input", "no_entry_point")
 SLACK = 0.05  # seconds kept back from the run's limit so the harness reports before the outer kill
 
 
-def run_calls(job, done_w):
-    """Every call of the job, one frame each on ``done_w``; then leave (never returns)."""
-    nonce, entry, inputs = job.pop("nonce"), job["entry_point"], job["inputs"]
-    per_call, result_bytes = job["call_timeout"], job["result_bytes"]
-    deadline = time.monotonic() + job["limits"]["timeout"] - SLACK
+def run_inner_calls(job, done_w):
+    """Call mode, in the sandboxed inner process: the calls from ``job["start"]`` on, one
+    reply line each on ``done_w`` (framed by the trusted outer process); never returns."""
     clean_builtins = dict(builtins.__dict__)  # taken before any sample ran: inputs see these
     try:
         compiled, load_error = compile(job.pop("code"), "<sample>", "exec"), ""
     except BaseException as e:  # SyntaxError, or a source too deep to compile
         compiled, load_error = None, _describe(e)
-    def emit(index, status, text):
-        _raw_write(done_w, (json.dumps([nonce, index, status, text]) + "\n").encode("ascii"))
-
-    index = 0
-    while index < len(inputs):
-        if deadline - time.monotonic() <= 0:
-            emit(index, "timeout", "the run's time limit was reached before this call")
-            index += 1
-        elif compiled is None:
-            emit(index, "raises", "while loading: " + load_error)
-            index += 1
-        else:
-            index = _call_process(compiled, entry, inputs, index, per_call, deadline, result_bytes,
-                                  clean_builtins, done_w, emit)
-        _reap_orphans()
+    job.pop("nonce", None)
+    _calls(compiled, load_error, job["entry_point"], job["inputs"], job["start"], done_w, job["result_bytes"],
+           clean_builtins)
     _hard_exit(0)
 
 
-def _call_process(compiled, entry, inputs, start, per_call, deadline, result_bytes, clean_builtins, done_w, emit):
-    """Calls ``start``.. in one call process (the sample loaded once, as a test file calls a
-    function repeatedly); a call that crashes, hangs or replies out of turn ends that process
-    and the next call gets a fresh one. Returns the index of the first call not yet framed."""
-    r, w = os.pipe()
+def outer_calls(job, start_inner, setup, namespaces):
+    """Call mode, in the trusted outer process (which runs no untrusted code): start the
+    inner process, frame its replies in turn (``[nonce, index, status, text]``), and when a
+    call crashes, hangs or replies out of turn, go on with the next call in a new inner
+    process. A sleeping PID 1 keeps the PID namespace alive across those restarts; when it
+    is killed at the end, the kernel ends everything the sample left. Returns the exit
+    event for the control pipe."""
+    nonce, count = job["nonce"], len(job["inputs"])
+    deadline = time.monotonic() + job["limits"]["timeout"] - SLACK
+    frames, reports = [], []
+
+    def emit(index, status, text):
+        frames.append(json.dumps([nonce, index, status, text]))
+
+    init = _start_init() if namespaces else None
     try:
-        pid = os.fork()
-    except OSError as e:
-        os.close(r)
-        os.close(w)
-        emit(start, "crashed", "cannot start the call: %s" % e)
-        return start + 1
-    if pid == 0:
+        index = 0
+        while index < count:
+            if deadline - time.monotonic() <= 0:
+                emit(index, "timeout", "the run's time limit was reached before this call")
+                index += 1
+            else:
+                index = _attempt(job, start_inner, index, deadline, emit, reports)
+    finally:
+        if init is not None:
+            os.kill(init, signal.SIGKILL)
+            os.waitpid(init, 0)
+    report = {"event": "exit", "timed_out": False, "exit_code": 0, "marker": "".join(f + "\n" for f in frames),
+              "setup": setup}
+    if reports and "_setup_error" not in reports[0]:
+        report["setup"] = dict(setup, **reports[0])
+    elif reports:
+        report["setup_error"] = reports[0]["_setup_error"]
+    return report
+
+
+def _start_init():
+    pid = os.fork()
+    if pid == 0:  # PID 1: holds nothing, reaps orphans (SIG_IGN), dies with the outer process
         try:
-            os.close(r)
-            os.close(done_w)  # the sample never holds the result channel
-            _calls(compiled, entry, inputs, start, w, result_bytes, clean_builtins)
+            os.closerange(0, 65536)
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            while True:
+                signal.pause()
         finally:
             _hard_exit(0)
-    os.close(w)
+    return pid
+
+
+def _attempt(job, start_inner, start, deadline, emit, reports):
+    """One inner process running calls ``start``..; returns the first call not framed."""
+    count = len(job["inputs"])
     try:
-        return _relay(r, pid, start, len(inputs), per_call, deadline, result_bytes + 64, emit)
+        pid, setup_r, done_r = start_inner(start)
+    except OSError as e:
+        emit(start, "crashed", "cannot start the call: %s" % e)
+        return start + 1
+    try:
+        text = _read_until_closed(setup_r, deadline)
+        try:
+            reports.append(json.loads(text))
+        except ValueError:
+            reports.append({"_setup_error": "the sandboxed process ended before finishing its setup"})
+            return count
+        if "error" in reports[-1]:  # isolation required but incomplete: nothing may run
+            return count
+        return _relay(done_r, pid, start, count, job["call_timeout"], deadline, job["result_bytes"] + 64, emit)
     finally:
-        os.close(r)
-        for kill in (os.kill, os.killpg):  # the call process and what it left in its group
+        for fd in (setup_r, done_r):
+            os.close(fd)
+        for kill in (os.kill, os.killpg):  # PID 1 of its namespace (the rest dies with it), and its group
             try:
                 kill(pid, signal.SIGKILL)
             except OSError:
@@ -98,6 +142,18 @@ def _call_process(compiled, entry, inputs, start, per_call, deadline, result_byt
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+
+def _read_until_closed(fd, deadline):
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return data.decode("utf-8", "replace")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data.decode("utf-8", "replace")
+        data += chunk
 
 
 def _relay(r, pid, index, count, per_call, deadline, cap, emit):
@@ -150,80 +206,6 @@ def _ended(status):
         sig = os.WTERMSIG(status)
         return "killed by %s" % (signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig)
     return "ended without a result (exit status %d)" % os.WEXITSTATUS(status)
-
-
-def _one_call(compiled, entry, given, timeout, result_bytes, clean_builtins, channels):
-    r, w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError as e:
-        os.close(r)
-        os.close(w)
-        return "crashed", "cannot start the call: %s" % e
-    if pid == 0:
-        try:
-            os.close(r)
-            for fd in channels:  # the sample never holds the result channel (or the requests)
-                os.close(fd)
-            _call(compiled, entry, given, w, result_bytes, clean_builtins)
-        finally:
-            _hard_exit(0)
-    os.close(w)
-    data, status, timed_out = _collect(r, pid, timeout, result_bytes + 64)
-    os.close(r)
-    try:
-        os.killpg(pid, signal.SIGKILL)  # what the call left running (unless it left the group)
-    except OSError:
-        pass
-    if timed_out:
-        return "timeout", "the call ran past %.3g s" % timeout
-    return _reply(data, status, result_bytes)
-
-
-def _reply(data, status, result_bytes):
-    if len(data) > result_bytes + 32:
-        return "unserializable", "the result is larger than %d bytes" % result_bytes
-    word, _, text = data.decode("ascii", "replace").partition(" ")
-    if data.endswith(b"\n") and word in REPLIES:
-        return word, text[:-1]
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        return "crashed", "killed by %s" % name
-    if data:
-        return "crashed", "the call's reply is malformed"
-    return "crashed", "ended without a result (exit status %d)" % os.WEXITSTATUS(status)
-
-
-def _collect(r, pid, timeout, cap):
-    """Read the call's reply until the call process exits or the deadline passes."""
-    end = time.monotonic() + timeout
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    data, reading = b"", True
-    try:
-        while True:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                return data, os.waitpid(pid, 0)[1], True
-            fds = ([r] if reading else []) + ([pidfd] if pidfd is not None else [])
-            ready = select.select(fds, [], [], remaining if pidfd is not None else min(remaining, 0.005))[0]
-            if r in ready:
-                chunk = os.read(r, 65536)
-                if not chunk:
-                    reading = False
-                elif len(data) <= cap:
-                    data += chunk
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                if reading:
-                    data += _drain(r, cap - len(data))
-                return data, os.waitpid(pid, 0)[1], False
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
 
 
 def _drain(fd, room):
@@ -297,21 +279,104 @@ def _proxy(req_w, rep_r):
 
 
 def _call_server(compiled, load_error, entry, job, clean_builtins, req_r, rep_w):
-    requests = os.fdopen(req_r, "rb")
-    for line in requests:
-        try:
-            args, kwargs = strict.decode(line.decode("ascii").rstrip("\n"))
-            given = (tuple(args), kwargs)
-        except BaseException as e:
-            status, text = "bad_input", _describe(e)
+    """Check mode's relay: each request (the wire text of one call's arguments) goes to a
+    call process that loaded the sample once; a call that crashes, hangs or replies out of
+    turn ends that process and the next request gets a fresh one."""
+    requests, worker = os.fdopen(req_r, "rb"), None
+    per_call, cap = job["call_timeout"], job["result_bytes"] + 64
+    for index, line in enumerate(requests):
+        if compiled is None:
+            status, text = "raises", "while loading: " + load_error
         else:
-            if compiled is None:
-                status, text = "raises", "while loading: " + load_error
-            else:
-                status, text = _one_call(compiled, entry, given, job["call_timeout"], job["result_bytes"],
-                                         clean_builtins, (rep_w, req_r))
+            if worker is None:
+                worker = _start_worker(compiled, entry, job["result_bytes"], clean_builtins, (rep_w, req_r))
+            pid, to_worker, replies = worker
+            got = []
+            try:
+                os.write(to_worker, b"%d " % index + line)
+                _relay(replies, pid, index, index + 1, per_call, time.monotonic() + per_call, cap,
+                       lambda _, word, detail: got.append((word, detail)))
+            except OSError as e:  # the call process is gone
+                got = [("crashed", "the call process is gone: %s" % e)]
+            status, text = got[0]
+            if status not in ("ok", "raises", "bad_input"):
+                _stop_worker(worker)
+                worker = None
         _raw_write(rep_w, ("%s %s\n" % (status, text.replace("\n", " "))).encode("ascii", "backslashreplace"))
         _reap_orphans()
+    if worker is not None:
+        _stop_worker(worker)
+
+
+def _start_worker(compiled, entry, result_bytes, clean_builtins, channels):
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd in channels + (to_w, from_r):  # the sample never holds the relay's channels
+                os.close(fd)
+            _serve_calls(compiled, entry, to_r, from_w, result_bytes)
+        finally:
+            _hard_exit(0)
+    os.close(to_r)
+    os.close(from_w)
+    return pid, to_w, from_r
+
+
+def _stop_worker(worker):
+    pid, to_worker, replies = worker
+    for fd in (to_worker, replies):
+        os.close(fd)
+    for kill in (os.kill, os.killpg):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _serve_calls(compiled, entry, requests_fd, w, result_bytes):
+    """The untrusted part of check mode: load the sample once, answer ``<index> <args>`` lines."""
+    os.setpgid(0, 0)
+    namespace = {"__name__": "__sample__", "__builtins__": builtins}
+    try:
+        exec(compiled, namespace)
+        function = namespace.get(entry)
+        failure = None if callable(function) else ("no_entry_point", "%s is not defined (or not callable)" % entry)
+    except BaseException as e:  # SystemExit and other BaseExceptions included
+        failure = ("raises", "while loading: " + _describe(e))
+    for line in os.fdopen(requests_fd, "rb"):
+        number, _, payload = line.decode("ascii", "replace").rstrip("\n").partition(" ")
+        index = int(number)
+        if failure is not None:
+            _line(w, index, *failure)
+            continue
+        try:
+            args, kwargs = strict.decode(payload)
+            value = function(*args, **kwargs)
+        except BaseException as e:
+            _line(w, index, "raises", _describe(e))
+            continue
+        try:
+            text = strict.encode(value, result_bytes)
+        except BaseException as e:
+            _line(w, index, "unserializable", _describe(e))
+            continue
+        _line(w, index, "ok", text)
+        _flush_streams()
+    _send(w, "", "")
+
+
+def _flush_streams():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
 
 
 def _reap_orphans():
@@ -329,43 +394,16 @@ def _pack(*args, **kwargs):
     return args, kwargs
 
 
-def _call(compiled, entry, given, w, result_bytes, clean_builtins):
-    """The call process: the only place untrusted code runs in call and check modes.
-    ``given`` is argument source text (call mode) or the decoded (args, kwargs) (check mode)."""
-    os.setpgid(0, 0)
-    try:
-        args, kwargs = given if type(given) is tuple else eval(
-            compile("_pack(%s\n)" % given, "<input>", "eval"), {"__builtins__": clean_builtins, "_pack": _pack})
-    except BaseException as e:
-        return _send(w, "bad_input", _describe(e))
+def _calls(compiled, load_error, entry, inputs, start, w, result_bytes, clean_builtins):
+    """Call mode's untrusted part: load the sample, then one reply line per call."""
     namespace = {"__name__": "__sample__", "__builtins__": builtins}
+    function, failure = None, ("raises", "while loading: " + load_error) if compiled is None else None
     try:
-        exec(compiled, namespace)
-    except BaseException as e:  # SystemExit and other BaseExceptions included
-        return _send(w, "raises", "while loading: " + _describe(e))
-    function = namespace.get(entry)
-    if not callable(function):
-        return _send(w, "no_entry_point", "%s is not defined (or not callable)" % entry)
-    try:
-        value = function(*args, **kwargs)
-    except BaseException as e:
-        return _send(w, "raises", _describe(e))
-    try:
-        text = strict.encode(value, result_bytes)
-    except BaseException as e:
-        return _send(w, "unserializable", _describe(e))
-    _send(w, "ok", text)
-
-
-def _calls(compiled, entry, inputs, start, w, result_bytes, clean_builtins):
-    """The call process of call mode: load the sample, then one reply line per call."""
-    os.setpgid(0, 0)
-    namespace = {"__name__": "__sample__", "__builtins__": builtins}
-    try:
-        exec(compiled, namespace)
-        function, failure = namespace.get(entry), None
-        if not callable(function):
-            failure = ("no_entry_point", "%s is not defined (or not callable)" % entry)
+        if compiled is not None:
+            exec(compiled, namespace)
+            function = namespace.get(entry)
+            if not callable(function):
+                failure = ("no_entry_point", "%s is not defined (or not callable)" % entry)
     except BaseException as e:  # SystemExit and other BaseExceptions included
         failure = ("raises", "while loading: " + _describe(e))
     for index in range(start, len(inputs)):

@@ -153,18 +153,30 @@ def outer_main(job, fds, read_paths, shared=(False, "not set up")):
         stdin_fd = os.memfd_create("stdin")
         os.write(stdin_fd, job["stdin"].encode("utf-8"))
         os.lseek(stdin_fd, 0, os.SEEK_SET)
-    setup_r, setup_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(setup_r)
-            os.close(done_r)
-            inner.inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths)
-        finally:
-            _hard_exit(120)
-    os.close(setup_w)
-    os.close(done_w)
+
+    def start_inner(start=0):
+        """Fork the inner process (PID 1 of the PID namespace this process set up for its
+        children); returns its pid and the read ends of its setup and done pipes."""
+        setup_r, setup_w = os.pipe()
+        done_r, done_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(setup_r)
+                os.close(done_r)
+                job["start"] = start
+                inner.inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths)
+            finally:
+                _hard_exit(120)
+        os.close(setup_w)
+        os.close(done_w)
+        return pid, setup_r, done_r
+
+    if job["mode"] == "calls":  # the inner process runs the calls; this process frames them
+        _send(ctl, {"event": "started", "pid": None, "outer_pid": os.getpid()})
+        _send(ctl, inner.calls.outer_calls(job, start_inner, setup, namespaces))
+        return
+    pid, setup_r, done_r = start_inner()
     _send(ctl, {"event": "started", "pid": pid, "outer_pid": os.getpid()})
     caps = {setup_r: MARKER_BYTES, done_r: job.get("channel_bytes", MARKER_BYTES)}
     status, timed_out, streams = _supervise(pid, job["limits"]["timeout"], caps, in_namespace=namespaces)

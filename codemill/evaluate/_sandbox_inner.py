@@ -107,7 +107,7 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
     if job["mode"] == "stdio":
         _run_stdio(job.pop("code"))
     if job["mode"] == "calls":
-        calls.run_calls(job, done_w)
+        calls.run_inner_calls(job, done_w)
     if job["mode"] == "check":
         calls.run_check(job, done_w)
     _run_function(job.pop("code"), job.pop("nonce"), done_w)

@@ -96,6 +96,8 @@ def kill(reported: list[dict]) -> None:
     if started is None:
         return
     for send, pid in ((os.kill, started["pid"]), (os.killpg, started["outer_pid"])):
+        if pid is None:  # calls mode: the outer process restarts inner processes, so only its group is named
+            continue
         try:
             send(int(pid), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

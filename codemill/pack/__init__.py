@@ -30,8 +30,15 @@ STEPS = ("all", "tokenizer", "shard", "finish")
 __all__ = ["PackConfig", "finish", "iter_units", "pack_shard", "run", "train_tokenizer", "STEPS"]
 
 
-def run(config: PackConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
-        tracker: Tracker | None = None, step: str = "all") -> dict:
+def run(
+    config: PackConfig,
+    input: str,
+    output: str,
+    rank: int = 0,
+    world_size: int = 1,
+    tracker: Tracker | None = None,
+    step: str = "all",
+) -> dict:
     """One step, or (``all``) every step this rank can do: the tokenizer when it is not
     there yet, this rank's shard, and finish once every shard is done. Concurrent
     shards should run ``tokenizer`` once first, then ``shard`` each, then ``finish``."""
@@ -44,7 +51,8 @@ def run(config: PackConfig, input: str, output: str, rank: int = 0, world_size: 
         result = train_tokenizer(config, input, output, tracker)
     if step in ("all", "shard"):
         result = pack_shard(config, input, output, rank, world_size, tracker)
-    if step == "finish" or (step == "all" and all(stage.shard_done(output, "pack", r, world_size)
-                                                  for r in range(world_size))):
+    if step == "finish" or (
+        step == "all" and all(stage.shard_done(output, "pack", r, world_size) for r in range(world_size))
+    ):
         result = finish(output, world_size, tracker)
     return result

@@ -25,29 +25,83 @@ from codemill.pack.corpus import stable_hash
 from codemill.pack.order import dependency_order
 from codemill.records import FileRecord
 
-_ALIASES = {"c++": "cpp", "c#": "csharp", "cs": "csharp", "js": "javascript", "ts": "typescript",
-            "golang": "go", "py": "python", "bash": "shell", "sh": "shell", "zsh": "shell",
-            "objective-c": "objc", "objective-c++": "objc", "vb.net": "vb", "visual basic": "vb",
-            "emacs lisp": "lisp", "common lisp": "lisp", "md": "markdown", "yml": "yaml"}
+_ALIASES = {
+    "c++": "cpp",
+    "c#": "csharp",
+    "cs": "csharp",
+    "js": "javascript",
+    "ts": "typescript",
+    "golang": "go",
+    "py": "python",
+    "bash": "shell",
+    "sh": "shell",
+    "zsh": "shell",
+    "objective-c": "objc",
+    "objective-c++": "objc",
+    "vb.net": "vb",
+    "visual basic": "vb",
+    "emacs lisp": "lisp",
+    "common lisp": "lisp",
+    "md": "markdown",
+    "yml": "yaml",
+}
 
 _EXTENSIONS = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript",
-    ".cjs": "javascript", ".ts": "typescript", ".tsx": "typescript", ".mts": "typescript", ".cts": "typescript",
-    ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp", ".cxx": "cpp", ".hpp": "cpp",
-    ".hh": "cpp", ".hxx": "cpp", ".cu": "cuda", ".cs": "csharp", ".go": "go", ".rs": "rust", ".rb": "ruby",
-    ".sh": "shell", ".md": "markdown", ".html": "html", ".xml": "xml", ".css": "css", ".sql": "sql",
-    ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json", ".lua": "lua", ".hs": "haskell",
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".jsx": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".ts": "typescript",
+    ".tsx": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cpp": "cpp",
+    ".cc": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".hxx": "cpp",
+    ".cu": "cuda",
+    ".cs": "csharp",
+    ".go": "go",
+    ".rs": "rust",
+    ".rb": "ruby",
+    ".sh": "shell",
+    ".md": "markdown",
+    ".html": "html",
+    ".xml": "xml",
+    ".css": "css",
+    ".sql": "sql",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+    ".json": "json",
+    ".lua": "lua",
+    ".hs": "haskell",
 }
 
 # language -> repository-level family (C and C++ share headers; JS and TS import each other)
-FAMILIES = {"python": "python", "javascript": "js", "typescript": "js", "java": "java", "c": "c",
-            "cpp": "c", "csharp": "csharp", "go": "go"}
+FAMILIES = {
+    "python": "python",
+    "javascript": "js",
+    "typescript": "js",
+    "java": "java",
+    "c": "c",
+    "cpp": "c",
+    "csharp": "csharp",
+    "go": "go",
+}
 
 _COMMENT_STYLES = {
     "# {}": "python shell yaml toml ruby perl r makefile dockerfile cmake powershell julia elixir nim "
-            "tcl coffeescript starlark nix crystal gdscript raku",
+    "tcl coffeescript starlark nix crystal gdscript raku",
     "// {}": "c cpp java javascript typescript csharp go rust kotlin swift scala dart php objc groovy zig "
-             "protobuf solidity cuda verilog systemverilog glsl hlsl d fsharp scss less jsonc",
+    "protobuf solidity cuda verilog systemverilog glsl hlsl d fsharp scss less jsonc",
     "/* {} */": "css",
     "<!-- {} -->": "html xml markdown svg vue xslt",
     "-- {}": "sql lua haskell ada elm vhdl purescript agda",
@@ -145,4 +199,3 @@ def repo_documents(repo: str, records: list[FileRecord], seed: int, stats: Build
         stats.families[family] += len(paths)
     stats.files += len(records)
     return docs
-

@@ -18,7 +18,7 @@ from ids instead, with the code encoded as plain text.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from codemill.fim import FIM_BEGIN, FIM_END, FIM_HOLE, psm_prompt  # the contract's one home
 
@@ -29,14 +29,16 @@ FORMATS = (PLAIN, PSM, SPM)
 __all__ = ["FIM_BEGIN", "FIM_END", "FIM_HOLE", "FORMATS", "PLAIN", "PSM", "SPM", "psm_prompt"]
 
 
-def psm_layout(begin: int, hole: int, end: int, prefix: Sequence[int], middle: Sequence[int],
-               suffix: Sequence[int]) -> list[int]:
+def psm_layout(
+    begin: int, hole: int, end: int, prefix: Sequence[int], middle: Sequence[int], suffix: Sequence[int]
+) -> list[int]:
     """Token layout of a PSM training example (without BOS/EOS)."""
     return [begin, *prefix, hole, *suffix, end, *middle]
 
 
-def spm_layout(begin: int, hole: int, end: int, prefix: Sequence[int], middle: Sequence[int],
-               suffix: Sequence[int]) -> list[int]:
+def spm_layout(
+    begin: int, hole: int, end: int, prefix: Sequence[int], middle: Sequence[int], suffix: Sequence[int]
+) -> list[int]:
     """Token layout of an SPM training example (without BOS/EOS)."""
     return [begin, hole, *suffix, end, *prefix, *middle]
 
@@ -50,7 +52,9 @@ def psm_ids(encode: Callable[[str], list[int]], ids: dict[str, int], prefix: str
     return [ids["bos"], ids["fim_begin"], *encode(prefix), ids["fim_hole"], *encode(suffix), ids["fim_end"]]
 
 
-def split_fim_ids(ids: Sequence[int], fmt: str, begin: int, hole: int, end: int) -> tuple[list[int], list[int], list[int]]:
+def split_fim_ids(
+    ids: Sequence[int], fmt: str, begin: int, hole: int, end: int
+) -> tuple[list[int], list[int], list[int]]:
     """(prefix, middle, suffix) ids of one FIM example (BOS/EOS already removed).
 
     Split on sentinel ids, not decoded text: sentinel text inside code is plain tokens.
@@ -62,10 +66,10 @@ def split_fim_ids(ids: Sequence[int], fmt: str, begin: int, hole: int, end: int)
         if ids[:1] != [begin]:
             raise ValueError("PSM example does not start with the FIM begin sentinel")
         h, e = ids.index(hole), ids.index(end)
-        return ids[1:h], ids[e + 1:], ids[h + 1:e]
+        return ids[1:h], ids[e + 1 :], ids[h + 1 : e]
     if fmt == SPM:
         if ids[:2] != [begin, hole]:
             raise ValueError("SPM example does not start with the FIM begin and hole sentinels")
         e = ids.index(end)
-        return [], ids[e + 1:], ids[2:e]
+        return [], ids[e + 1 :], ids[2:e]
     raise ValueError(f"not a FIM format: {fmt!r}")

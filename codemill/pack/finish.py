@@ -39,10 +39,18 @@ def finish_step(config: None, ctx: runner.Context) -> dict:
     names = [stage.shard_name(r, world_size) for r in range(world_size)]
     with io.local_copy(io.join(output, "tokenizer")) as tok_dir:
         encoder = TextEncoder(tok_dir)
-    meta = {"seq_len": config.seq_len, "vocab_size": encoder.vocab_size, **encoder.ids,
-            "fim_rate": config.fim_rate, "spm_rate": config.spm_rate, "seed": config.seed,
-            "tokens_dtype": "uint32", "segments_dtype": "int32", "special_tokens": SPECIAL_TOKENS,
-            "heldout_repos": plan["heldout"]}
+    meta = {
+        "seq_len": config.seq_len,
+        "vocab_size": encoder.vocab_size,
+        **encoder.ids,
+        "fim_rate": config.fim_rate,
+        "spm_rate": config.spm_rate,
+        "seed": config.seed,
+        "tokens_dtype": "uint32",
+        "segments_dtype": "int32",
+        "special_tokens": SPECIAL_TOKENS,
+        "heldout_repos": plan["heldout"],
+    }
     with io.local_copy(work_url(output)) as work, io.staged_dir(output) as out:
         split_documents = {}
         for split in SPLITS:
@@ -64,14 +72,20 @@ def finish_step(config: None, ctx: runner.Context) -> dict:
         report = render_report(stats, config, examples, [s.get("order_example") for s in shards])
         io.write_text(os.path.join(out, "report.md"), report)
         slowest = max(s["seconds"] for s in shards)
-        timing = {"tokenizer_seconds": tok_info["seconds"], "slowest_shard_seconds": slowest,
-                  "shard_tokens_per_second": stats["tokens"] / max(sum(s["seconds"] for s in shards), 1e-9)}
+        timing = {
+            "tokenizer_seconds": tok_info["seconds"],
+            "slowest_shard_seconds": slowest,
+            "shard_tokens_per_second": stats["tokens"] / max(sum(s["seconds"] for s in shards), 1e-9),
+        }
         tracker.log_metrics({**stage.numeric_metrics(stats), **timing})
         tracker.log_artifact(os.path.join(out, "report.md"))
     io.remove_tree(work_url(output))
-    print(f"[pack] {stats['tokens']:,} tokens in {stats['sequences']:,} sequences, efficiency "
-          f"{stats['packing_efficiency']:.4f}; tokenizer {tok_info['seconds']:.1f}s, slowest shard {slowest:.1f}s, "
-          f"{timing['shard_tokens_per_second']:,.0f} tokens/s per shard", flush=True)
+    print(
+        f"[pack] {stats['tokens']:,} tokens in {stats['sequences']:,} sequences, efficiency "
+        f"{stats['packing_efficiency']:.4f}; tokenizer {tok_info['seconds']:.1f}s, slowest shard {slowest:.1f}s, "
+        f"{timing['shard_tokens_per_second']:,.0f} tokens/s per shard",
+        flush=True,
+    )
     return stats
 
 
@@ -86,7 +100,7 @@ def _concat_arrays(sources: list[str], dest: str) -> list[int]:
     out = np.lib.format.open_memmap(dest, mode="w+", dtype=arrays[0].dtype, shape=shape)
     at = 0
     for a in arrays:
-        out[at:at + a.shape[0]] = a
+        out[at : at + a.shape[0]] = a
         at += a.shape[0]
     out.flush()
     del out
@@ -120,7 +134,7 @@ def _examples(out: str, meta: dict, encoder: TextEncoder) -> dict[str, dict]:
             at = pc.index(table.column("format"), fmt).as_py()
             if fmt not in found and at >= 0:
                 row = table.slice(at, 1).to_pylist()[0]
-                ids = tokens[row["sequence"], row["start"]:row["start"] + row["length"]].tolist()
+                ids = tokens[row["sequence"], row["start"] : row["start"] + row["length"]].tolist()
                 found[fmt] = {**row, "split": split, **decode_unit(ids, fmt, meta, encoder.decode)}
     return found
 
@@ -129,7 +143,10 @@ def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_si
     splits = {}
     for split in SPLITS:
         parts = [s["splits"][split] for s in shards]
-        merged = {k: sum(p[k] for p in parts) for k in ("documents", "units", "sequences", "tokens", "pad_tokens", "text_bytes")}
+        merged = {
+            k: sum(p[k] for p in parts)
+            for k in ("documents", "units", "sequences", "tokens", "pad_tokens", "text_bytes")
+        }
         merged["formats"] = {f: sum(p["formats"].get(f, 0) for p in parts) for f in ("plain", "psm", "spm")}
         splits[split] = merged
     total = {k: sum(s[k] for s in splits.values()) for k in ("documents", "units", "sequences", "tokens", "pad_tokens")}
@@ -160,8 +177,11 @@ def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_si
         "dependency_edges": sum(s["dependency_edges"] for s in shards),
         "cycles_broken": sum(s["cycles_broken"] for s in shards),
         "languages": dict(sorted(languages.items())),
-        "tokenizer": {"source": tok_info["tokenizer"], "vocab_size": vocab_size,
-                      "added_tokens": tok_info["added_tokens"]},
+        "tokenizer": {
+            "source": tok_info["tokenizer"],
+            "vocab_size": vocab_size,
+            "added_tokens": tok_info["added_tokens"],
+        },
     }
 
 

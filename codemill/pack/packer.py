@@ -81,8 +81,8 @@ class Packed:
         segment = 0
         for i, (u, arr) in enumerate(zip(self.units, self.arrays)):
             segment = 0 if i == 0 or u.sequence != self.units[i - 1].sequence else segment + 1
-            tokens[u.sequence, u.start:u.start + u.length] = arr
-            segments[u.sequence, u.start:u.start + u.length] = segment
+            tokens[u.sequence, u.start : u.start + u.length] = arr
+            segments[u.sequence, u.start : u.start + u.length] = segment
         return tokens, segments
 
 
@@ -112,8 +112,15 @@ class Packer:
     it fits, so no row is closed early for lack of space (see docs/pack.md).
     """
 
-    def __init__(self, encoder: TextEncoder, seq_len: int, fim_rate: float, spm_rate: float,
-                 min_unit_tokens: int, rng: np.random.Generator):
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        seq_len: int,
+        fim_rate: float,
+        spm_rate: float,
+        min_unit_tokens: int,
+        rng: np.random.Generator,
+    ):
         self.enc, self.seq_len, self.rng = encoder, seq_len, rng
         self.fim_rate, self.spm_rate, self.min_unit = fim_rate, spm_rate, min_unit_tokens
         self.ids = encoder.ids
@@ -125,8 +132,10 @@ class Packer:
         """Take one document (``data`` is its UTF-8 text, ``ids`` its plain-text tokens)."""
         doc = _Doc(ids, data, self.enc.byte_lengths)
         if doc.offsets[-1] != len(data):
-            raise InputError(f"the tokenizer does not reproduce text byte for byte (document {document}: "
-                             f"its tokens stand for {doc.offsets[-1]} of {len(data)} bytes)")
+            raise InputError(
+                f"the tokenizer does not reproduce text byte for byte (document {document}: "
+                f"its tokens stand for {doc.offsets[-1]} of {len(data)} bytes)"
+            )
         self._out = None
         pos, n = 0, len(ids)
         while pos < n:
@@ -191,7 +200,7 @@ class Packer:
         if rest + 2 <= free:
             return np.concatenate([[self.ids["bos"]], doc.ids[pos:], [self.ids["eos"]]]).astype(np.uint32), rest
         take = doc.cut(pos, min(free - 1, rest - 1))  # leave the document's end (and its EOS) for later
-        return np.concatenate([[self.ids["bos"]], doc.ids[pos:pos + take]]).astype(np.uint32), take
+        return np.concatenate([[self.ids["bos"]], doc.ids[pos : pos + take]]).astype(np.uint32), take
 
     def _fim(self, doc: _Doc, pos: int, free: int, fmt: str) -> tuple[np.ndarray | None, int]:
         take = min(len(doc.ids) - pos, free - FIM_OVERHEAD)
@@ -206,20 +215,26 @@ class Packer:
                 if shorter < suffix_start:
                     take -= over
                     continue  # the second cut is too close to the end: draw new cuts
-                suffix, take = suffix[:len(suffix) - (take - shorter)], shorter
+                suffix, take = suffix[: len(suffix) - (take - shorter)], shorter
             layout = psm_layout if fmt == PSM else spm_layout
-            body = layout(self.ids["fim_begin"], self.ids["fim_hole"], self.ids["fim_end"],
-                          prefix.tolist(), middle.tolist(), suffix.tolist())
+            body = layout(
+                self.ids["fim_begin"],
+                self.ids["fim_hole"],
+                self.ids["fim_end"],
+                prefix.tolist(),
+                middle.tolist(),
+                suffix.tolist(),
+            )
             return np.array([self.ids["bos"], *body, self.ids["eos"]], dtype=np.uint32), take
         return None, 0  # still too long: the caller starts it on a new row or packs it plain
 
     def _fim_parts(self, doc: _Doc, pos: int, take: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """(prefix, middle, suffix) ids of the piece ``[pos, pos + take)`` at two random
         characters, and the piece-relative index from which the suffix is the piece's own tokens."""
-        tokens = doc.ids[pos:pos + take]
-        offsets = doc.offsets[pos:pos + take + 1] - doc.offsets[pos]
-        clean = doc.clean[pos:pos + take + 1]
-        piece = doc.data[doc.offsets[pos]:doc.offsets[pos + take]]
+        tokens = doc.ids[pos : pos + take]
+        offsets = doc.offsets[pos : pos + take + 1] - doc.offsets[pos]
+        clean = doc.clean[pos : pos + take + 1]
+        piece = doc.data[doc.offsets[pos] : doc.offsets[pos + take]]
         text = piece.decode("utf-8")
         ci, cj = (len(text[:c].encode("utf-8")) for c in np.sort(self.rng.integers(0, len(text) + 1, size=2)))
         lo_i, hi_i = _around(offsets, clean, ci)

@@ -8,7 +8,11 @@ EXAMPLE_CHARS = 1200  # of each example shown; the full text is one `codemill in
 
 
 def _fence(text: str) -> str:
-    shown = text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + f"\n… ({len(text) - EXAMPLE_CHARS} more characters)"
+    shown = (
+        text
+        if len(text) <= EXAMPLE_CHARS
+        else text[:EXAMPLE_CHARS] + f"\n… ({len(text) - EXAMPLE_CHARS} more characters)"
+    )
     fence = "`" * max(3, _longest_run(shown, "`") + 1)
     return f"{fence}text\n{shown}\n{fence}"
 
@@ -59,16 +63,30 @@ def render_report(stats: dict, config: PackConfig, examples: dict[str, dict], or
         lines.append(f"| {lang} | {c['files']:,} | {c['documents']:,} | {c['units']:,} | {c['tokens']:,} |")
     order = max((o for o in orders if o), key=lambda o: len(o["paths"]), default=None)
     if order:
-        lines += ["", "## Dependency order", "",
-                  f"The first files of `{order['repo']}`'s {order['language']} document "
-                  f"({order['files']} files), dependencies first:", ""]
+        lines += [
+            "",
+            "## Dependency order",
+            "",
+            f"The first files of `{order['repo']}`'s {order['language']} document "
+            f"({order['files']} files), dependencies first:",
+            "",
+        ]
         lines += [f"{i + 1}. `{p}`" for i, p in enumerate(order["paths"])]
-    lines += ["", "## Examples", "",
-              "One unit of each format as the model sees it (BOS/EOS and FIM sentinels spelled out). "
-              "`codemill inspect DIR` shows more."]
+    lines += [
+        "",
+        "## Examples",
+        "",
+        "One unit of each format as the model sees it (BOS/EOS and FIM sentinels spelled out). "
+        "`codemill inspect DIR` shows more.",
+    ]
     for fmt in ("plain", "psm", "spm"):
         ex = examples.get(fmt)
         if ex:
-            lines += ["", f"### {fmt}: `{ex['repo']}` ({ex['language']}, {ex['split']} sequence {ex['sequence']}, "
-                      f"{ex['length']} tokens)", "", _fence(ex["text"])]
+            lines += [
+                "",
+                f"### {fmt}: `{ex['repo']}` ({ex['language']}, {ex['split']} sequence {ex['sequence']}, "
+                f"{ex['length']} tokens)",
+                "",
+                _fence(ex["text"]),
+            ]
     return "\n".join(lines) + "\n"

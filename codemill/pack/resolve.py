@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 from codemill.pack import imports
 
@@ -221,7 +221,7 @@ def go_graph(files: dict[str, str], repo_files: dict[str, str]) -> Graph:
 def _go_dir(imp: str, modules: list[tuple[str, str]], by_dir: dict[str, list[str]]) -> str | None:
     for module, root in modules:
         if imp == module or imp.startswith(module + "/"):
-            return posixpath.normpath(posixpath.join(root, imp[len(module) + 1:])) if imp != module else root
+            return posixpath.normpath(posixpath.join(root, imp[len(module) + 1 :])) if imp != module else root
     if modules:  # the module path is known: anything else is another module
         return None
     matches = [d for d in by_dir if d and (imp == d or imp.endswith("/" + d))]

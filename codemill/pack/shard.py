@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -32,15 +32,17 @@ from codemill.tracking import Tracker
 HELDOUT_SCHEMA = pa.schema([("repo", pa.string()), ("language", pa.string()), ("text", pa.large_string())])
 
 
-def pack_shard(config: PackConfig, input: str, output: str, rank: int = 0, world_size: int = 1,
-               tracker: Tracker | None = None) -> dict:
+def pack_shard(
+    config: PackConfig, input: str, output: str, rank: int = 0, world_size: int = 1, tracker: Tracker | None = None
+) -> dict:
     """Build and pack the documents of this shard's repositories into ``_work/``.
 
     ``input`` must be what the tokenizer step planned; returns the shard's stats (also
     its completion marker).
     """
-    return runner.run("pack-shard", config, output=output, rank=rank, world_size=world_size, tracker=tracker,
-                      input=input)
+    return runner.run(
+        "pack-shard", config, output=output, rank=rank, world_size=world_size, tracker=tracker, input=input
+    )
 
 
 def shard_step(config: PackConfig, ctx: runner.Context) -> dict:
@@ -56,34 +58,55 @@ def shard_step(config: PackConfig, ctx: runner.Context) -> dict:
         heldout = set(plan["heldout"])
         build = documents.BuildStats()
         name = stage.shard_name(rank, world_size)
-        stats = {"rank": rank, "skipped": dict(skipped), "splits": {}, "languages": {},
-                 "repos": {s: sum((r in heldout) == (s == "val") for r in repos) for s in SPLITS}}
+        stats = {
+            "rank": rank,
+            "skipped": dict(skipped),
+            "splits": {},
+            "languages": {},
+            "repos": {s: sum((r in heldout) == (s == "val") for r in repos) for s in SPLITS},
+        }
         examples: list[documents.Document] = []
         with io.staged_dir(work_url(output)) as work:
             for i, split in enumerate(SPLITS):
                 names = sorted(r for r in repos if (r in heldout) == (split == "val"))
                 docs = _documents(names, repos, config.seed, build, np.random.default_rng([config.seed, 2, rank, i]))
-                packer = Packer(encoder, config.seq_len, config.fim_rate, config.spm_rate, config.min_unit_tokens,
-                                np.random.default_rng([config.seed, 3, rank, i]))
+                packer = Packer(
+                    encoder,
+                    config.seq_len,
+                    config.fim_rate,
+                    config.spm_rate,
+                    config.min_unit_tokens,
+                    np.random.default_rng([config.seed, 3, rank, i]),
+                )
                 progress = tqdm(total=sum(len(repos[r]) for r in names), desc=f"pack {rank}: {split}", unit=" files")
                 with progress:
-                    packed_docs, text_bytes = _pack(packer, _encoded(_batches(docs, config.encode_batch_mb), encoder),
-                                                    stats["languages"], progress)
-                stats["splits"][split] = {**_write_split(packer, packed_docs, stats["languages"],
-                                                         os.path.join(work, split, name)), "text_bytes": text_bytes}
+                    packed_docs, text_bytes = _pack(
+                        packer, _encoded(_batches(docs, config.encode_batch_mb), encoder), stats["languages"], progress
+                    )
+                stats["splits"][split] = {
+                    **_write_split(packer, packed_docs, stats["languages"], os.path.join(work, split, name)),
+                    "text_bytes": text_bytes,
+                }
                 examples.append(max(packed_docs, key=lambda d: (len(d.paths), d.repo, d.language), default=None))
                 if split == "val":
                     _write_heldout(packed_docs, os.path.join(work, "heldout", f"{name}.parquet"))
-    stats.update(files=build.files, repo_documents=build.repo_documents, file_documents=build.file_documents,
-                 dependency_edges=build.dependency_edges, cycles_broken=build.cycles_broken,
-                 repo_level_files=dict(build.families), order_example=_order_example(examples),
-                 seconds=round(timer.seconds, 3))
+    stats.update(
+        files=build.files,
+        repo_documents=build.repo_documents,
+        file_documents=build.file_documents,
+        dependency_edges=build.dependency_edges,
+        cycles_broken=build.cycles_broken,
+        repo_level_files=dict(build.families),
+        order_example=_order_example(examples),
+        seconds=round(timer.seconds, 3),
+    )
     tracker.log_metrics(stage.numeric_metrics({k: v for k, v in stats.items() if k != "rank"}))
     return stats
 
 
-def _documents(names: list[str], repos: dict, seed: int, build: documents.BuildStats,
-               rng: np.random.Generator) -> Iterator[documents.Document]:
+def _documents(
+    names: list[str], repos: dict, seed: int, build: documents.BuildStats, rng: np.random.Generator
+) -> Iterator[documents.Document]:
     """The split's documents: repositories in seeded order, their documents shuffled."""
     for k in rng.permutation(len(names)):
         docs = documents.repo_documents(names[k], repos[names[k]], seed, build)
@@ -103,11 +126,13 @@ def _batches(docs: Iterable[documents.Document], batch_mb: float) -> Iterator[li
         yield batch
 
 
-def _encode(encoder: tokenizer.TextEncoder, batch: list[documents.Document]) -> list[tuple[documents.Document, np.ndarray]]:
+def _encode(
+    encoder: tokenizer.TextEncoder, batch: list[documents.Document]
+) -> list[tuple[documents.Document, np.ndarray]]:
     ids = encoder.encode([p for d in batch for p in d.parts])  # one item per file: parallel and exact
     out, k = [], 0
     for doc in batch:
-        out.append((doc, np.concatenate(ids[k:k + len(doc.parts)])))
+        out.append((doc, np.concatenate(ids[k : k + len(doc.parts)])))
         k += len(doc.parts)
     return out
 
@@ -153,30 +178,49 @@ def _write_split(packer: Packer, docs: list[documents.Document], languages: dict
         lang = languages[docs[u.document].language]
         lang["units"] += 1
         lang["tokens"] += u.length
-    io.write_parquet(pa.table({
-        "sequence": pa.array([u.sequence for u in units], pa.int64()),
-        "start": pa.array([u.start for u in units], pa.int32()),
-        "length": pa.array([u.length for u in units], pa.int32()),
-        "document": pa.array([u.document for u in units], pa.int64()),
-        "repo": pa.array([docs[u.document].repo for u in units], pa.string()),
-        "language": pa.array([docs[u.document].language for u in units], pa.string()),
-        "format": pa.array([u.format for u in units], pa.string()),
-    }), prefix + ".documents.parquet")
+    io.write_parquet(
+        pa.table(
+            {
+                "sequence": pa.array([u.sequence for u in units], pa.int64()),
+                "start": pa.array([u.start for u in units], pa.int32()),
+                "length": pa.array([u.length for u in units], pa.int32()),
+                "document": pa.array([u.document for u in units], pa.int64()),
+                "repo": pa.array([docs[u.document].repo for u in units], pa.string()),
+                "language": pa.array([docs[u.document].language for u in units], pa.string()),
+                "format": pa.array([u.format for u in units], pa.string()),
+            }
+        ),
+        prefix + ".documents.parquet",
+    )
     used = int(sum(u.length for u in units))
-    return {"documents": len(docs), "units": len(units), "sequences": int(tokens.shape[0]), "tokens": used,
-            "pad_tokens": int(tokens.size - used), "formats": dict(Counter(u.format for u in units))}
+    return {
+        "documents": len(docs),
+        "units": len(units),
+        "sequences": int(tokens.shape[0]),
+        "tokens": used,
+        "pad_tokens": int(tokens.size - used),
+        "formats": dict(Counter(u.format for u in units)),
+    }
 
 
 def _write_heldout(docs: list[documents.Document], url: str) -> None:
     """The held-out documents before FIM, in packing order (document i is row i)."""
-    io.write_parquet(pa.table({"repo": [d.repo for d in docs], "language": [d.language for d in docs],
-                               "text": [d.text for d in docs]}, schema=HELDOUT_SCHEMA), url)
+    io.write_parquet(
+        pa.table(
+            {"repo": [d.repo for d in docs], "language": [d.language for d in docs], "text": [d.text for d in docs]},
+            schema=HELDOUT_SCHEMA,
+        ),
+        url,
+    )
 
 
 def _order_example(candidates: list, shown: int = 15) -> dict | None:
     """The first paths of the shard's largest repository document, for the report."""
-    doc = max((d for d in candidates if d is not None and len(d.paths) > 1),
-              key=lambda d: (len(d.paths), d.repo, d.language), default=None)
+    doc = max(
+        (d for d in candidates if d is not None and len(d.paths) > 1),
+        key=lambda d: (len(d.paths), d.repo, d.language),
+        default=None,
+    )
     if doc is None:
         return None
     return {"repo": doc.repo, "language": doc.language, "files": len(doc.paths), "paths": doc.paths[:shown]}

@@ -23,8 +23,18 @@ STAGE = "pack"
 TOKENIZER_STEP = "pack-tokenizer"
 SPLITS = ("train", "val")
 # knobs that change what is written; a shard refuses to pack under another plan's values
-OUTPUT_FIELDS = ("seq_len", "fim_rate", "spm_rate", "vocab_size", "tokenizer", "val_fraction", "seed",
-                 "tokenizer_sample_mb", "min_frequency", "min_unit_tokens")
+OUTPUT_FIELDS = (
+    "seq_len",
+    "fim_rate",
+    "spm_rate",
+    "vocab_size",
+    "tokenizer",
+    "val_fraction",
+    "seed",
+    "tokenizer_sample_mb",
+    "min_frequency",
+    "min_unit_tokens",
+)
 
 
 def work_url(output: str, *parts: str) -> str:
@@ -43,21 +53,27 @@ def tokenizer_step(config: PackConfig, ctx: runner.Context) -> dict:
     input, output, tracker = ctx.input("input"), ctx.output, ctx.tracker
     plan = corpus.make_plan(corpus.input_urls(input), config.val_fraction, config.seed)
     plan["config"] = stage.config_dict(config)
-    with stage.Timer() as timer:
-        with io.staged_dir(io.join(output, "tokenizer")) as tok_dir:
-            if config.tokenizer:
-                with io.local_copy(config.tokenizer) as source:
-                    added = tokenizer.save_reused(source, tok_dir)
-            else:
-                sample = corpus.sample_texts(plan, int(config.tokenizer_sample_mb * 1e6), config.seed)
-                texts = (documents.file_part(path, documents.language_of(lang, path), content)
-                         for _, path, lang, content in tqdm(sample, desc="pack: tokenizer corpus", unit=" files"))
-                tok = tokenizer.train_bpe(texts, config.vocab_size, config.min_frequency)
-                tokenizer.save_trained(tok, tok_dir, config.seq_len)
-                added = []
+    with stage.Timer() as timer, io.staged_dir(io.join(output, "tokenizer")) as tok_dir:
+        if config.tokenizer:
+            with io.local_copy(config.tokenizer) as source:
+                added = tokenizer.save_reused(source, tok_dir)
+        else:
+            sample = corpus.sample_texts(plan, int(config.tokenizer_sample_mb * 1e6), config.seed)
+            texts = (
+                documents.file_part(path, documents.language_of(lang, path), content)
+                for _, path, lang, content in tqdm(sample, desc="pack: tokenizer corpus", unit=" files")
+            )
+            tok = tokenizer.train_bpe(texts, config.vocab_size, config.min_frequency)
+            tokenizer.save_trained(tok, tok_dir, config.seq_len)
+            added = []
     io.write_json(work_url(output, "plan.json"), plan)
-    info = {"tokenizer": config.tokenizer or "trained", "added_tokens": added, "seconds": round(timer.seconds, 3),
-            "repos": len(plan["repos"]), "heldout_repos": len(plan["heldout"])}
+    info = {
+        "tokenizer": config.tokenizer or "trained",
+        "added_tokens": added,
+        "seconds": round(timer.seconds, 3),
+        "repos": len(plan["repos"]),
+        "heldout_repos": len(plan["heldout"]),
+    }
     tracker.log_metrics({"tokenizer_seconds": timer.seconds, "repos": len(plan["repos"])})
     return info
 
@@ -71,6 +87,8 @@ def read_plan(output: str, config: PackConfig | None = None) -> dict:
         wanted = stage.config_dict(config)
         diff = [k for k in OUTPUT_FIELDS if plan["config"].get(k) != wanted[k]]
         if diff:
-            raise InputError(f"{url}: planned with other values of {', '.join(diff)}; "
-                             "use the tokenizer step's config for every shard")
+            raise InputError(
+                f"{url}: planned with other values of {', '.join(diff)}; "
+                "use the tokenizer step's config for every shard"
+            )
     return plan

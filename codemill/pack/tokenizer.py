@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -36,9 +36,13 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                  special_tokens=list(SPECIAL_TOKENS.values()),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
     return tok
 
@@ -50,10 +54,17 @@ def save_trained(tok, directory: str, seq_len: int) -> None:
 
     bos_id = tok.token_to_id(BOS)
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)])
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                 additional_special_tokens=[FIM_BEGIN, FIM_HOLE, FIM_END],
-                                 clean_up_tokenization_spaces=False, model_max_length=seq_len)
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
+    )
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=[FIM_BEGIN, FIM_HOLE, FIM_END],
+        clean_up_tokenization_spaces=False,
+        model_max_length=seq_len,
+    )
     hf.save_pretrained(directory)
 
 
@@ -106,12 +117,16 @@ class TextEncoder:
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids (uint32) of each text: no BOS/EOS, no special tokens."""
-        return [np.array(e.ids, dtype=np.uint32) for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        return [
+            np.array(e.ids, dtype=np.uint32) for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        ]
 
     def encode_fragments(self, texts: list[str]) -> list[np.ndarray]:
         """Like :meth:`encode` for a few short strings (no thread pool round trip)."""
-        return [np.array(self.tokenizer.encode(t, add_special_tokens=False).ids if t else (), dtype=np.uint32)
-                for t in texts]
+        return [
+            np.array(self.tokenizer.encode(t, add_special_tokens=False).ids if t else (), dtype=np.uint32)
+            for t in texts
+        ]
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
@@ -123,7 +138,8 @@ def _special_token_names(directory: str) -> dict[str, str]:
     for filename in ("special_tokens_map.json", "tokenizer_config.json"):  # the config wins
         file = os.path.join(directory, filename)
         if os.path.exists(file):
-            spec = json.load(open(file, encoding="utf-8"))
+            with open(file, encoding="utf-8") as f:
+                spec = json.load(f)
             for key in ("bos", "eos", "pad"):
                 value = spec.get(f"{key}_token")
                 if isinstance(value, dict):
@@ -140,12 +156,15 @@ def _byte_lengths(tokenizer, path: str, vocab_size: int) -> np.ndarray:
     """UTF-8 bytes each id stands for; fails for tokenizers that are not byte-level BPE."""
     from tokenizers import pre_tokenizers
 
-    spec = json.load(open(path, encoding="utf-8"))
+    with open(path, encoding="utf-8") as f:
+        spec = json.load(f)
     decoder = spec.get("decoder") or {}
     kinds = {decoder.get("type")} | {d.get("type") for d in decoder.get("decoders", [])}
     if spec.get("model", {}).get("type") != "BPE" or "ByteLevel" not in kinds or spec.get("normalizer"):
-        raise InputError(f"{path}: pack needs a byte-level BPE tokenizer without normalizer "
-                         f"(model {spec.get('model', {}).get('type')}, decoder {decoder.get('type')})")
+        raise InputError(
+            f"{path}: pack needs a byte-level BPE tokenizer without normalizer "
+            f"(model {spec.get('model', {}).get('type')}, decoder {decoder.get('type')})"
+        )
     alphabet = set(pre_tokenizers.ByteLevel.alphabet())
     lengths = np.zeros(vocab_size, dtype=np.int64)
     for token, i in tokenizer.get_vocab(with_added_tokens=False).items():

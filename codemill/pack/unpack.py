@@ -9,8 +9,8 @@ BOS/EOS and sentinels spelled out (``text``), and the source text it was made fr
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
@@ -44,8 +44,9 @@ def original_text(ids: list[int], fmt: str, meta: dict, decode) -> str:
     return decode(prefix + middle + suffix)
 
 
-def iter_units(directory: str, split: str = "train", limit: int | None = None,
-               formats: tuple[str, ...] | None = None) -> Iterator[dict]:
+def iter_units(
+    directory: str, split: str = "train", limit: int | None = None, formats: tuple[str, ...] | None = None
+) -> Iterator[dict]:
     """The units of one split in packing order (optionally only some formats)."""
     from tokenizers import Tokenizer
 
@@ -67,6 +68,6 @@ def iter_units(directory: str, split: str = "train", limit: int | None = None,
                 continue
             if limit is not None and shown >= limit:
                 return
-            ids = tokens[row["sequence"], row["start"]:row["start"] + row["length"]].tolist()
+            ids = tokens[row["sequence"], row["start"] : row["start"] + row["length"]].tolist()
             yield {**row, **decode_unit(ids, row["format"], meta, decode)}
             shown += 1

@@ -65,8 +65,10 @@ def run(config: RLConfig, model: str, tasks: str | None, output: str, tracker: T
     """Train ``model`` on ``tasks`` (and/or ``config.problems``); write model/, rollouts/, stats, report."""
     d = _dist.setup(use_deepspeed=False)
     tracker = tracker if (tracker is not None and d.is_main) else NoOpTracker()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+    if config.num_threads or d.device.type == "cpu":
+        # on CPU the sandbox's processes need the other cores: 2 torch threads next to them
+        # made a step 25x slower (docs/rl.md, "CPU threads")
+        torch.set_num_threads(config.num_threads or 1)
     if config.prompts_per_step % d.world_size:
         raise InputError(f"rl: prompts_per_step ({config.prompts_per_step}) must be a multiple of the "
                          f"{d.world_size} ranks")

@@ -84,7 +84,8 @@ class RLConfig:
     keep_checkpoints: int = _opt(2, "recent checkpoints kept")
     resume: bool = _opt(True, "resume from the latest complete checkpoint in the output")
     precision: str = _opt("fp32", "fp32 or bf16 weights for the policy", choices=PRECISIONS)
-    num_threads: int = _opt(0, "CPU threads for torch (0 = torch's default)")
+    num_threads: int = _opt(0, "CPU threads for torch (0 = 1 on CPU, leaving the cores to the sandbox; "
+                               "torch's default on GPU)")
     seed: int = _opt(0, "seed: task order, sampling, shuffles; same inputs + seed give the same run")
 
     def clip_high(self) -> float:

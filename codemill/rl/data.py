@@ -18,6 +18,7 @@ from typing import Any
 
 from codemill import io
 from codemill.evaluate import stdio
+from codemill.evaluate.data import read_jsonl
 from codemill.rl.config import RLConfig
 from codemill.stage import InputError
 
@@ -35,6 +36,7 @@ class RLTask:
     split: str = "train"
     task: Any = None  # a codemill.tasks.score.Task, for the tasks stage's scorer
     problem: Any = None  # an evaluate Task (stdin/stdout cases), for the stdio judge
+    statement: tuple[str, str] = ("", "")  # a problem's (title, statement), for the sandbox service
 
 
 @dataclass
@@ -112,6 +114,10 @@ def decontaminator(sets: list[str], problems: str):
 
 def load_problems(url: str, sets: list[str]) -> tuple[list[RLTask], dict, list[dict]]:
     problems, quarantine = stdio.load_tasks(url)
+    rows, _ = read_jsonl(url)
+    statements = {str(r.get("question_id") or r.get("task_id")): (
+        str(r.get("question_title") or r.get("title") or ""),
+        r.get("question_content") or r.get("question") or r.get("prompt")) for r in rows}
     matcher, skipped = decontaminator(sets, url)
     kept, dropped = [], []
     for p in problems:
@@ -120,7 +126,8 @@ def load_problems(url: str, sets: list[str]) -> tuple[list[RLTask], dict, list[d
             dropped.append({"reason": "contaminated", "detail": f"{p.task_id}: shares {hit[1]!r} with {hit[0]}",
                             "source": url, "raw": p.task_id})
         else:
-            kept.append(RLTask(p.task_id, "problems", "stdio", p.prompt, "train", problem=p))
+            kept.append(RLTask(p.task_id, "problems", "stdio", p.prompt, "train", problem=p,
+                               statement=statements[p.task_id]))
     stats = {"file": url, "read": len(problems) + len(quarantine), "quarantined": len(quarantine),
              "contaminated": len(dropped), "kept": len(kept),
              "decontaminated_against": sorted(set(sets) - set(skipped)),

@@ -9,6 +9,9 @@
 :class:`Rewarder` submits each completion to a thread pool (the sandbox's fork server
 runs them in parallel; ``--sandbox-url`` sends them to the verifier service instead) and
 returns futures, so the trainer computes reference log-probabilities while the code runs.
+With ``--sandbox-url`` (``codemill sandbox serve``; key in ``$CODEMILL_SANDBOX_API_KEY``)
+each batch is one request to the service, every test case sent as its own task so that
+the share of cases passed comes back (:func:`remote_batch`).
 The reward (``pass``, ``fraction`` or open-r1's ``weighted`` = pass + 0.1 x fraction) plus
 ``format_weight`` x the format reward is what enters the advantage.
 """
@@ -16,6 +19,8 @@ The reward (``pass``, ``fraction`` or open-r1's ``weighted`` = pass + 0.1 x frac
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +28,6 @@ from dataclasses import dataclass
 
 from codemill.evaluate import stdio
 from codemill.rl.data import RLTask
-from codemill.stage import InputError
 
 FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL)
 FORMAT = re.compile(r"\s*<think>(?:(?!</?think>).)*</think>\s*```[^\n`]*\n(?:(?!```).)*```\s*", re.DOTALL)
@@ -82,6 +86,51 @@ def score_task(sandbox, task: RLTask, completion: str, timeout: float) -> Score:
     return Score(result.passed, result.fraction, result.detail, executions=runs)
 
 
+# ---------------------------------------------------------------------------- the sandbox service
+
+
+def _task_row(task, tests: list[tuple[str, str]], task_id: str) -> dict:
+    return {"task_id": task_id, "kind": task.kind, "entry_point": task.entry_point, "prompt": task.prompt,
+            "reference": task.reference, "tests": json.dumps([{"input": i, "output": o} for i, o in tests]),
+            "answer": task.answer, "split": task.split, "repo": task.repo, "path": task.path}
+
+
+def remote_batch(url: str, tasks: list[RLTask], completions: list[str], chat: bool, api_key: str) -> list[Score]:
+    """Score a batch on the verifier service. The service answers pass/fail per sample, so
+    every test case is sent as a task (or problem) of its own and the shares are added up
+    here: the same verdicts, case by case, as the in-process scorer."""
+    from codemill.verify import client
+
+    owners: dict[str, list[int]] = {"tasks": [], "stdio": []}
+    samples: dict[str, list[dict]] = {"tasks": [], "stdio": []}
+    rows: dict[str, dict[str, dict]] = {"tasks": {}, "stdio": {}}
+    for i, (t, completion) in enumerate(zip(tasks, completions)):
+        kind = "stdio" if t.source == "problems" else "tasks"
+        cases = t.problem.cases if kind == "stdio" else list(t.task.tests)
+        text = code_block(completion) if kind == "stdio" and chat else completion
+        for number, (given, expected) in enumerate(cases):
+            case_id = f"{t.task_id}#case{number}"
+            if case_id not in rows[kind]:
+                rows[kind][case_id] = _task_row(t.task, [(given, expected)], case_id) if kind == "tasks" else {
+                    "question_id": case_id, "question_title": t.statement[0], "question_content": t.statement[1],
+                    "public_test_cases": [{"input": given, "output": expected, "testtype": "stdin"}]}
+            samples[kind].append({"task_id": case_id, "completion": text})
+            owners[kind].append(i)
+    passed = [[0, 0] for _ in tasks]  # cases passed, cases run
+    detail = ["passed"] * len(tasks)
+    for kind in ("tasks", "stdio"):
+        if not samples[kind]:
+            continue
+        extra = {"tasks": list(rows[kind].values())} if kind == "tasks" else {"problems": list(rows[kind].values())}
+        results = client.score(kind, samples[kind], url=url, api_key=api_key, **extra)
+        for owner, result in zip(owners[kind], results):
+            passed[owner][0] += bool(result["passed"])
+            passed[owner][1] += 1
+            if not result["passed"] and detail[owner] == "passed":
+                detail[owner] = str(result["result"])
+    return [Score(p == n, p / n if n else 0.0, d, executions=n) for (p, n), d in zip(passed, detail)]
+
+
 # ---------------------------------------------------------------------------- the pool
 
 
@@ -97,19 +146,16 @@ class Rewarder:
     def __enter__(self) -> Rewarder:
         if self._sandbox is None:
             self._sandbox = self._open_sandbox()
+            self._own = self._sandbox is not None
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="rl-reward")
         return self
 
     def _open_sandbox(self):
-        import os
-
         if self.sandbox_url:
-            try:
-                from codemill.verify import client
-            except ImportError as e:
-                raise InputError(f"--sandbox-url {self.sandbox_url}: this build has no verifier service client "
-                                 f"(codemill.verify.client); leave it empty to run the sandbox in process") from e
-            return client.RemoteSandbox(self.sandbox_url)
+            from codemill.verify import client
+
+            client.isolation(self.sandbox_url)  # fails now, naming the URL, when the service is not there
+            return None
         from codemill.evaluate.sandbox import Limits, Sandbox
 
         sandbox = Sandbox(Limits(timeout=self.timeout), require_isolation=os.environ.get("_KFP_RUNTIME") == "true")
@@ -133,7 +179,30 @@ class Rewarder:
 
     def submit(self, tasks: list[RLTask], completions: list[str]) -> list[Future]:
         assert self._pool is not None, "use Rewarder as a context manager"
+        if self.sandbox_url:  # one request for the whole batch; a future per completion all the same
+            return self._submit_remote(tasks, completions)
         return [self._pool.submit(self._one, t, c) for t, c in zip(tasks, completions)]
+
+    def _submit_remote(self, tasks: list[RLTask], completions: list[str]) -> list[Future]:
+        from codemill.verify.client import API_KEY_ENV
+
+        items = [Future() for _ in tasks]
+        start = time.perf_counter()
+        batch = self._pool.submit(remote_batch, self.sandbox_url, tasks, completions, self.chat,
+                                  os.environ.get(API_KEY_ENV, ""))
+
+        def resolve(done: Future) -> None:
+            if done.exception() is not None:
+                for f in items:
+                    f.set_exception(done.exception())
+                return
+            seconds = (time.perf_counter() - start) / max(len(items), 1)
+            for f, score in zip(items, done.result()):
+                score.seconds = seconds
+                f.set_result(score)
+
+        batch.add_done_callback(resolve)
+        return items
 
     def score(self, tasks: list[RLTask], completions: list[str]) -> list[Score]:
         return [f.result() for f in self.submit(tasks, completions)]

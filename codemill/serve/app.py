@@ -46,9 +46,16 @@ def build_engine(config: ServeConfig, model_dir: str, metrics: ServerMetrics) ->
     from codemill.serve.hf_backend import HFBackend
 
     backend = HFBackend(model_dir, config.device, config.dtype, config.context_length, config.torch_threads)
-    return Batcher(backend, metrics, max_batch=config.max_batch, wait_s=config.batch_wait_ms / 1000.0,
-                   batching=config.batching, max_waiting=config.max_waiting, admit_ratio=config.admit_ratio,
-                   admit_max_wait_steps=config.admit_max_wait_steps)
+    return Batcher(
+        backend,
+        metrics,
+        max_batch=config.max_batch,
+        wait_s=config.batch_wait_ms / 1000.0,
+        batching=config.batching,
+        max_waiting=config.max_waiting,
+        admit_ratio=config.admit_ratio,
+        admit_max_wait_steps=config.admit_max_wait_steps,
+    )
 
 
 class ServerState:
@@ -59,8 +66,9 @@ class ServerState:
         self.model_uri = model_uri
         self.metrics = ServerMetrics(config.served_model_name)
         self.engine: Engine = build_engine(config, model_dir, self.metrics)
-        self.limits = protocol.Limits(config.max_tokens_cap, config.default_max_tokens, config.n_cap,
-                                      config.max_prompts)
+        self.limits = protocol.Limits(
+            config.max_tokens_cap, config.default_max_tokens, config.n_cap, config.max_prompts
+        )
         self.builder: PromptBuilder | None = None
         self.ready = False
         self.load_error: str | None = None
@@ -74,8 +82,11 @@ class ServerState:
         try:
             await asyncio.to_thread(self.engine.load)
             self.builder = PromptBuilder(self.engine.tokenizer)
-            warm = Job(self.builder.build("def"), CompletionRequest(prompt="def", max_tokens=1, temperature=0.0),
-                       asyncio.get_running_loop())
+            warm = Job(
+                self.builder.build("def"),
+                CompletionRequest(prompt="def", max_tokens=1, temperature=0.0),
+                asyncio.get_running_loop(),
+            )
             self.engine.submit(warm)
             async for _ in warm.stream():
                 pass
@@ -104,8 +115,13 @@ class ServerState:
             log.warning("grace period of %gs over: ending %d unfinished request(s) with 503", grace, len(self.jobs))
         for job in list(self.jobs):
             job.cancelled = True  # the model thread drops its rows at the next step
-            job.events.put_nowait(Failed(f"the server shut down before this request finished (grace period of "
-                                         f"{grace:g}s over); retry it", 503, "shutting_down"))
+            job.events.put_nowait(
+                Failed(
+                    f"the server shut down before this request finished (grace period of {grace:g}s over); retry it",
+                    503,
+                    "shutting_down",
+                )
+            )
 
     def record(self, jobs: list[Job], reasons: list[str], completion_tokens: int) -> None:
         now = time.perf_counter()
@@ -144,8 +160,12 @@ def check_servable(state: ServerState, req: GenerationParams) -> None:
     """The request names this model (or none), and the model can take it now."""
     name = state.config.served_model_name
     if req.model is not None and req.model != name:
-        raise ApiError(404, f"the model '{req.model}' does not exist; this server serves '{name}'",
-                       param="model", code="model_not_found")
+        raise ApiError(
+            404,
+            f"the model '{req.model}' does not exist; this server serves '{name}'",
+            param="model",
+            code="model_not_found",
+        )
     if not state.ready:
         raise ApiError(503, "the model is not ready yet", code="not_ready", type_="server_error")
     if state.shutting_down:
@@ -157,16 +177,22 @@ def check_context(state: ServerState, prompt_ids: list[int], max_tokens: int, pr
     wanted = len(prompt_ids) + max_tokens
     if wanted > limit:
         param = prompt_param if len(prompt_ids) >= limit else "max_tokens"
-        raise ApiError(400, f"this model's maximum context length is {limit} tokens, but {wanted} were requested "
-                            f"({len(prompt_ids)} in the prompt, {max_tokens} for the completion); "
-                            "shorten the prompt or lower max_tokens", param=param, code="context_length_exceeded")
+        raise ApiError(
+            400,
+            f"this model's maximum context length is {limit} tokens, but {wanted} were requested "
+            f"({len(prompt_ids)} in the prompt, {max_tokens} for the completion); "
+            "shorten the prompt or lower max_tokens",
+            param=param,
+            code="context_length_exceeded",
+        )
 
 
 def make_jobs(req: GenerationParams, prompts: list[list[int]], stop_ids: frozenset[int] = frozenset()) -> list[Job]:
     """One job per prompt, sharing one event queue, choices numbered prompt-major."""
     loop, events = asyncio.get_running_loop(), asyncio.Queue()
-    return [Job(ids, req, loop, events=events, first_index=p * req.n, stop_ids=stop_ids)
-            for p, ids in enumerate(prompts)]
+    return [
+        Job(ids, req, loop, events=events, first_index=p * req.n, stop_ids=stop_ids) for p, ids in enumerate(prompts)
+    ]
 
 
 def prepare_job(state: ServerState, req: CompletionRequest) -> list[Job]:
@@ -178,8 +204,12 @@ def prepare_job(state: ServerState, req: CompletionRequest) -> list[Job]:
         param = "prompt" if len(req.prompts) == 1 else f"prompt[{p}]"
         if isinstance(prompt, list):  # token ids go to the model as they are (no BOS added), as OpenAI's do
             if max(prompt) >= vocab:
-                raise ApiError(400, f"'{param}' holds token id {max(prompt)}; this model's vocabulary has {vocab}",
-                               param=param, code="invalid_value")
+                raise ApiError(
+                    400,
+                    f"'{param}' holds token id {max(prompt)}; this model's vocabulary has {vocab}",
+                    param=param,
+                    code="invalid_value",
+                )
             ids = prompt
         else:
             try:
@@ -197,8 +227,9 @@ def prepare_chat(state: ServerState, req: ChatRequest) -> list[Job]:
     try:
         prompt_ids = state.builder.chat(req.messages)
     except NoChatTemplate as e:
-        raise ApiError(400, f"{e}; this model serves /v1/completions only", param="messages",
-                       code="chat_template_missing") from e
+        raise ApiError(
+            400, f"{e}; this model serves /v1/completions only", param="messages", code="chat_template_missing"
+        ) from e
     except ChatTemplateError as e:
         raise ApiError(400, str(e), param="messages", code="invalid_messages") from e
     if not req.max_tokens_given:  # room left in the context, up to the cap

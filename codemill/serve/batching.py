@@ -70,8 +70,15 @@ class Job:
     end-of-turn token).
     """
 
-    def __init__(self, prompt_ids: list[int], request: GenerationParams, loop: asyncio.AbstractEventLoop,
-                 events: asyncio.Queue | None = None, first_index: int = 0, stop_ids: frozenset[int] = frozenset()):
+    def __init__(
+        self,
+        prompt_ids: list[int],
+        request: GenerationParams,
+        loop: asyncio.AbstractEventLoop,
+        events: asyncio.Queue | None = None,
+        first_index: int = 0,
+        stop_ids: frozenset[int] = frozenset(),
+    ):
         self.prompt_ids = prompt_ids
         self.request = request
         self.loop = loop
@@ -134,9 +141,17 @@ class Batcher:
     ``retire``, ``on_step``).
     """
 
-    def __init__(self, backend, metrics, max_batch: int = 32, wait_s: float = 0.005,
-                 batching: bool = True, max_waiting: int = 1024, admit_ratio: float = 0.3,
-                 admit_max_wait_steps: int = 8):
+    def __init__(
+        self,
+        backend,
+        metrics,
+        max_batch: int = 32,
+        wait_s: float = 0.005,
+        batching: bool = True,
+        max_waiting: int = 1024,
+        admit_ratio: float = 0.3,
+        admit_max_wait_steps: int = 8,
+    ):
         self.backend = backend
         self.metrics = metrics
         self.max_batch = max_batch
@@ -171,8 +186,12 @@ class Batcher:
         if self._stopping:
             raise ApiError(503, "the server is shutting down", code="shutting_down", type_="server_error")
         if self._queue.qsize() >= self.max_waiting:
-            raise ApiError(503, f"too many requests waiting ({self.max_waiting}); retry later",
-                           code="overloaded", type_="server_error")
+            raise ApiError(
+                503,
+                f"too many requests waiting ({self.max_waiting}); retry later",
+                code="overloaded",
+                type_="server_error",
+            )
         self.metrics.waiting.inc()
         self._queue.put(job)
 
@@ -225,8 +244,11 @@ class Batcher:
         if not self.batching or self._stopping:
             return []
         waiting = self._queue.qsize() + (self._carry is not None)
-        if not waiting or (rows_running and waiting < self.admit_ratio * rows_running
-                           and self._steps_since_admit < self.admit_max_wait_steps):
+        if not waiting or (
+            rows_running
+            and waiting < self.admit_ratio * rows_running
+            and self._steps_since_admit < self.admit_max_wait_steps
+        ):
             return []
         self._steps_since_admit = 0
         jobs, rows = [], rows_running

@@ -20,6 +20,7 @@ DISCARD_TIMEOUT_S = 30.0
 
 async def discard_body(receive, already: int = 0) -> None:
     """Read the rest of a request body into nothing, within the bounds above."""
+
     async def drain():
         size = already
         while size <= DISCARD_LIMIT_BYTES:

@@ -38,12 +38,25 @@ _NO_OP_FIELDS = {
     "presence_penalty": ((None, 0, 0.0), "presence_penalty is not supported (only 0)"),
     "frequency_penalty": ((None, 0, 0.0), "frequency_penalty is not supported (only 0)"),
     "logit_bias": ((None, {}), "logit_bias is not supported"),
-    "response_format": ((None, {"type": "text"}), "response_format is supported only as {\"type\": \"text\"}"),
+    "response_format": ((None, {"type": "text"}), 'response_format is supported only as {"type": "text"}'),
     "tools": ((None, []), "tools are not supported"),
-    "tool_choice": ((None, "none"), "tool_choice is not supported (only \"none\")"),
+    "tool_choice": ((None, "none"), 'tool_choice is not supported (only "none")'),
 }
-_FIELDS = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop", "seed",
-           "stream", "stream_options", "user", *_NO_OP_FIELDS}
+_FIELDS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "seed",
+    "stream",
+    "stream_options",
+    "user",
+    *_NO_OP_FIELDS,
+}
 
 
 @dataclass(kw_only=True)
@@ -61,8 +74,11 @@ def _content(i: int, value) -> str:
         for j, part in enumerate(value):
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise _invalid(f"{param}[{j}]", f"'{param}[{j}]' is a {kind!r} part; this server reads text only",
-                               code="unsupported_content")
+                raise _invalid(
+                    f"{param}[{j}]",
+                    f"'{param}[{j}]' is a {kind!r} part; this server reads text only",
+                    code="unsupported_content",
+                )
             texts.append(part["text"])
         text = "".join(texts)
     else:
@@ -84,12 +100,18 @@ def parse_messages(value) -> list[dict]:
             raise _type_error(f"messages[{i}]", 'an object like {"role": "user", "content": "..."}', message)
         extra = sorted(set(message) - _MESSAGE_FIELDS)
         if extra:
-            raise _invalid(f"messages[{i}].{extra[0]}", f"unrecognized message field supplied: "
-                                                        f"messages[{i}].{extra[0]}", code="unknown_parameter")
+            raise _invalid(
+                f"messages[{i}].{extra[0]}",
+                f"unrecognized message field supplied: messages[{i}].{extra[0]}",
+                code="unknown_parameter",
+            )
         role = message.get("role")
         if role not in ROLES:
-            raise _invalid(f"messages[{i}].role", f"'messages[{i}].role' is {role!r}; expected one of "
-                                                  "system, user, assistant", code="invalid_role")
+            raise _invalid(
+                f"messages[{i}].role",
+                f"'messages[{i}].role' is {role!r}; expected one of system, user, assistant",
+                code="invalid_role",
+            )
         if "content" not in message or message["content"] is None:
             raise _invalid(f"messages[{i}].content", f"'messages[{i}].content' is required", code="missing_parameter")
         out = {"role": ROLES[role], "content": _content(i, message["content"])}
@@ -130,25 +152,42 @@ class ChatFormat:
     def _head(cid: str, model: str, obj: str) -> dict:
         return {"id": cid, "object": obj, "created": int(time.time()), "model": model}
 
-    def body(self, cid: str, model: str, texts: list[str], reasons: list[str], prompt_tokens: int,
-             completion_tokens: int, logprobs=None) -> dict:
-        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None,
-                    "finish_reason": r} for i, (t, r) in enumerate(zip(texts, reasons))]
-        return {**self._head(cid, model, "chat.completion"), "choices": choices,
-                "usage": usage(prompt_tokens, completion_tokens)}
+    def body(
+        self,
+        cid: str,
+        model: str,
+        texts: list[str],
+        reasons: list[str],
+        prompt_tokens: int,
+        completion_tokens: int,
+        logprobs=None,
+    ) -> dict:
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None, "finish_reason": r}
+            for i, (t, r) in enumerate(zip(texts, reasons))
+        ]
+        return {
+            **self._head(cid, model, "chat.completion"),
+            "choices": choices,
+            "usage": usage(prompt_tokens, completion_tokens),
+        }
 
     def opening_chunks(self, cid: str, model: str, choices: int) -> list[dict]:
         """OpenAI opens each choice's stream with its role."""
         return [self._chunk(cid, model, i, {"role": "assistant", "content": ""}, None) for i in range(choices)]
 
     def chunk(self, cid: str, model: str, index: int, text: str, finish_reason: str | None, logprobs=None) -> dict:
-        return self._chunk(cid, model, index, {"content": text} if text or finish_reason is None else {},
-                           finish_reason)
+        return self._chunk(cid, model, index, {"content": text} if text or finish_reason is None else {}, finish_reason)
 
     def _chunk(self, cid: str, model: str, index: int, delta: dict, finish_reason: str | None) -> dict:
-        return {**self._head(cid, model, "chat.completion.chunk"),
-                "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        return {
+            **self._head(cid, model, "chat.completion.chunk"),
+            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
 
     def usage_chunk(self, cid: str, model: str, prompt_tokens: int, completion_tokens: int) -> dict:
-        return {**self._head(cid, model, "chat.completion.chunk"), "choices": [],
-                "usage": usage(prompt_tokens, completion_tokens)}
+        return {
+            **self._head(cid, model, "chat.completion.chunk"),
+            "choices": [],
+            "usage": usage(prompt_tokens, completion_tokens),
+        }

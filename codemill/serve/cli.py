@@ -23,24 +23,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     from codemill.cli import add_tracking_args
     from codemill.serve.rollout import RolloutConfig
 
-    s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API",
-                       description="Serve a model (local directory, s3:// prefix or models:/NAME@ALIAS) on "
-                                   "/v1/completions with FIM (suffix), streaming, dynamic batching, "
-                                   "/health, /ready and Prometheus /metrics.")
+    s = sub.add_parser(
+        "serve",
+        help="serve a model over an OpenAI-compatible HTTP API",
+        description="Serve a model (local directory, s3:// prefix or models:/NAME@ALIAS) on "
+        "/v1/completions with FIM (suffix), streaming, dynamic batching, "
+        "/health, /ready and Prometheus /metrics.",
+    )
     _serve_args(s)
 
-    r = sub.add_parser("rollout", help="gate a trained model on its metrics, register, deploy and smoke-test it",
-                       description="The pipeline's serve step: check evaluate's metrics against thresholds; on a "
-                                   "pass register the model in MLflow, deploy it (locally or to the Kubernetes "
-                                   "Deployment), send smoke requests and move the alias; write stats.json + report.md.")
+    r = sub.add_parser(
+        "rollout",
+        help="gate a trained model on its metrics, register, deploy and smoke-test it",
+        description="The pipeline's serve step: check evaluate's metrics against thresholds; on a "
+        "pass register the model in MLflow, deploy it (locally or to the Kubernetes "
+        "Deployment), send smoke requests and move the alias; write stats.json + report.md.",
+    )
     r.add_argument("--model", default="", help="the trained model directory (default: <--train>/model)")
     r.add_argument("--eval", dest="eval_dir", required=True, help="evaluate's output folder (metrics.json)")
     r.add_argument("--train", dest="train_dir", required=True, help="train's output folder (stats.json)")
     r.add_argument("--output", required=True, help="where stats.json, report.md and server.log go")
-    r.add_argument("--gate", dest="gate_json", default=None, metavar="JSON",
-                   help='thresholds as JSON, metric path -> rules (min/max/gt/lt/finite), e.g. '
-                        '\'{"humaneval.greedy.pass@1": {"min": 0.1}}\' (default: training lowered val loss and '
-                        'held-out perplexity is finite)')
+    r.add_argument(
+        "--gate",
+        dest="gate_json",
+        default=None,
+        metavar="JSON",
+        help="thresholds as JSON, metric path -> rules (min/max/gt/lt/finite), e.g. "
+        '\'{"humaneval.greedy.pass@1": {"min": 0.1}}\' (default: training lowered val loss and '
+        "held-out perplexity is finite)",
+    )
     add_config_args(r, RolloutConfig)
     add_tracking_args(r)
     r.set_defaults(func=cmd_rollout)
@@ -64,8 +75,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as e:
             raise InputError(f"--gate: not valid JSON: {e}") from e
     config = config_from_args(RolloutConfig, args, **extra)
-    stats = run_steps(args, [("serve-rollout", config, {"model": args.model, "eval_dir": args.eval_dir,
-                                                        "train_dir": args.train_dir})])
+    stats = run_steps(
+        args, [("serve-rollout", config, {"model": args.model, "eval_dir": args.eval_dir, "train_dir": args.train_dir})]
+    )
     print(f"[serve] {stats['decision']}")
     print(f"[serve] serve it by hand: {stats['serve_command']}")
     return 0

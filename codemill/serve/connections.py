@@ -25,10 +25,20 @@ from codemill.serve.config import ServeConfig
 
 SHUTDOWN_BACKSTOP_S = 5.0  # uvicorn cancels handlers this long after the app's own grace period
 
-_TIMEOUT_BODY = json.dumps({"error": {"message": "request headers not received in time", "type":
-                                      "invalid_request_error", "param": None, "code": "request_timeout"}}).encode()
-_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                     b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY)
+_TIMEOUT_BODY = json.dumps(
+    {
+        "error": {
+            "message": "request headers not received in time",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "request_timeout",
+        }
+    }
+).encode()
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY
+)
 
 
 class BoundedHeadersProtocol(H11Protocol):
@@ -89,9 +99,15 @@ class GracefulServer(uvicorn.Server):
 
 
 def uvicorn_config(app, config: ServeConfig, **overrides) -> uvicorn.Config:
-    options = {"host": config.host, "port": config.port, "access_log": config.access_log, "log_level": "info",
-               "lifespan": "on", "http": bounded_protocol(config.header_timeout_s),
-               "timeout_graceful_shutdown": config.graceful_shutdown_s + SHUTDOWN_BACKSTOP_S}
+    options = {
+        "host": config.host,
+        "port": config.port,
+        "access_log": config.access_log,
+        "log_level": "info",
+        "lifespan": "on",
+        "http": bounded_protocol(config.header_timeout_s),
+        "timeout_graceful_shutdown": config.graceful_shutdown_s + SHUTDOWN_BACKSTOP_S,
+    }
     options.update(overrides)
     return uvicorn.Config(app, **options)
 

@@ -42,7 +42,7 @@ def check_gate_spec(gate: dict) -> None:
         raise InputError(f"gate: expected a dict of metric path -> rules, got {type(gate).__name__}")
     for path, rules in gate.items():
         if not isinstance(rules, dict) or not rules:
-            raise InputError(f"gate[{path!r}]: expected rules like {{\"min\": 0.1}}, got {rules!r}")
+            raise InputError(f'gate[{path!r}]: expected rules like {{"min": 0.1}}, got {rules!r}')
         for rule, bound in rules.items():
             if rule == "finite":
                 if not isinstance(bound, bool):
@@ -106,9 +106,12 @@ def evaluate_gate(metrics: dict, gate: dict) -> dict:
     """Check every threshold; ``passed`` only when all hold. ``reasons`` lists the failures."""
     check_gate_spec(gate)
     checks = [_check(metrics, path, rules) for path, rules in sorted(gate.items())]
-    return {"passed": bool(checks) and all(c["passed"] for c in checks), "checks": checks,
-            "reasons": [c["reason"] for c in checks if not c["passed"]] or
-                       ([] if checks else ["the gate has no thresholds"])}
+    return {
+        "passed": bool(checks) and all(c["passed"] for c in checks),
+        "checks": checks,
+        "reasons": [c["reason"] for c in checks if not c["passed"]]
+        or ([] if checks else ["the gate has no thresholds"]),
+    }
 
 
 # ---- champion versus challenger
@@ -124,7 +127,7 @@ TASKS_TOTAL = "tasks_total"
 
 
 def direction(path: str) -> str | None:
-    """"lower" or "higher" for a metric the champion comparison uses, else None."""
+    """ "lower" or "higher" for a metric the champion comparison uses, else None."""
     if path == "heldout.perplexity":
         return "lower"
     if re.fullmatch(r"pass@\d+", path.rsplit(".", 1)[-1]):
@@ -145,13 +148,22 @@ def _tasks_total(metrics: dict, path: str):
 
 def _compare(path: str, value, best: float, max_regression: float, tasks: tuple) -> dict:
     better = direction(path)
-    entry = {"metric": path, "direction": better, "challenger": value, "champion": best, "allowed": None,
-             "passed": False}
+    entry = {
+        "metric": path,
+        "direction": better,
+        "challenger": value,
+        "champion": best,
+        "allowed": None,
+        "passed": False,
+    }
     if not math.isfinite(best):
         return {**entry, "passed": True, "reason": f"{path}: not compared (the champion's value is {best})"}
     if tasks[0] is not None and tasks[1] is not None and tasks[0] != tasks[1]:
-        return {**entry, "passed": True, "reason": f"{path}: not compared (champion scored on {tasks[0]:g} tasks, "
-                                                   f"challenger on {tasks[1]:g})"}
+        return {
+            **entry,
+            "passed": True,
+            "reason": f"{path}: not compared (champion scored on {tasks[0]:g} tasks, challenger on {tasks[1]:g})",
+        }
     if value is None:
         return {**entry, "reason": f"{path}: missing from the challenger's metrics (the champion has {best:g})"}
     if not math.isfinite(value):
@@ -162,12 +174,14 @@ def _compare(path: str, value, best: float, max_regression: float, tasks: tuple)
         allowed, ok, symbol = best * (1 - max_regression), value >= best * (1 - max_regression), ">="
     entry.update(allowed=allowed, passed=ok)
     verdict = "holds" if ok else "regresses:"
-    return {**entry, "reason": f"{path} = {value:g} {verdict} champion {best:g}, {better} is better, "
-                               f"allowed {symbol} {allowed:g} (max_regression {max_regression:g})"}
+    return {
+        **entry,
+        "reason": f"{path} = {value:g} {verdict} champion {best:g}, {better} is better, "
+        f"allowed {symbol} {allowed:g} (max_regression {max_regression:g})",
+    }
 
 
-def compare_with_champion(challenger: dict[str, float], champion: dict[str, float],
-                          max_regression: float) -> dict:
+def compare_with_champion(challenger: dict[str, float], champion: dict[str, float], max_regression: float) -> dict:
     """Every metric the champion was recorded with must not regress beyond ``max_regression``.
 
     A metric the challenger lacks fails (the gate never passes by default); one scored on a
@@ -175,8 +189,20 @@ def compare_with_champion(challenger: dict[str, float], champion: dict[str, floa
     """
     if isinstance(max_regression, bool) or not isinstance(max_regression, (int, float)) or not max_regression >= 0:
         raise InputError(f"max_regression: expected a number >= 0, got {max_regression!r}")
-    checks = [_compare(path, challenger.get(path), best, max_regression,
-                       (_tasks_total(champion, path), _tasks_total(challenger, path)))
-              for path, best in sorted(champion.items()) if direction(path)]
-    return {"passed": all(c["passed"] for c in checks), "checks": checks, "max_regression": max_regression,
-            "reasons": [c["reason"] for c in checks if not c["passed"]]}
+    checks = [
+        _compare(
+            path,
+            challenger.get(path),
+            best,
+            max_regression,
+            (_tasks_total(champion, path), _tasks_total(challenger, path)),
+        )
+        for path, best in sorted(champion.items())
+        if direction(path)
+    ]
+    return {
+        "passed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "max_regression": max_regression,
+        "reasons": [c["reason"] for c in checks if not c["passed"]],
+    }

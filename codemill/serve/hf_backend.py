@@ -71,15 +71,26 @@ class _Batch:
     def join(self, other: _Batch) -> _Batch:
         """This batch's rows then ``other``'s, both waiting to sample from their logits."""
         cache, mask = kvcache.join(self.cache, self.mask, other.cache, other.mask)
-        return _Batch(self.rows + other.rows, cache, mask, torch.cat([self.next_pos, other.next_pos]),
-                      torch.cat([self.logits, other.logits]), torch.cat([self.temperature, other.temperature]),
-                      torch.cat([self.top_p, other.top_p]))
+        return _Batch(
+            self.rows + other.rows,
+            cache,
+            mask,
+            torch.cat([self.next_pos, other.next_pos]),
+            torch.cat([self.logits, other.logits]),
+            torch.cat([self.temperature, other.temperature]),
+            torch.cat([self.top_p, other.top_p]),
+        )
 
     def step(self, model) -> None:
         """Feed the sampled tokens; afterwards ``logits`` hold the next distribution."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
-        out = model(input_ids=torch.tensor(self.tokens, device=self.mask.device)[:, None], attention_mask=self.mask,
-                    position_ids=self.next_pos[:, None], past_key_values=self.cache, use_cache=True)
+        out = model(
+            input_ids=torch.tensor(self.tokens, device=self.mask.device)[:, None],
+            attention_mask=self.mask,
+            position_ids=self.next_pos[:, None],
+            past_key_values=self.cache,
+            use_cache=True,
+        )
         self.cache, self.logits, self.next_pos = out.past_key_values, out.logits[:, -1, :], self.next_pos + 1
 
 
@@ -104,8 +115,9 @@ def model_context_length(config) -> int | None:
 
 
 class HFBackend:
-    def __init__(self, model_dir: str, device: str = "auto", dtype: str = "auto", context_length: int = 0,
-                 torch_threads: int = 0):
+    def __init__(
+        self, model_dir: str, device: str = "auto", dtype: str = "auto", context_length: int = 0, torch_threads: int = 0
+    ):
         self.model_dir = model_dir
         self.device_name, self.dtype_name = device, dtype
         self.requested_context = context_length
@@ -123,16 +135,24 @@ class HFBackend:
         self.device = pick_device(self.device_name)
         started = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            self.model_dir, dtype=pick_dtype(self.dtype_name, self.device)).to(self.device).eval()
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=pick_dtype(self.dtype_name, self.device))
+            .to(self.device)
+            .eval()
+        )
         limit = model_context_length(self.model.config)
         if self.requested_context and limit and self.requested_context > limit:
             raise InputError(f"context_length {self.requested_context} exceeds the model's {limit} positions")
         self.context_length = self.requested_context or limit or 2048
         self.pad_id = next(i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0) if i is not None)
         self.eos_ids = self._eos_ids()
-        log.info("loaded %s on %s in %.1fs (context %d)", self.model_dir, self.device,
-                 time.perf_counter() - started, self.context_length)
+        log.info(
+            "loaded %s on %s in %.1fs (context %d)",
+            self.model_dir,
+            self.device,
+            time.perf_counter() - started,
+            self.context_length,
+        )
 
     def _eos_ids(self) -> frozenset[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -145,10 +165,16 @@ class HFBackend:
     def _rows(self, jobs: list[Job]) -> list[_Row]:
         from codemill.serve.sampling import row_generator
 
-        return [_Row(job, i, ChoiceText(self.tokenizer, job.request.max_tokens, job.request.stop,
-                                        self.eos_ids | job.stop_ids),
-                     row_generator(job.request.seed, i, self.device))
-                for job in jobs for i in range(job.n)]
+        return [
+            _Row(
+                job,
+                i,
+                ChoiceText(self.tokenizer, job.request.max_tokens, job.request.stop, self.eos_ids | job.stop_ids),
+                row_generator(job.request.seed, i, self.device),
+            )
+            for job in jobs
+            for i in range(job.n)
+        ]
 
     def _prefill_all(self, jobs: list[Job]) -> _Batch:
         """Prefill ``jobs``; an ``echo`` job needs logits at every prompt position, so it gets a pass of its
@@ -170,19 +196,30 @@ class HFBackend:
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, p in enumerate(prompts):
-            ids[r, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[r, width - len(p):] = 1
+            ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[r, width - len(p) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=0 if all_logits else 1)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=0 if all_logits else 1,
+        )
         if self.joins_caches is None:
             self.joins_caches = kvcache.joinable(out.past_key_values)
         if all_logits:
             self._prompt_logprobs(rows, out.logits, width)
-        return _Batch(rows, out.past_key_values, mask, positions[:, -1] + 1, out.logits[:, -1, :],
-                      torch.tensor([r.job.request.temperature for r in rows], device=self.device),
-                      torch.tensor([r.job.request.top_p for r in rows], device=self.device))
+        return _Batch(
+            rows,
+            out.past_key_values,
+            mask,
+            positions[:, -1] + 1,
+            out.logits[:, -1, :],
+            torch.tensor([r.job.request.temperature for r in rows], device=self.device),
+            torch.tensor([r.job.request.top_p for r in rows], device=self.device),
+        )
 
     @staticmethod
     def _prompt_logprobs(rows: list[_Row], logits: torch.Tensor, width: int) -> None:
@@ -192,7 +229,7 @@ class HFBackend:
             job = row.job
             if job.request.echo and job.prompt_logprobs is None:  # set before the job's first event goes out
                 k = job.request.logprobs or 0
-                job.prompt_logprobs = logprobs.prompt(logits[r, width - len(job.prompt_ids):], job.prompt_ids, k)
+                job.prompt_logprobs = logprobs.prompt(logits[r, width - len(job.prompt_ids) :], job.prompt_ids, k)
 
     def generate(self, jobs: list[Job], hooks: BatchHooks) -> None:
         """Decode until no row is left, taking in the jobs ``hooks.admit`` hands over between steps.
@@ -211,8 +248,9 @@ class HFBackend:
                     batch = fresh if batch is None else batch.join(fresh)
                 if batch is None:
                     return
-                tokens = sample_next(batch.logits, batch.temperature, batch.top_p,
-                                     [r.generator for r in batch.rows]).tolist()
+                tokens = sample_next(
+                    batch.logits, batch.temperature, batch.top_p, [r.generator for r in batch.rows]
+                ).tolist()
                 entries = logprobs.sampled(batch.logits, tokens, [r.job.request.logprobs for r in batch.rows])
                 batch = self._advance(batch, tokens, entries, hooks)
                 joinable = batch is None or kvcache.joinable(batch.cache)

@@ -66,10 +66,16 @@ def current_model(api, target: KubeTarget) -> str | None:
 
 def set_model(api, target: KubeTarget, model_uri: str) -> int:
     """Point the Deployment at ``model_uri``; returns the generation to wait for."""
-    patch = {"spec": {"template": {
-        "metadata": {"annotations": {MODEL_ANNOTATION: model_uri}},
-        "spec": {"containers": [{"name": target.container, "env": [{"name": target.model_env, "value": model_uri}]}]},
-    }}}
+    patch = {
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {MODEL_ANNOTATION: model_uri}},
+                "spec": {
+                    "containers": [{"name": target.container, "env": [{"name": target.model_env, "value": model_uri}]}]
+                },
+            }
+        }
+    }
     dep = api.patch_namespaced_deployment(target.deployment, target.namespace, patch)
     return dep.metadata.generation
 
@@ -82,13 +88,19 @@ def rollout_state(dep, generation: int) -> tuple[bool, str]:
             raise RuntimeError(f"deployment {dep.metadata.name} exceeded its progress deadline: {cond.message}")
     observed = status.observed_generation or 0
     updated, available, total = status.updated_replicas or 0, status.available_replicas or 0, status.replicas or 0
-    text = (f"generation {observed}/{generation}, updated {updated}/{want}, available {available}/{want}, "
-            f"total {total}")
+    text = f"generation {observed}/{generation}, updated {updated}/{want}, available {available}/{want}, total {total}"
     return observed >= generation and updated == want and available == want and total == want, text
 
 
-def wait_rollout(api, target: KubeTarget, generation: int, timeout_s: float, poll_s: float = 5.0,
-                 sleep=time.sleep, clock=time.monotonic) -> dict:
+def wait_rollout(
+    api,
+    target: KubeTarget,
+    generation: int,
+    timeout_s: float,
+    poll_s: float = 5.0,
+    sleep=time.sleep,
+    clock=time.monotonic,
+) -> dict:
     """Block until the rollout of ``generation`` completed; raises TimeoutError/RuntimeError otherwise."""
     start = clock()
     while True:
@@ -97,6 +109,7 @@ def wait_rollout(api, target: KubeTarget, generation: int, timeout_s: float, pol
         if done:
             return {"generation": generation, "status": text, "seconds": round(clock() - start, 2)}
         if clock() - start > timeout_s:
-            raise TimeoutError(f"deployment {target.namespace}/{target.deployment} not rolled out after "
-                               f"{timeout_s:.0f}s: {text}")
+            raise TimeoutError(
+                f"deployment {target.namespace}/{target.deployment} not rolled out after {timeout_s:.0f}s: {text}"
+            )
         sleep(poll_s)

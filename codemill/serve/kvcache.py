@@ -45,8 +45,12 @@ def join(cache_a, mask_a: torch.Tensor, cache_b, mask_b: torch.Tensor):
     width = max(mask_a.shape[1], mask_b.shape[1])
     layers = []
     for (ka, va, _), (kb, vb, _) in zip(cache_a, cache_b):
-        layers.append((torch.cat([_left_pad(ka, width, 2), _left_pad(kb, width, 2)]),
-                       torch.cat([_left_pad(va, width, 2), _left_pad(vb, width, 2)])))
+        layers.append(
+            (
+                torch.cat([_left_pad(ka, width, 2), _left_pad(kb, width, 2)]),
+                torch.cat([_left_pad(va, width, 2), _left_pad(vb, width, 2)]),
+            )
+        )
     mask = torch.cat([_left_pad(mask_a, width, 1), _left_pad(mask_b, width, 1)])
     return _rebuild(layers), mask
 

@@ -55,8 +55,9 @@ def prompt(logits, ids: list[int], k: int) -> list[TokenLogprob | None]:
     target = torch.tensor(ids[1:], device=logits.device)[:, None]
     chosen = lp.gather(1, target).squeeze(1).tolist()
     top_lp, top_ids = lp.topk(k, dim=-1) if k else (lp[:, :0], lp[:, :0].long())
-    entries = [TokenLogprob(t, c, list(zip(i, v)))
-               for t, c, i, v in zip(ids[1:], chosen, top_ids.tolist(), top_lp.tolist())]
+    entries = [
+        TokenLogprob(t, c, list(zip(i, v))) for t, c, i, v in zip(ids[1:], chosen, top_ids.tolist(), top_lp.tolist())
+    ]
     return [None, *entries] if ids else []
 
 

@@ -95,8 +95,7 @@ class PromptBuilder:
         if self.sentinels is None:
             raise NoFimSentinels("this model's tokenizer has no fill-in-the-middle sentinels")
         begin, hole, end = self.sentinels
-        return (self.prefix_ids + [begin] + self.encode_text(prompt)
-                + [hole] + self.encode_text(suffix) + [end])
+        return self.prefix_ids + [begin] + self.encode_text(prompt) + [hole] + self.encode_text(suffix) + [end]
 
     @property
     def supports_chat(self) -> bool:

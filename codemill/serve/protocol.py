@@ -29,8 +29,14 @@ MAX_LOGPROBS = 20  # top alternatives per token (vLLM's default cap; OpenAI's le
 class ApiError(Exception):
     """A request that cannot be served; carries the HTTP status and the OpenAI error body."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str = "invalid_request",
-                 type_: str = "invalid_request_error"):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str = "invalid_request",
+        type_: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.type = status, message, param, code, type_
 
@@ -85,8 +91,24 @@ _NO_OP_FIELDS = {
     "frequency_penalty": ((None, 0, 0.0), "frequency_penalty is not supported (only 0)"),
     "logit_bias": ((None, {}), "logit_bias is not supported"),
 }
-_FIELDS = {"model", "prompt", "suffix", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
-           "stream_options", "user", "best_of", "echo", "logprobs", *_NO_OP_FIELDS}
+_FIELDS = {
+    "model",
+    "prompt",
+    "suffix",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "seed",
+    "stream",
+    "stream_options",
+    "user",
+    "best_of",
+    "echo",
+    "logprobs",
+    *_NO_OP_FIELDS,
+}
 
 
 def _reject_constant(name: str):
@@ -176,8 +198,11 @@ def generation_fields(body: dict, limits: Limits, max_tokens_name: str = "max_to
     if max_tokens < 1:
         raise _invalid(max_tokens_name, f"'{max_tokens_name}' must be >= 1, got {max_tokens}")
     if max_tokens > limits.max_tokens_cap:
-        raise _invalid(max_tokens_name, f"'{max_tokens_name}' is {max_tokens}, above this server's cap of "
-                                        f"{limits.max_tokens_cap}", code="max_tokens_over_cap")
+        raise _invalid(
+            max_tokens_name,
+            f"'{max_tokens_name}' is {max_tokens}, above this server's cap of {limits.max_tokens_cap}",
+            code="max_tokens_over_cap",
+        )
     n = _int(body, "n", 1)
     if n < 1:
         raise _invalid("n", f"'n' must be >= 1, got {n}")
@@ -191,7 +216,7 @@ def generation_fields(body: dict, limits: Limits, max_tokens_name: str = "max_to
     if not 0.0 < top_p <= 1.0:
         raise _invalid("top_p", f"'top_p' must be in (0, 1], got {top_p}")
     seed = _int(body, "seed", None)
-    if seed is not None and not -2**63 <= seed < 2**64:
+    if seed is not None and not -(2**63) <= seed < 2**64:
         raise _invalid("seed", "'seed' must fit in 64 bits")
 
     stream = body.get("stream")
@@ -205,9 +230,17 @@ def generation_fields(body: dict, limits: Limits, max_tokens_name: str = "max_to
         include_usage = options.get("include_usage", False)
         if not isinstance(include_usage, bool):
             raise _type_error("stream_options.include_usage", "a boolean", include_usage)
-    return {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "n": n,
-            "stop": _stop(body.get("stop")), "seed": seed, "stream": bool(stream), "include_usage": include_usage,
-            "model": model}
+    return {
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "n": n,
+        "stop": _stop(body.get("stop")),
+        "seed": seed,
+        "stream": bool(stream),
+        "include_usage": include_usage,
+        "model": model,
+    }
 
 
 def parse_completion_request(raw: bytes, limits: Limits) -> CompletionRequest:
@@ -256,23 +289,33 @@ def _prompts(prompt, suffix: str | None, limits: Limits) -> list:
     elif isinstance(prompt, list) and prompt:
         prompts = prompt
     else:
-        raise _type_error("prompt", expected, prompt) if prompt != [] else \
-            _invalid("prompt", "'prompt' must not be an empty list", code="empty_prompt")
+        raise (
+            _type_error("prompt", expected, prompt)
+            if prompt != []
+            else _invalid("prompt", "'prompt' must not be an empty list", code="empty_prompt")
+        )
     if len(prompts) > limits.max_prompts:
-        raise _invalid("prompt", f"'prompt' holds {len(prompts)} prompts, above this server's cap of "
-                                 f"{limits.max_prompts}", code="too_many_prompts")
+        raise _invalid(
+            "prompt",
+            f"'prompt' holds {len(prompts)} prompts, above this server's cap of {limits.max_prompts}",
+            code="too_many_prompts",
+        )
     for i, p in enumerate(prompts):
         param = "prompt" if len(prompts) == 1 else f"prompt[{i}]"
         if isinstance(p, list):
             _token_ids(p, param)
             if suffix is not None:
-                raise _invalid("suffix", "'suffix' works with text prompts only, not token ids",
-                               code="unsupported_parameter")
+                raise _invalid(
+                    "suffix", "'suffix' works with text prompts only, not token ids", code="unsupported_parameter"
+                )
         elif isinstance(p, str):
             _require_utf8(param, p)
             if not p and not suffix:
-                raise _invalid(param, f"'{param}' must not be empty (an empty prompt is allowed only with a "
-                                      "'suffix')", code="empty_prompt")
+                raise _invalid(
+                    param,
+                    f"'{param}' must not be empty (an empty prompt is allowed only with a 'suffix')",
+                    code="empty_prompt",
+                )
         else:
             raise _type_error("prompt", expected, prompt)
     return prompts
@@ -282,8 +325,11 @@ def _prompts(prompt, suffix: str | None, limits: Limits) -> list:
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 class CompletionFormat:
@@ -297,20 +343,33 @@ class CompletionFormat:
     def _head(cid: str, model: str) -> dict:
         return {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model}
 
-    def body(self, cid: str, model: str, texts: list[str], reasons: list[str], prompt_tokens: int,
-             completion_tokens: int, logprobs: list[dict | None] | None = None) -> dict:
+    def body(
+        self,
+        cid: str,
+        model: str,
+        texts: list[str],
+        reasons: list[str],
+        prompt_tokens: int,
+        completion_tokens: int,
+        logprobs: list[dict | None] | None = None,
+    ) -> dict:
         logprobs = logprobs or [None] * len(texts)
-        choices = [{"index": i, "text": t, "logprobs": lp, "finish_reason": r}
-                   for i, (t, r, lp) in enumerate(zip(texts, reasons, logprobs))]
+        choices = [
+            {"index": i, "text": t, "logprobs": lp, "finish_reason": r}
+            for i, (t, r, lp) in enumerate(zip(texts, reasons, logprobs))
+        ]
         return {**self._head(cid, model), "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
 
     def opening_chunks(self, cid: str, model: str, choices: int) -> list[dict]:
         return []
 
-    def chunk(self, cid: str, model: str, index: int, text: str, finish_reason: str | None,
-              logprobs: dict | None = None) -> dict:
-        return {**self._head(cid, model),
-                "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}]}
+    def chunk(
+        self, cid: str, model: str, index: int, text: str, finish_reason: str | None, logprobs: dict | None = None
+    ) -> dict:
+        return {
+            **self._head(cid, model),
+            "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}],
+        }
 
     def usage_chunk(self, cid: str, model: str, prompt_tokens: int, completion_tokens: int) -> dict:
         return {**self._head(cid, model), "choices": [], "usage": usage(prompt_tokens, completion_tokens)}

@@ -42,8 +42,9 @@ def client_for(tracking_uri: str | None):
 
     uri = tracking.resolve_uri(tracking_uri)
     if uri is None:
-        raise InputError("a models:/ reference needs an MLflow registry: "
-                         "pass --tracking-uri or set MLFLOW_TRACKING_URI")
+        raise InputError(
+            "a models:/ reference needs an MLflow registry: pass --tracking-uri or set MLFLOW_TRACKING_URI"
+        )
     tracking.check_reachable(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
@@ -66,8 +67,7 @@ def download_version(client, uri: str, dest: str) -> str:
     import mlflow.artifacts
 
     mv = resolve_version(client, uri)
-    return mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=dest,
-                                               tracking_uri=client.tracking_uri)
+    return mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=dest, tracking_uri=client.tracking_uri)
 
 
 def register(client, run_id: str, artifact_uri: str, name: str, tags: dict[str, str] | None = None) -> str:

@@ -9,8 +9,10 @@ def _gate_table(gate: dict) -> list[str]:
     lines = ["| metric | value | rules | result |", "|---|---|---|---|"]
     for c in gate["checks"]:
         value = "—" if c["value"] is None else f"{c['value']:g}"
-        lines.append(f"| `{c['metric']}` | {value} | `{json.dumps(c['rules'])}` | "
-                     f"{'pass' if c['passed'] else 'FAIL: ' + c['reason']} |")
+        lines.append(
+            f"| `{c['metric']}` | {value} | `{json.dumps(c['rules'])}` | "
+            f"{'pass' if c['passed'] else 'FAIL: ' + c['reason']} |"
+        )
     return lines
 
 
@@ -23,13 +25,22 @@ def _champion_lines(champion: dict | None) -> list[str]:
         return ["Not compared."]
     if "checks" not in champion:
         return [champion["note"]]
-    lines = [f"Champion: `{champion['model_uri']}`; max_regression {champion['max_regression']:g}.", "",
-             "| metric | better | challenger | champion | allowed | result |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Champion: `{champion['model_uri']}`; max_regression {champion['max_regression']:g}.",
+        "",
+        "| metric | better | challenger | champion | allowed | result |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in champion["checks"]:
-        result = "pass" if c["passed"] and c["allowed"] is not None else (
-            "not compared" if c["passed"] else "REFUSED: " + c["reason"])
-        lines.append(f"| `{c['metric']}` | {c['direction']} | {_num(c['challenger'])} | {_num(c['champion'])} | "
-                     f"{_num(c['allowed'])} | {result} |")
+        result = (
+            "pass"
+            if c["passed"] and c["allowed"] is not None
+            else ("not compared" if c["passed"] else "REFUSED: " + c["reason"])
+        )
+        lines.append(
+            f"| `{c['metric']}` | {c['direction']} | {_num(c['challenger'])} | {_num(c['champion'])} | "
+            f"{_num(c['allowed'])} | {result} |"
+        )
     return lines
 
 
@@ -38,8 +49,11 @@ def _registry_lines(reg: dict | None) -> list[str]:
         return ["Not reached (the gate refused the model)."]
     if "skipped" in reg:
         return [reg["skipped"]]
-    moved = (f"`@{reg['alias']}` now points at version {reg['version']}" if reg["alias_moved"] else
-             f"`@{reg['alias']}` left at version {reg['previous_alias_version'] or '(none)'}")
+    moved = (
+        f"`@{reg['alias']}` now points at version {reg['version']}"
+        if reg["alias_moved"]
+        else f"`@{reg['alias']}` left at version {reg['previous_alias_version'] or '(none)'}"
+    )
     return [f"- registered `{reg['model_uri']}` (files: `{reg['source']}`)", f"- {moved}"]
 
 
@@ -64,9 +78,16 @@ def _smoke_lines(smoke: dict | None) -> list[str]:
 
 
 def render_report(stats: dict) -> str:
-    out = ["# serve", "", f"**Decision:** {stats['decision']}", "",
-           f"Model: `{stats['model']}`; target: {stats['target']}", "",
-           "## Gate", ""] + _gate_table(stats["gate"])
+    out = [
+        "# serve",
+        "",
+        f"**Decision:** {stats['decision']}",
+        "",
+        f"Model: `{stats['model']}`; target: {stats['target']}",
+        "",
+        "## Gate",
+        "",
+    ] + _gate_table(stats["gate"])
     out += ["", "## Champion versus challenger", ""] + _champion_lines(stats.get("champion"))
     out += ["", "## Registry", ""] + _registry_lines(stats["registry"])
     out += ["", "## Smoke", ""] + _smoke_lines(stats["smoke"])

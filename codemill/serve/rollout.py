@@ -47,32 +47,57 @@ def _env(name: str, default: str) -> str:
 
 @dataclass
 class RolloutConfig:
-    gate: dict = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_GATE.items()}, metadata={
-        "help": 'thresholds, metric path -> rules, e.g. {"humaneval.greedy.pass@1": {"min": 0.1}}', "cli": False})
-    target: str = field(default="auto", metadata={
-        "help": "local: start `codemill serve` here and smoke it; kubernetes: roll the inference Deployment; "
-                "auto: kubernetes inside a cluster ($KUBERNETES_SERVICE_HOST set), local elsewhere (kfp.local)",
-        "choices": ["auto", "local", "kubernetes"]})
+    gate: dict = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_GATE.items()},
+        metadata={
+            "help": 'thresholds, metric path -> rules, e.g. {"humaneval.greedy.pass@1": {"min": 0.1}}',
+            "cli": False,
+        },
+    )
+    target: str = field(
+        default="auto",
+        metadata={
+            "help": "local: start `codemill serve` here and smoke it; kubernetes: roll the inference Deployment; "
+            "auto: kubernetes inside a cluster ($KUBERNETES_SERVICE_HOST set), local elsewhere (kfp.local)",
+            "choices": ["auto", "local", "kubernetes"],
+        },
+    )
     registered_model: str = field(default="codemill", metadata={"help": "MLflow registered model name"})
     alias: str = field(default="champion", metadata={"help": "registry alias moved to a version that passed"})
-    max_regression: float = field(default=0.0, metadata={
-        "help": "share of the champion's value a challenger may lose and still replace it (0.05: perplexity "
-                "up to 1.05x, pass@k down to 0.95x); 0 refuses any regression"})
+    max_regression: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of the champion's value a challenger may lose and still replace it (0.05: perplexity "
+            "up to 1.05x, pass@k down to 0.95x); 0 refuses any regression"
+        },
+    )
     smoke_max_tokens: int = field(default=16, metadata={"help": "max_tokens of each smoke request"})
     ready_timeout_s: float = field(default=300.0, metadata={"help": "how long a local server may take to become ready"})
-    namespace: str = field(default_factory=lambda: _env("CODEMILL_NAMESPACE", "codemill"), metadata={
-        "help": "kubernetes: namespace of the inference Deployment (default from $CODEMILL_NAMESPACE)"})
-    deployment: str = field(default_factory=lambda: _env("CODEMILL_SERVE_DEPLOYMENT", "codemill-serve"), metadata={
-        "help": "kubernetes: the inference Deployment (default from $CODEMILL_SERVE_DEPLOYMENT)"})
+    namespace: str = field(
+        default_factory=lambda: _env("CODEMILL_NAMESPACE", "codemill"),
+        metadata={"help": "kubernetes: namespace of the inference Deployment (default from $CODEMILL_NAMESPACE)"},
+    )
+    deployment: str = field(
+        default_factory=lambda: _env("CODEMILL_SERVE_DEPLOYMENT", "codemill-serve"),
+        metadata={"help": "kubernetes: the inference Deployment (default from $CODEMILL_SERVE_DEPLOYMENT)"},
+    )
     container: str = field(default="server", metadata={"help": "kubernetes: the server container in it"})
-    model_env: str = field(default="CODEMILL_MODEL_URI", metadata={
-        "help": "kubernetes: the container's environment variable holding the model reference"})
-    service_url: str = field(default_factory=lambda: _env("CODEMILL_SERVE_URL", _SERVICE_URL), metadata={
-        "help": "kubernetes: the inference Service's URL, for the smoke requests (default from $CODEMILL_SERVE_URL)"})
+    model_env: str = field(
+        default="CODEMILL_MODEL_URI",
+        metadata={"help": "kubernetes: the container's environment variable holding the model reference"},
+    )
+    service_url: str = field(
+        default_factory=lambda: _env("CODEMILL_SERVE_URL", _SERVICE_URL),
+        metadata={
+            "help": "kubernetes: the inference Service's URL, for the smoke requests (default from $CODEMILL_SERVE_URL)"
+        },
+    )
     rollout_timeout_s: float = field(default=900.0, metadata={"help": "kubernetes: how long the rollout may take"})
     rollout_poll_s: float = field(default=5.0, metadata={"help": "kubernetes: seconds between rollout status reads"})
-    api_key_env: str = field(default="CODEMILL_API_KEY", metadata={
-        "help": "environment variable with the server's API key, sent with the smoke requests"})
+    api_key_env: str = field(
+        default="CODEMILL_API_KEY",
+        metadata={"help": "environment variable with the server's API key, sent with the smoke requests"},
+    )
 
     def ensure_valid(self) -> RolloutConfig:
         """Raise InputError naming a setting that cannot work, before anything is registered."""
@@ -82,8 +107,9 @@ class RolloutConfig:
             if getattr(self, name) <= 0:
                 raise InputError(f"serve: {name} must be > 0, got {getattr(self, name)}")
         if isinstance(self.max_regression, bool) or not self.max_regression >= 0:
-            raise InputError(f"serve: max_regression must be >= 0 (a share of the champion's value), "
-                             f"got {self.max_regression!r}")
+            raise InputError(
+                f"serve: max_regression must be >= 0 (a share of the champion's value), got {self.max_regression!r}"
+            )
         return self
 
     def resolved_target(self) -> str:
@@ -104,18 +130,27 @@ def _read_json(url: str, what: str) -> dict:
 def _champion(config: RolloutConfig, challenger: dict, tracker) -> dict:
     """Compare the challenger with the version holding the alias, if any holds it."""
     if not tracker.enabled:
-        return {"version": None, "passed": True, "note": "tracking is off: no registry, so no champion to compare "
-                                                         "with; judged by the absolute rules"}
+        return {
+            "version": None,
+            "passed": True,
+            "note": "tracking is off: no registry, so no champion to compare with; judged by the absolute rules",
+        }
     name, alias = config.registered_model, config.alias
     version = registry.alias_version(tracker.client, name, alias)
     if version is None:
-        return {"version": None, "passed": True,
-                "note": f"no version of {name} holds @{alias} yet: the first model is judged by the absolute rules"}
+        return {
+            "version": None,
+            "passed": True,
+            "note": f"no version of {name} holds @{alias} yet: the first model is judged by the absolute rules",
+        }
     entry = {"version": version, "model_uri": f"models:/{name}/{version}"}
     recorded = registry.version_metrics(tracker.client, name, version)
     if recorded is None:
-        return {**entry, "passed": True, "note": f"version {version} was registered without metrics: "
-                                                 "judged by the absolute rules"}
+        return {
+            **entry,
+            "passed": True,
+            "note": f"version {version} was registered without metrics: judged by the absolute rules",
+        }
     return {**entry, "metrics": recorded, **compare_with_champion(challenger, recorded, config.max_regression)}
 
 
@@ -125,13 +160,24 @@ def _register(config: RolloutConfig, model: str, tracker, metrics: dict) -> dict
         tracker.log_artifacts(io.download_dir(model, tmp), "model")
     client, run_id = tracker.client, tracker.run_id
     source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
-    version = registry.register(client, run_id, source, config.registered_model,
-                                tags={"codemill.source": model, **registry.metrics_tag(metrics)})
-    return {"name": config.registered_model, "version": version, "version_number": int(version),
-            "model_uri": f"models:/{config.registered_model}/{version}", "source": source,
-            "alias": config.alias, "previous_alias_version":
-                registry.alias_version(client, config.registered_model, config.alias),
-            "alias_moved": False, "tracking_uri": client.tracking_uri}
+    version = registry.register(
+        client,
+        run_id,
+        source,
+        config.registered_model,
+        tags={"codemill.source": model, **registry.metrics_tag(metrics)},
+    )
+    return {
+        "name": config.registered_model,
+        "version": version,
+        "version_number": int(version),
+        "model_uri": f"models:/{config.registered_model}/{version}",
+        "source": source,
+        "alias": config.alias,
+        "previous_alias_version": registry.alias_version(client, config.registered_model, config.alias),
+        "alias_moved": False,
+        "tracking_uri": client.tracking_uri,
+    }
 
 
 def _local_deploy(config: RolloutConfig, serve_uri: str, output: str, tracking_uri: str) -> dict:
@@ -169,8 +215,9 @@ def _kube_deploy(config: RolloutConfig, serve_uri: str, api) -> dict:
         raise InputError(f"deployment {name}: cannot read it: {getattr(e, 'reason', None) or e}") from e
     result: dict = {"previous_model": previous, "deployment": name}
     try:
-        result["rollout"] = kube.wait_rollout(api, target, kube.set_model(api, target, serve_uri),
-                                              config.rollout_timeout_s, config.rollout_poll_s)
+        result["rollout"] = kube.wait_rollout(
+            api, target, kube.set_model(api, target, serve_uri), config.rollout_timeout_s, config.rollout_poll_s
+        )
         result.update(smoke(config.service_url, os.environ.get(config.api_key_env, ""), config.smoke_max_tokens))
     except (TimeoutError, RuntimeError, ApiException) as e:
         result.update(passed=False, error=str(e).strip(), requests=result.get("requests", []))
@@ -188,8 +235,9 @@ def serve_command(stats: dict) -> str:
     return f"codemill serve --model {shlex.quote(stats['model'])}"
 
 
-def rollout(config: RolloutConfig, model: str, eval_dir: str, train_dir: str, output: str, tracker,
-            kube_api=None) -> dict:
+def rollout(
+    config: RolloutConfig, model: str, eval_dir: str, train_dir: str, output: str, tracker, kube_api=None
+) -> dict:
     """Gate ``model`` on its metrics and, when it passes, register, deploy and smoke it; writes stats and report.
 
     An empty ``model`` means train's model directory, ``<train_dir>/model``.
@@ -204,9 +252,16 @@ def rollout(config: RolloutConfig, model: str, eval_dir: str, train_dir: str, ou
     gate = evaluate_gate(metrics, config.gate)
     challenger = comparable_metrics(eval_metrics)
     champion = _champion(config, challenger, tracker)
-    stats: dict = {"model": model, "target": target, "gate": gate, "champion": champion,
-                   "gate_passed": gate["passed"] and champion["passed"],
-                   "rolled_out": False, "registry": None, "smoke": None}
+    stats: dict = {
+        "model": model,
+        "target": target,
+        "gate": gate,
+        "champion": champion,
+        "gate_passed": gate["passed"] and champion["passed"],
+        "rolled_out": False,
+        "registry": None,
+        "smoke": None,
+    }
     if not stats["gate_passed"]:
         reasons = gate["reasons"] + [f"champion v{champion['version']}: {r}" for r in champion.get("reasons", [])]
         stats["decision"] = "not rolled out, serving left as it was: " + "; ".join(reasons)
@@ -222,9 +277,12 @@ def rollout(config: RolloutConfig, model: str, eval_dir: str, train_dir: str, ou
         if stats["rolled_out"] and reg:
             registry.move_alias(tracker.client, reg["name"], reg["alias"], reg["version"])
             reg["alias_moved"] = True
-        stats["decision"] = (f"rolled out {serve_uri} ({target})" if stats["rolled_out"] else
-                             f"not rolled out: smoke failed on {serve_uri}: "
-                             f"{stats['smoke'].get('error') or 'a smoke request failed'}")
+        stats["decision"] = (
+            f"rolled out {serve_uri} ({target})"
+            if stats["rolled_out"]
+            else f"not rolled out: smoke failed on {serve_uri}: "
+            f"{stats['smoke'].get('error') or 'a smoke request failed'}"
+        )
     stats["serve_command"] = serve_command(stats)
     write_stats(output, stats)
     io.write_text(io.join(output, "report.md"), render_report(stats))

@@ -35,8 +35,9 @@ def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cum, target, right=True).squeeze(1).clamp(max=probs.shape[-1] - 1)
 
 
-def sample_next(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor,
-                generators: list[torch.Generator]) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, generators: list[torch.Generator]
+) -> torch.Tensor:
     """One token per row from ``logits [rows, vocab]``; ``temperature``/``top_p`` are ``[rows]``.
 
     Each sampled row draws exactly one uniform number from its own generator per step;

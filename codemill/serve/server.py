@@ -85,16 +85,25 @@ def create_app(config: ServeConfig, model_dir: str, model_uri: str = "") -> Fast
 
     @app.get("/v1/models")
     async def models():
-        card = {"id": config.served_model_name, "object": "model", "created": state.started, "owned_by": "codemill",
-                "root": state.model_uri, "max_model_len": state.engine.context_length or None}
+        card = {
+            "id": config.served_model_name,
+            "object": "model",
+            "created": state.started,
+            "owned_by": "codemill",
+            "root": state.model_uri,
+            "max_model_len": state.engine.context_length or None,
+        }
         return {"object": "list", "data": [card]}
 
     async def generate(jobs, fmt, stream: bool):
         submit(state, jobs)
         cid = fmt.new_id()
         if stream:
-            return StreamingResponse(stream_events(state, jobs, cid, fmt), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return StreamingResponse(
+                stream_events(state, jobs, cid, fmt),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         return JSONResponse(await collect(state, jobs, cid, fmt))
 
     def tokenizer():

@@ -57,7 +57,7 @@ def _one(client: httpx.Client, name: str, body: dict) -> dict:
         if body.get("stream"):
             with client.stream("POST", "/v1/completions", json=body) as resp:
                 result["status"] = resp.status_code
-                lines = [line[len("data: "):] for line in resp.iter_lines() if line.startswith("data: ")]
+                lines = [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
             chunks = [json.loads(x) for x in lines if x != "[DONE]"]
             result["done"] = bool(lines) and lines[-1] == "[DONE]"
             choices = [c for chunk in chunks for c in chunk.get("choices", [])]
@@ -76,8 +76,9 @@ def _one(client: httpx.Client, name: str, body: dict) -> dict:
     except (httpx.HTTPError, ValueError, KeyError) as e:
         result["error"] = f"{type(e).__name__}: {e}"
     result["latency_s"] = round(time.perf_counter() - start, 4)
-    result["passed"] = (result["status"] == 200 and result["finish_reason"] in ("stop", "length")
-                        and result.get("done", True))
+    result["passed"] = (
+        result["status"] == 200 and result["finish_reason"] in ("stop", "length") and result.get("done", True)
+    )
     return result
 
 
@@ -87,8 +88,13 @@ def smoke(url: str, api_key: str = "", max_tokens: int = 16, timeout: float = 12
     with httpx.Client(base_url=url, headers=headers, timeout=timeout) as client:
         results = [_one(client, name, {**body, "max_tokens": max_tokens}) for name, body in SMOKE_REQUESTS]
     latencies = [r["latency_s"] for r in results]
-    return {"passed": all(r["passed"] for r in results), "url": url, "requests": results,
-            "max_latency_s": max(latencies), "total_latency_s": round(sum(latencies), 4)}
+    return {
+        "passed": all(r["passed"] for r in results),
+        "url": url,
+        "requests": results,
+        "max_latency_s": max(latencies),
+        "total_latency_s": round(sum(latencies), 4),
+    }
 
 
 class LocalServer:
@@ -97,13 +103,24 @@ class LocalServer:
     def __init__(self, model: str, log_path: str, env: dict[str, str] | None = None, extra_args: tuple = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.command = [sys.executable, "-m", "codemill.serve.cli", "--model", model, "--host", "127.0.0.1",
-                        "--port", str(self.port), "--no-access-log", *extra_args]
+        self.command = [
+            sys.executable,
+            "-m",
+            "codemill.serve.cli",
+            "--model",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            *extra_args,
+        ]
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)

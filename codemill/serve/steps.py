@@ -11,5 +11,11 @@ from codemill.runner import Context
 def rollout_step(config, ctx: Context) -> dict:
     from codemill.serve.rollout import rollout
 
-    return rollout(config, ctx.inputs.get("model", ""), ctx.input("eval_dir"), ctx.inputs.get("train_dir", ""),
-                   ctx.output, ctx.tracker)
+    return rollout(
+        config,
+        ctx.inputs.get("model", ""),
+        ctx.input("eval_dir"),
+        ctx.inputs.get("train_dir", ""),
+        ctx.output,
+        ctx.tracker,
+    )

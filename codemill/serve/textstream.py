@@ -32,9 +32,9 @@ class ChoiceText:
         self.tokens: list[int] = []
         self.text = ""
         self.finish_reason: str | None = None
-        self._sent = 0          # characters of `text` already handed out
+        self._sent = 0  # characters of `text` already handed out
         self._prefix_offset = 0  # decode window: tokens[_prefix_offset:]
-        self._read_offset = 0    # tokens before this are already in `text`
+        self._read_offset = 0  # tokens before this are already in `text`
 
     def push(self, token_id: int) -> str:
         """Add one sampled token; returns the text that may be sent now (maybe "")."""
@@ -59,11 +59,11 @@ class ChoiceText:
 
     def _decode_new(self, final: bool = False, end: int | None = None) -> str:
         ids = self.tokens[:end] if end is not None else self.tokens
-        before = self._decode(ids[self._prefix_offset:self._read_offset])
-        after = self._decode(ids[self._prefix_offset:])
+        before = self._decode(ids[self._prefix_offset : self._read_offset])
+        after = self._decode(ids[self._prefix_offset :])
         if len(after) > len(before) and (final or not after.endswith("\ufffd")):
             self._prefix_offset, self._read_offset = self._read_offset, len(ids)
-            return after[len(before):]
+            return after[len(before) :]
         return ""
 
     # -------------------------------------------------------------------- stop sequences
@@ -88,7 +88,7 @@ class ChoiceText:
     def _release(self, upto: int) -> str:
         if upto <= self._sent:
             return ""
-        delta, self._sent = self.text[self._sent:upto], upto
+        delta, self._sent = self.text[self._sent : upto], upto
         return delta
 
     def _finish(self, reason: str, flush_decoder: bool = True) -> str:

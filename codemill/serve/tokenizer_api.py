@@ -13,10 +13,15 @@ from codemill.serve.protocol import _invalid, _require_utf8, _type_error, check_
 
 
 def tokenizer_info(tokenizer, context_length: int) -> dict:
-    return {"tokenizer_class": type(tokenizer).__name__, "eos_token": tokenizer.eos_token,
-            "bos_token": tokenizer.bos_token, "pad_token": tokenizer.pad_token,
-            "chat_template": getattr(tokenizer, "chat_template", None), "model_max_length": context_length,
-            "vocab_size": len(tokenizer)}
+    return {
+        "tokenizer_class": type(tokenizer).__name__,
+        "eos_token": tokenizer.eos_token,
+        "bos_token": tokenizer.bos_token,
+        "pad_token": tokenizer.pad_token,
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "model_max_length": context_length,
+        "vocab_size": len(tokenizer),
+    }
 
 
 def tokenize(raw: bytes, tokenizer, context_length: int) -> dict:

@@ -31,8 +31,10 @@ def _entries(token_ids, logprobs, k: int) -> list[TokenLogprob]:
     """vLLM's per-token ``{token_id: Logprob(logprob, rank, ...)}`` (the token itself plus the top ``k``)."""
     out = []
     for token, options in zip(token_ids, logprobs):
-        top = sorted(((i, lp.logprob) for i, lp in options.items() if lp.rank is not None and lp.rank <= k),
-                     key=lambda item: -item[1])
+        top = sorted(
+            ((i, lp.logprob) for i, lp in options.items() if lp.rank is not None and lp.rank <= k),
+            key=lambda item: -item[1],
+        )
         out.append(TokenLogprob(token, options[token].logprob, top[:k]))
     return out
 
@@ -46,8 +48,9 @@ def vllm_available() -> bool:
 class VLLMEngine:
     """The ``vllm`` backend's :class:`~codemill.serve.engine.Engine`: each job is one ``AsyncLLMEngine`` request."""
 
-    def __init__(self, model_dir: str, metrics, context_length: int = 0, dtype: str = "auto",
-                 gpu_memory_utilization: float = 0.9):
+    def __init__(
+        self, model_dir: str, metrics, context_length: int = 0, dtype: str = "auto", gpu_memory_utilization: float = 0.9
+    ):
         self.model_dir = model_dir
         self.metrics = metrics
         self.requested_context = context_length
@@ -69,9 +72,13 @@ class VLLMEngine:
         if self.requested_context and limit and self.requested_context > limit:
             raise InputError(f"context_length {self.requested_context} exceeds the model's {limit} positions")
         self.context_length = self.requested_context or limit or 2048
-        args = AsyncEngineArgs(model=self.model_dir, tokenizer=self.model_dir, dtype=self.dtype,
-                               max_model_len=self.context_length,
-                               gpu_memory_utilization=self.gpu_memory_utilization)
+        args = AsyncEngineArgs(
+            model=self.model_dir,
+            tokenizer=self.model_dir,
+            dtype=self.dtype,
+            max_model_len=self.context_length,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+        )
         self.engine = AsyncLLMEngine.from_engine_args(args)
 
     def submit(self, job: Job) -> None:
@@ -85,9 +92,17 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         req = job.request
-        params = SamplingParams(n=req.n, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
-                                stop=req.stop or None, seed=req.seed, stop_token_ids=sorted(job.stop_ids) or None,
-                                logprobs=req.logprobs, prompt_logprobs=(req.logprobs or 0) if req.echo else None)
+        params = SamplingParams(
+            n=req.n,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            max_tokens=req.max_tokens,
+            stop=req.stop or None,
+            seed=req.seed,
+            stop_token_ids=sorted(job.stop_ids) or None,
+            logprobs=req.logprobs,
+            prompt_logprobs=(req.logprobs or 0) if req.echo else None,
+        )
         request_id = uuid.uuid4().hex
         sent: dict[int, tuple[int, int]] = {}  # choice -> (characters, tokens) already forwarded
         finished: set[int] = set()
@@ -103,8 +118,9 @@ class VLLMEngine:
                     await self.engine.abort(request_id)
                     return
                 if req.echo and job.prompt_logprobs is None:
-                    job.prompt_logprobs = [None] + _entries(job.prompt_ids[1:], output.prompt_logprobs[1:],
-                                                            req.logprobs or 0)
+                    job.prompt_logprobs = [None] + _entries(
+                        job.prompt_ids[1:], output.prompt_logprobs[1:], req.logprobs or 0
+                    )
                 for choice in output.outputs:
                     self._forward(job, choice, sent, finished)
         except Exception as e:  # one failed request, not a dead server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from codemill.train.report import plot_loss_curve
@@ -44,7 +45,9 @@ def write(folder: str, stats: dict, log_history: list[dict], config: dict, comma
     """``loss_curve.png`` and ``report.md`` in ``folder``; returns their paths."""
     curve, path = os.path.join(folder, "loss_curve.png"), os.path.join(folder, "report.md")
     history = [{"step": h["step"], "loss": h["loss"]} for h in log_history if "loss" in h]
-    val_history = [{"step": h["step"], "val_loss": h["eval_loss"]} for h in log_history if "eval_loss" in h]
+    start = stats["val_loss_start"]
+    val_history = [{"step": 0, "val_loss": start}] if math.isfinite(start) else []  # before the first step
+    val_history += [{"step": h["step"], "val_loss": h["eval_loss"]} for h in log_history if "eval_loss" in h]
     plot_loss_curve(history, val_history, curve)
     with open(path, "w", encoding="utf-8") as f:
         f.write(markdown(stats, config, command))

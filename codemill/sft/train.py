@@ -20,7 +20,6 @@ the reasons for TRL over the train stage's own loop: docs/sft.md.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -30,7 +29,7 @@ from codemill import io
 from codemill.sft import base as base_model
 from codemill.sft import checkpoints, data, export, report, template
 from codemill.sft.config import RESUME_MAY_CHANGE, SftConfig, config_flags, resolve
-from codemill.stage import InputError, config_dict, write_stats
+from codemill.stage import InputError, config_dict, log_config, write_stats
 from codemill.tracking import NoOpTracker, Tracker
 
 
@@ -50,15 +49,11 @@ def sft(config: SftConfig, model: str, data_dirs: str, output: str, tracker: Tra
 
     c = resolve(config)
     tracker = tracker or NoOpTracker()
-    # the runner logged the config as given; what the preset filled in is logged beside it
-    # (MLflow refuses to change a logged param, so under its own names)
-    filled = {k: v for k, v in config_dict(c).items() if getattr(config, k) is None}
-    print(f"[sft] from preset {c.preset}: {json.dumps(filled, sort_keys=True)}", flush=True)
-    tracker.log_params({f"preset.{k}": v for k, v in filled.items()})
     if c.num_threads:
         torch.set_num_threads(c.num_threads)
     if c.attn_implementation == "flash_attention_2" and not torch.cuda.is_available():
         c.attn_implementation = "sdpa"  # a GPU preset run on CPU (tests, smoke runs)
+    log_config("sft", c, tracker)  # resolved (the step table has log_config=False for this)
     scratch = tempfile.mkdtemp(prefix="codemill-sft-")
     try:
         return _run(c, model, data_dirs, output, tracker, registry_uri, scratch)
@@ -235,5 +230,3 @@ def _val_loss_start(trainer, output: str, resumed: bool) -> float:
     value = _evaluate(trainer)
     io.write_json(url, {"val_loss": value})
     return value
-
-

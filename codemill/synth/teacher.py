@@ -127,6 +127,17 @@ def parse_completion(data) -> Reply:
         return Reply(error=f"not a chat completion ({type(e).__name__}: {e})"[:300])
 
 
+def error_kind(error: str) -> str:
+    """``timeout``, ``connect``, ``http_<status>`` or ``bad_reply``: the stats' ``teacher_errors`` keys."""
+    if error.startswith("timed out"):
+        return "timeout"
+    if error.startswith("cannot connect"):
+        return "connect"
+    if error.startswith("HTTP ") and error[5:8].isdigit() and not error.startswith("HTTP 200"):
+        return f"http_{error[5:8]}"
+    return "bad_reply"
+
+
 class Teacher:
     """Asks many chat requests with retries and a response cache; see the module docstring."""
 
@@ -176,9 +187,12 @@ class Teacher:
             raise TeacherUnavailable(f"teacher {self.url}: none of the {len(replies)} requests was answered "
                                      f"(first: {replies[0].error}); the outcomes are cached, so after fixing it "
                                      f"rerun with --retry-failed")
-        for reply in replies:
+        for reply in replies:  # cached replies count too: the stats describe the data, not this run's traffic
             self.usage.prompt_tokens += reply.prompt_tokens
             self.usage.completion_tokens += reply.completion_tokens
+            if reply.error:
+                kind = error_kind(reply.error)
+                self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
         return replies
 
     async def _ask_all(self, requests: list[Request], desc: str) -> list[Reply]:
@@ -241,10 +255,7 @@ class Teacher:
                                          if transport_error else last))
 
     def _done(self, request: Request, reply: Reply) -> Reply:
-        if reply.error:
-            kind = reply.error.split(" ")[0]
-            self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
-        else:
+        if not reply.error:
             self._answered += 1
         io.write_atomic(self._cache_url(request.key), json.dumps(reply.to_json(), ensure_ascii=False).encode())
         return reply

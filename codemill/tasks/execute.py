@@ -13,7 +13,8 @@ which inputs are cases; the later runs repeat those and must return the same val
   ``nondeterministic``;
 - a case whose value has no ``repr`` that ``ast.literal_eval`` reads back exactly (NaN,
   infinities, frozensets) is dropped, because tests store outputs as literals; none left
-  is ``unserializable_output``.
+  is ``unserializable_output``; a function that returns None on every case is
+  ``returns_none`` (a procedure: there is nothing to predict).
 
 Expected values are decided here, in the trusted process, from decoded values; nothing
 a reference prints or claims is used.
@@ -126,6 +127,9 @@ def run_reference(config: TasksConfig, reference: str, entry_point: str, example
         if not outcome.cases:
             outcome = Outcome(reason="unserializable_output",
                               detail="no output has a literal repr (NaN, infinity, frozenset, ...)")
+        elif all(output == "None" for _, output in outcome.cases):
+            # a procedure (it works by side effect on its arguments, or not at all): nothing to predict
+            outcome = Outcome(reason="returns_none", detail=f"every one of its {len(outcome.cases)} cases returns None")
     outcome.seconds = time.perf_counter() - start
     return outcome
 

@@ -63,16 +63,21 @@ def merge(shards: list[dict]) -> dict:
     merged["disagreeing_examples"] = [e for s in shards for e in s["disagreeing_examples"]][:20]
     merged["timing"] = {k: round(sum(s["timing"][k] for s in shards), 3) for k in shards[0]["timing"] if k != "workers"}
     merged["timing"]["workers"] = shards[0]["timing"]["workers"]
-    merged["config"] = shards[0].get("config", {})
     return merged
 
 
+# settings the shards used; the others (kinds, max_tasks, heldout_fraction, report_examples, workers) are
+# the finish's own, so a finish can be run again with other ones without redoing the shards
+SHARD_SETTINGS = ("seed", "timeout", "runs", "max_cases", "max_input_chars", "memory_mb", "decontam_paths",
+                  "decontam_fields", "decontam_ngram", "decontam_min_tokens")
+
+
 def check_same_config(output: str, shards: list[dict], config: TasksConfig) -> None:
-    """The tasks are made with the shards' settings: a finish with other settings is refused."""
+    """The tasks are made with the shards' settings: a finish with other shard settings is refused."""
     current = stage.config_dict(config)
     for rank, shard in enumerate(shards):
         done = shard.get("config") or {}
-        diff = [f"{k}: {done[k]!r} -> {current[k]!r}" for k in sorted(current) if k in done and done[k] != current[k]]
+        diff = [f"{k}: {done[k]!r} -> {current[k]!r}" for k in SHARD_SETTINGS if k in done and done[k] != current[k]]
         if diff:
             raise stage.InputError(f"{output}: tasks shard {rank} ran with other settings ({'; '.join(diff)}); "
                                    "finish with the shards' settings, or use a new --output")
@@ -83,6 +88,7 @@ def finish_step(config: TasksConfig, ctx: runner.Context) -> dict:
     shards = stage.read_shard_stats(output, STAGE, world_size)
     check_same_config(output, shards, config)
     stats = merge(shards)
+    stats["config"] = stage.config_dict(config)
     tables = [io.read_parquet(shard_url(output, "_work/functions", r, world_size)) for r in range(world_size)]
     functions, duplicates = dedup([row for t in tables for row in t.to_pylist()])
     functions, over = cap(functions, len(config.kinds), config.max_tasks)

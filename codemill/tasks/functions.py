@@ -5,7 +5,7 @@ repository it imports them from (:class:`Assembly`).
 
 A candidate that cannot become a task carries its rejection (``reason``, ``detail``):
 ``async``, ``generator``, ``decorated`` (any decorator but ``functools.lru_cache``/``cache``),
-``no_parameters`` (its shape), ``unresolved`` (a name that is neither a builtin nor bound at
+``no_body``, ``no_parameters`` (its shape), ``unresolved`` (a name that is neither a builtin nor bound at
 module level, a module imported whole from the repository, or a name two modules define
 differently), ``non_stdlib_import`` (the sandbox has the standard library only), ``too_large``.
 """
@@ -145,6 +145,9 @@ def _shape(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, str] | No
         return "decorated", f"decorated with {ast.unparse(odd[0])[:80]}"
     if _is_generator(node):
         return "generator", "a generator returns an iterator, not plain data"
+    if all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+           for s in node.body):
+        return "no_body", "the body is only its docstring (a stub): it always returns None"
     a = node.args
     if not (a.posonlyargs or a.args or a.kwonlyargs or a.vararg or a.kwarg):
         return "no_parameters", "takes no arguments: there is no input to vary"

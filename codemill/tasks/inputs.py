@@ -4,8 +4,8 @@ arguments included. Only the arguments are taken; what an example or an assertio
 result is (``>>>``'s expected output, ``assert name(x) == y``, ``assertEqual``) is kept only
 to count the examples that disagree with what the reference really returns.
 
-An input is the argument source text (``-3, low=-2, high=2``): every argument a literal
-(``ast.literal_eval`` accepts it), no ``*``/``**`` unpacking.
+An input is the argument source text (``-3, low=-2, high=2``): at least one argument, every
+argument a literal (``ast.literal_eval`` accepts it), no ``*``/``**`` unpacking.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ def _is_literal(node: ast.AST) -> bool:
 
 
 def argument_source(call: ast.Call, max_chars: int) -> str | None:
-    """The call's arguments as source, when every one is a literal; else None."""
+    """The call's arguments as source, when there are some and every one is a literal; else None
+    (a call with no arguments is no input to vary)."""
+    if not (call.args or call.keywords):
+        return None
     if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
         return None
     if not all(_is_literal(a) for a in call.args) or not all(_is_literal(k.value) for k in call.keywords):

@@ -75,7 +75,7 @@ class TrainConfig:
     peak_tflops: float = _opt(0.0, "peak bf16 TFLOP/s per GPU for MFU (0 = from the GPU's name)")
     seed: int = _opt(0, "random seed: model init and data order")
 
-    def ensure_valid(self) -> "TrainConfig":
+    def ensure_valid(self) -> TrainConfig:
         """Raise InputError naming what cannot work, with the preset filled in (see :func:`check`)."""
         resolve(self)
         return self

@@ -26,9 +26,20 @@ def train_args(config: TrainConfig, input: str, output: str, tracking_uri: str, 
     return args
 
 
-def run_step(config: TrainConfig, input: str, output: str, gpu_count: int = 1, num_nodes: int = 1,
-             node_selector: dict | None = None, tolerations: list | None = None, tracking_uri: str = "",
-             parent_run_id: str = "", image: str = "", runtime: str = "", credentials_secret: str = "") -> dict:
+def run_step(
+    config: TrainConfig,
+    input: str,
+    output: str,
+    gpu_count: int = 1,
+    num_nodes: int = 1,
+    node_selector: dict | None = None,
+    tolerations: list | None = None,
+    tracking_uri: str = "",
+    parent_run_id: str = "",
+    image: str = "",
+    runtime: str = "",
+    credentials_secret: str = "",
+) -> dict:
     """Train with the resources the step was given; returns the stage's stats."""
     args = train_args(config, input, output, tracking_uri, parent_run_id)
     if num_nodes > 1:
@@ -37,10 +48,17 @@ def run_step(config: TrainConfig, input: str, output: str, gpu_count: int = 1, n
         if not image:
             raise InputError("num_nodes > 1 launches a TrainJob, which needs the training image; pass image=")
         job = trainjob.manifest(
-            trainjob.job_name(output), trainjob.current_namespace(), image, args, num_nodes, max(gpu_count, 1),
+            trainjob.job_name(output),
+            trainjob.current_namespace(),
+            image,
+            args,
+            num_nodes,
+            max(gpu_count, 1),
             runtime=runtime or ("deepspeed-distributed" if config.deepspeed else "torch-distributed"),
-            node_selector=node_selector, tolerations=tolerations,
-            credentials_secret=credentials_secret or os.environ.get("CODEMILL_S3_SECRET", ""))
+            node_selector=node_selector,
+            tolerations=tolerations,
+            credentials_secret=credentials_secret or os.environ.get("CODEMILL_S3_SECRET", ""),
+        )
         trainjob.run(job)
         return read_stats(output)
 
@@ -49,8 +67,17 @@ def run_step(config: TrainConfig, input: str, output: str, gpu_count: int = 1, n
     local_gpus = torch.cuda.device_count()
     if gpu_count > 1 and local_gpus > 1:
         nproc = min(gpu_count, local_gpus)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "codemill.cli", "train", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            "-m",
+            "codemill.cli",
+            "train",
+            *args,
+        ]
         print("[train] " + " ".join(cmd), flush=True)
         code = subprocess.run(cmd, check=False).returncode
         if code != 0:
@@ -59,8 +86,9 @@ def run_step(config: TrainConfig, input: str, output: str, gpu_count: int = 1, n
 
     from codemill import runner
 
-    return runner.run_tracked("train", config, output=output, tracking_uri=tracking_uri,
-                              parent_run_id=parent_run_id, input=input)
+    return runner.run_tracked(
+        "train", config, output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id, input=input
+    )
 
 
 def train_step(config: TrainConfig, ctx) -> dict:

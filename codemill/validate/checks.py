@@ -46,9 +46,15 @@ class Checker:
 
         def reject(reason: str, detail: str) -> tuple[QuarantineRecord, dict]:
             raw = c.raw if c.raw is not None else _raw(c.data)
-            return QuarantineRecord(reason=reason, detail=_text(detail), source=_text(c.source),
-                                    repo=_text(c.repo), path=_text(c.path), language=language,
-                                    raw=_text(raw)), {}
+            return QuarantineRecord(
+                reason=reason,
+                detail=_text(detail),
+                source=_text(c.source),
+                repo=_text(c.repo),
+                path=_text(c.path),
+                language=language,
+                raw=_text(raw),
+            ), {}
 
         if c.problem:
             return reject(*c.problem)
@@ -78,8 +84,16 @@ class Checker:
         counts: dict[str, int] = {}
         if self.config.redact_secrets:
             text, counts = redact(text)
-        record = FileRecord(repo=c.repo, path=c.path, content=text, language=language, license=c.license,
-                            stars=c.stars, source=c.source, redactions=sum(counts.values()))
+        record = FileRecord(
+            repo=c.repo,
+            path=c.path,
+            content=text,
+            language=language,
+            license=c.license,
+            stars=c.stars,
+            source=c.source,
+            redactions=sum(counts.values()),
+        )
         return record.finalize(), counts
 
 
@@ -87,7 +101,7 @@ def _raw(data: bytes | str | None) -> str | None:
     if data is None:
         return None
     if isinstance(data, bytes):
-        return data[:RAW_LIMIT * 4].decode("utf-8", "replace")[:RAW_LIMIT]
+        return data[: RAW_LIMIT * 4].decode("utf-8", "replace")[:RAW_LIMIT]
     return data[:RAW_LIMIT]
 
 

@@ -25,17 +25,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     from codemill.validate.config import ValidateConfig
 
     p = sub.add_parser(
-        "validate", help="read source repositories, keep clean files, quarantine the rest",
+        "validate",
+        help="read source repositories, keep clean files, quarantine the rest",
         description="Validate a source (site-packages, a folder of repositories, or JSONL/Parquet files in "
-                    "The Stack's layout): quarantine bad records with a reason, apply the DeepSeek-Coder "
-                    "quality filters, decontaminate against benchmarks, redact secrets.")
-    p.add_argument("--source", default=None,
-                   help="'site-packages', a folder whose subfolders are repositories, or JSONL/Parquet URL(s) "
-                        "(local or s3://, globs allowed); required unless --step finish")
+        "The Stack's layout): quarantine bad records with a reason, apply the DeepSeek-Coder "
+        "quality filters, decontaminate against benchmarks, redact secrets.",
+    )
+    p.add_argument(
+        "--source",
+        default=None,
+        help="'site-packages', a folder whose subfolders are repositories, or JSONL/Parquet URL(s) "
+        "(local or s3://, globs allowed); required unless --step finish",
+    )
     p.add_argument("--output", required=True, help="output folder URL (local or s3://), shared by all shards")
-    p.add_argument("--step", choices=STEPS, default="all",
-                   help="one step (shard: validate this rank's shard; finish: merge the shards) or all: "
-                        "this rank's shard, then the merge when --world-size is 1 (default: all)")
+    p.add_argument(
+        "--step",
+        choices=STEPS,
+        default="all",
+        help="one step (shard: validate this rank's shard; finish: merge the shards) or all: "
+        "this rank's shard, then the merge when --world-size is 1 (default: all)",
+    )
     p.add_argument("--finish", action="store_true", help="the same as --step finish")
     config_group = p.add_argument_group("validate settings")
     stage.add_config_args(config_group, ValidateConfig, skip=("seed",))  # --seed comes with the shard flags

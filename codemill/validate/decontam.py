@@ -28,12 +28,12 @@ import numpy as np
 from codemill import io
 from codemill.stage import InputError
 
-
 HUMANEVAL = "humaneval"
 
 # Fixed odd 64-bit multipliers, one per position in a window (golden-ratio multiples of it).
-_MULTIPLIERS = np.array([((i + 1) * 0x9E3779B97F4A7C15 ^ 0xBF58476D1CE4E5B9) & (2**64 - 1) | 1
-                         for i in range(64)], dtype=np.uint64)
+_MULTIPLIERS = np.array(
+    [((i + 1) * 0x9E3779B97F4A7C15 ^ 0xBF58476D1CE4E5B9) & (2**64 - 1) | 1 for i in range(64)], dtype=np.uint64
+)
 
 
 def tokenize(text: str) -> list[str]:
@@ -104,7 +104,7 @@ class Decontaminator:
         for bench in texts:
             ids = [self.vocab.setdefault(t, len(self.vocab) + 1) for t in tokenize(bench.text)]
             if len(ids) >= ngram:
-                windows = {tuple(ids[j:j + ngram]) for j in range(len(ids) - ngram + 1)}
+                windows = {tuple(ids[j : j + ngram]) for j in range(len(ids) - ngram + 1)}
             elif len(ids) >= min_tokens:
                 windows = {tuple(ids)}
             else:
@@ -140,7 +140,7 @@ class Decontaminator:
             for i in range(n):
                 hashes += ids[starts + i] * _MULTIPLIERS[i]
             for j in starts[_members(hashes, self.hashes[n])]:
-                task = self.grams[n].get(tuple(ids[j:j + n].tolist()))
+                task = self.grams[n].get(tuple(ids[j : j + n].tolist()))
                 if task is not None:
-                    return task, " ".join(tokens[j:j + n])
+                    return task, " ".join(tokens[j : j + n])
         return None

@@ -24,10 +24,25 @@ REASON_HELP = {
     "contaminated": "shares an n-gram with a benchmark",
 }
 
-THRESHOLDS = ("max_file_bytes", "max_mean_line_length", "max_line_length", "min_alpha_fraction",
-              "xml_header_chars", "html_min_text_fraction", "html_min_text_chars", "data_min_chars",
-              "data_max_chars", "autogen_header_lines", "minified_line_length", "decontam_paths",
-              "decontam_ngram", "decontam_min_tokens", "languages", "max_repos", "max_repo_bytes")
+THRESHOLDS = (
+    "max_file_bytes",
+    "max_mean_line_length",
+    "max_line_length",
+    "min_alpha_fraction",
+    "xml_header_chars",
+    "html_min_text_fraction",
+    "html_min_text_chars",
+    "data_min_chars",
+    "data_max_chars",
+    "autogen_header_lines",
+    "minified_line_length",
+    "decontam_paths",
+    "decontam_ngram",
+    "decontam_min_tokens",
+    "languages",
+    "max_repos",
+    "max_repo_bytes",
+)
 
 
 def _mb(n: int) -> str:
@@ -52,34 +67,67 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 def render_report(stats: dict) -> str:
     total = max(stats["input_records"], 1)
     ok = "holds" if stats["invariant_ok"] else "**VIOLATED**"
-    out = ["# validate report", "",
-           f"Source: `{stats['source']}` ({stats['source_kind']}), {stats['shards']} shard(s).", ""]
-    out += _table(["", "files", "MB"], [
-        ["input", stats["input_records"], _mb(stats["bytes_in"])],
-        ["kept", stats["kept"], _mb(stats["bytes_kept"])],
-        ["quarantined", stats["quarantined"], ""]])
-    out += [f"Invariant `input_records == kept + quarantined`: {ok} "
-            f"({stats['input_records']} = {stats['kept']} + {stats['quarantined']}; rows written: "
-            f"{stats['rows_written']['files']} kept, {stats['rows_written']['quarantine']} quarantined).", ""]
+    out = [
+        "# validate report",
+        "",
+        f"Source: `{stats['source']}` ({stats['source_kind']}), {stats['shards']} shard(s).",
+        "",
+    ]
+    out += _table(
+        ["", "files", "MB"],
+        [
+            ["input", stats["input_records"], _mb(stats["bytes_in"])],
+            ["kept", stats["kept"], _mb(stats["bytes_kept"])],
+            ["quarantined", stats["quarantined"], ""],
+        ],
+    )
+    out += [
+        f"Invariant `input_records == kept + quarantined`: {ok} "
+        f"({stats['input_records']} = {stats['kept']} + {stats['quarantined']}; rows written: "
+        f"{stats['rows_written']['files']} kept, {stats['rows_written']['quarantine']} quarantined).",
+        "",
+    ]
     sel = stats.get("selection")
     if sel:
         over = sel["repos_over_byte_cap"]
-        out += ["## Repositories", "",
-                f"{sel['repos_found']} found, {sel['repos_matching']} match the name filters, {len(over)} skipped "
-                f"over the byte cap{f' ({_names(over, 20)})' if over else ''}, "
-                f"{sel['repos_picked']} read: {_names(sel['picked'], 60)}.", ""]
+        out += [
+            "## Repositories",
+            "",
+            f"{sel['repos_found']} found, {sel['repos_matching']} match the name filters, {len(over)} skipped "
+            f"over the byte cap{f' ({_names(over, 20)})' if over else ''}, "
+            f"{sel['repos_picked']} read: {_names(sel['picked'], 60)}.",
+            "",
+        ]
     out += ["## Quarantined, by reason", ""]
     reasons = sorted(stats["by_reason"].items(), key=lambda kv: (-kv[1], kv[0]))
-    out += _table(["reason", "files", "share of input", "meaning", "example"], [
-        [f"`{r}`", n, f"{n / total:.1%}", REASON_HELP.get(r, ""),
-         _cell(f"{stats['examples'][r][0]['source']}: {stats['examples'][r][0]['detail']}")
-         if stats["examples"].get(r) else ""]
-        for r, n in reasons]) if reasons else ["Nothing was quarantined.", ""]
+    out += (
+        _table(
+            ["reason", "files", "share of input", "meaning", "example"],
+            [
+                [
+                    f"`{r}`",
+                    n,
+                    f"{n / total:.1%}",
+                    REASON_HELP.get(r, ""),
+                    _cell(f"{stats['examples'][r][0]['source']}: {stats['examples'][r][0]['detail']}")
+                    if stats["examples"].get(r)
+                    else "",
+                ]
+                for r, n in reasons
+            ],
+        )
+        if reasons
+        else ["Nothing was quarantined.", ""]
+    )
     out += ["## Kept, by language", ""]
     langs = sorted(stats["languages"].items(), key=lambda kv: (-kv[1], kv[0]))
-    out += _table(["language", "files", "MB"], [[l, n, _mb(stats["language_bytes"][l])] for l, n in langs])
-    out += ["## Secrets redacted", "",
-            f"{stats['files_redacted']} kept file(s) had secrets replaced by placeholders.", ""]
+    out += _table(["language", "files", "MB"], [[lang, n, _mb(stats["language_bytes"][lang])] for lang, n in langs])
+    out += [
+        "## Secrets redacted",
+        "",
+        f"{stats['files_redacted']} kept file(s) had secrets replaced by placeholders.",
+        "",
+    ]
     if stats["redactions"]:
         out += _table(["kind", "replaced"], [[k, n] for k, n in stats["redactions"].items()])
     if stats["contaminated_tasks"]:

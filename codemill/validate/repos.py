@@ -97,10 +97,15 @@ def _distribution(folder: str, dist_info: str, skip_dirs: frozenset[str], binary
         # a distribution whose file list cannot be read: one quarantined record says so
         base, _, version = dist_info.removesuffix(".dist-info").partition("-")
         detail = f"{record_url}: cannot read the distribution's file list ({getattr(e, 'strerror', None) or e})"
-        return Repo(id=f"{_normalize(base)}=={version or '0'}",
-                    files=[RepoFile(record_url, f"{dist_info}/RECORD", None, ("unreadable", detail))])
-    repo = Repo(id=f"{_normalize(meta.get('Name') or dist_info.split('-')[0])}=={meta.get('Version', '0')}",
-                files=[], license=_license(meta))
+        return Repo(
+            id=f"{_normalize(base)}=={version or '0'}",
+            files=[RepoFile(record_url, f"{dist_info}/RECORD", None, ("unreadable", detail))],
+        )
+    repo = Repo(
+        id=f"{_normalize(meta.get('Name') or dist_info.split('-')[0])}=={meta.get('Version', '0')}",
+        files=[],
+        license=_license(meta),
+    )
     for row in csv.reader(record.splitlines()):
         path = row[0].replace("\\", "/") if row else ""
         if not path:
@@ -167,7 +172,7 @@ def folder_repos(source: str, config: ValidateConfig) -> tuple[list[Repo], int]:
     repos: dict[str, Repo] = {}
     beside = 0
     for url, kind, error in entries:
-        name, _, path = url[len(root):].replace(os.sep, "/").partition("/")
+        name, _, path = url[len(root) :].replace(os.sep, "/").partition("/")
         if not path and kind == FILE:
             beside += 1  # a file beside the repositories, not inside one
             continue
@@ -176,8 +181,9 @@ def folder_repos(source: str, config: ValidateConfig) -> tuple[list[Repo], int]:
         if skip:
             repo.skipped[skip] += 1
         elif kind == FILE:
-            repo.files.append(RepoFile(url, path, None) if io.is_s3(url) else
-                              _local_file(url, path, os.path.join(root, name)))
+            repo.files.append(
+                RepoFile(url, path, None) if io.is_s3(url) else _local_file(url, path, os.path.join(root, name))
+            )
         else:
             entry = _folder_entry(url, path, os.path.join(root, name), kind, error)
             if entry is None:
@@ -217,15 +223,22 @@ def _folder_entry(url: str, path: str, repo_root: str, kind: str, error: str) ->
     local = io.local_path(url)
     shown = path or "."  # the repository folder itself
     if kind == UNLISTABLE:
-        return RepoFile(url, shown + "/", None, ("unreadable", f"{local}: cannot list the folder: {error}; "
-                                                              "none of its files can be read"))
+        return RepoFile(
+            url,
+            shown + "/",
+            None,
+            ("unreadable", f"{local}: cannot list the folder: {error}; none of its files can be read"),
+        )
     target = os.path.realpath(local)
     if path and _inside(target, os.path.realpath(repo_root)):
         return None
     where = f"outside the repository {repo_root}" if path else "a repository folder must not be a link"
-    return RepoFile(url, shown + "/", None, ("symlink_outside_repo",
-                                             f"{local} is a symbolic link to the folder {target} ({where}); "
-                                             "not followed"))
+    return RepoFile(
+        url,
+        shown + "/",
+        None,
+        ("symlink_outside_repo", f"{local} is a symbolic link to the folder {target} ({where}); not followed"),
+    )
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -238,9 +251,15 @@ def _local_file(url: str, path: str, repo_root: str) -> RepoFile:
     if os.path.islink(local):
         target = os.path.realpath(local)
         if not _inside(target, os.path.realpath(repo_root)):
-            return RepoFile(url, path, None, ("symlink_outside_repo",
-                                              f"{local} is a symbolic link to {target}, outside the repository "
-                                              f"{repo_root}; not followed"))
+            return RepoFile(
+                url,
+                path,
+                None,
+                (
+                    "symlink_outside_repo",
+                    f"{local} is a symbolic link to {target}, outside the repository {repo_root}; not followed",
+                ),
+            )
     try:
         size = os.path.getsize(local)
     except OSError as e:
@@ -258,17 +277,27 @@ def _matches(repo: Repo, patterns: list[str]) -> bool:
 
 def select(repos: list[Repo], config: ValidateConfig, source: str) -> tuple[list[Repo], dict]:
     """The repositories to read, and a summary of how they were picked."""
-    matching = [r for r in repos if (not config.include_repos or _matches(r, config.include_repos))
-                and not _matches(r, config.exclude_repos)]
+    matching = [
+        r
+        for r in repos
+        if (not config.include_repos or _matches(r, config.include_repos)) and not _matches(r, config.exclude_repos)
+    ]
     too_big = {r.id for r in matching if config.max_repo_bytes and r.size > config.max_repo_bytes}
     over = sorted(too_big)
     fitting = sorted((r for r in matching if r.id not in too_big), key=lambda r: r.id)
     picked = fitting[: config.max_repos] if config.max_repos > 0 else fitting
     if not picked:
-        raise InputError(f"{source}: no repository left to read: {len(repos)} found, {len(matching)} match the "
-                         f"name filters, {len(over)} are over max_repo_bytes={config.max_repo_bytes}")
-    selection = {"repos_found": len(repos), "repos_matching": len(matching), "repos_over_byte_cap": over,
-                 "repos_picked": len(picked), "picked": [r.id for r in picked]}
+        raise InputError(
+            f"{source}: no repository left to read: {len(repos)} found, {len(matching)} match the "
+            f"name filters, {len(over)} are over max_repo_bytes={config.max_repo_bytes}"
+        )
+    selection = {
+        "repos_found": len(repos),
+        "repos_matching": len(matching),
+        "repos_over_byte_cap": over,
+        "repos_picked": len(picked),
+        "picked": [r.id for r in picked],
+    }
     return picked, selection
 
 

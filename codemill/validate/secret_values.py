@@ -32,15 +32,24 @@ PLUGINS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("artifactory.ArtifactoryDetector", "artifactory_token", ("exact:AKC", r"exact:AP[\dA-F]")),
     ("aws.AWSKeyDetector", "aws_access_key", ("a3t|abia|acca|akia|asia|aws",)),
     ("azure_storage_key.AzureStorageKeyDetector", "azure_storage_key", ("accountkey=",)),
-    ("cloudant.CloudantDetector", "cloudant_credentials", (r"cl(?:oudant|ou)?[-_]?(?:api)?(?:key|pw|pass|token)",
-                                                           r"cloudant\.com")),
+    (
+        "cloudant.CloudantDetector",
+        "cloudant_credentials",
+        (r"cl(?:oudant|ou)?[-_]?(?:api)?(?:key|pw|pass|token)", r"cloudant\.com"),
+    ),
     ("discord.DiscordBotTokenDetector", "discord_token", (r"\.[a-z\d_-]{6}\.[a-z\d_-]{27}",)),
     ("github_token.GitHubTokenDetector", "github_token", ("gh[pousr]_",)),
-    ("gitlab_token.GitLabTokenDetector", "gitlab_token",
-     ("gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-", "gr1348941")),
+    (
+        "gitlab_token.GitLabTokenDetector",
+        "gitlab_token",
+        ("gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-", "gr1348941"),
+    ),
     # its keyword is optional ("api_key = ..." counts): the 44-character value is the filter
-    ("ibm_cloud_iam.IbmCloudIamDetector", "ibm_cloud_iam_key",
-     tuple(rf"{word}[^\n]{{0,40}}?[a-z0-9_\-]{{44}}" for word in ("key", "pwd", "pass", "token"))),
+    (
+        "ibm_cloud_iam.IbmCloudIamDetector",
+        "ibm_cloud_iam_key",
+        tuple(rf"{word}[^\n]{{0,40}}?[a-z0-9_\-]{{44}}" for word in ("key", "pwd", "pass", "token")),
+    ),
     ("ibm_cos_hmac.IbmCosHmacDetector", "ibm_cos_hmac", ("secret[-_]?(?:access)?[-_]?key",)),
     ("jwt.JwtTokenDetector", "jwt", ("eyj",)),
     ("mailchimp.MailchimpDetector", "mailchimp_key", (r"-us\d",)),
@@ -49,8 +58,11 @@ PLUGINS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("pypi_token.PypiTokenDetector", "pypi_token", ("pypi-ag",)),
     ("sendgrid.SendGridDetector", "sendgrid_key", (r"sg\.",)),
     ("slack.SlackDetector", "slack_token", ("xox[a-z]-", r"hooks\.slack\.com")),
-    ("softlayer.SoftlayerDetector", "softlayer_key", ("s(?:oftlayer|l)[-_]?(?:api)?[-_]?(?:key|pw|pass|token)",
-                                                      r"api\.softlayer\.com")),
+    (
+        "softlayer.SoftlayerDetector",
+        "softlayer_key",
+        ("s(?:oftlayer|l)[-_]?(?:api)?[-_]?(?:key|pw|pass|token)", r"api\.softlayer\.com"),
+    ),
     ("square_oauth.SquareOAuthDetector", "square_oauth", ("sq0csp-",)),
     ("stripe.StripeDetector", "stripe_key", ("k_live_",)),
     ("telegram_token.TelegramBotTokenDetector", "telegram_token", (":[0-9a-z_-]{35}",)),
@@ -69,10 +81,13 @@ AWS_SECRET = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/])")
 # "...aKEYr..." that lower-casing finds inside base64 such as a certificate), and not be
 # an earlier pass's "<KEY>" placeholder (checked after the word: a pattern that starts
 # with a lookbehind loses re's fast literal search, 3x slower).
-NEAR_KEYWORD = tuple(re.compile(  # on the lower-cased text, like the triggers; one per keyword (speed)
-    word + f"(?<!<{word})" + r"s?(?![a-z0-9+/])[\s\S]{0,40}?"
-    r"(?<![a-z0-9+/_\-])([a-z0-9+/_\-]{20,}={0,2})(?![a-z0-9+/=_\-])")
-    for word in ("key", "secret", "token", "password", "passwd", "pwd", "credential"))
+NEAR_KEYWORD = tuple(
+    re.compile(  # on the lower-cased text, like the triggers; one per keyword (speed)
+        word + f"(?<!<{word})" + r"s?(?![a-z0-9+/])[\s\S]{0,40}?"
+        r"(?<![a-z0-9+/_\-])([a-z0-9+/_\-]{20,}={0,2})(?![a-z0-9+/=_\-])"
+    )
+    for word in ("key", "secret", "token", "password", "passwd", "pwd", "credential")
+)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 HEX = re.compile(r"[0-9a-fA-F]+")
 BASE64_LIMIT, HEX_LIMIT, HEX_MIN_LENGTH = 4.5, 3.0, 32  # detect-secrets' default limits
@@ -112,7 +127,7 @@ def trigger_lines(text: str, lower: str, triggers: tuple[tuple[re.Pattern, bool]
             if start not in spans:
                 end = text.find("\n", m.end())
                 spans[start] = len(text) if end < 0 else end
-    return "\n".join(text[s:spans[s]] for s in sorted(spans))
+    return "\n".join(text[s : spans[s]] for s in sorted(spans))
 
 
 def _is_placeholder(value: str) -> bool:
@@ -124,8 +139,12 @@ def _is_placeholder(value: str) -> bool:
 
 def _random_base64(value: str) -> bool:
     """Mixed case and a digit or symbol, not hex: a random key, not a word or a SHA-1."""
-    return (not HEX.fullmatch(value) and any(c.islower() for c in value) and any(c.isupper() for c in value)
-            and any(c.isdigit() or c in "+/" for c in value))
+    return (
+        not HEX.fullmatch(value)
+        and any(c.islower() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.isdigit() or c in "+/" for c in value)
+    )
 
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+){2,}")
@@ -193,7 +212,7 @@ def find_values(text: str, key_id_seen: bool = False) -> dict[str, str]:
             found.setdefault(value, "aws_secret_key")
     for near in NEAR_KEYWORD:
         for m in near.finditer(lower):
-            value = text[m.start(1):m.end(1)]
+            value = text[m.start(1) : m.end(1)]
             if value not in found and high_entropy(value) and not _is_placeholder(value):
                 found[value] = "high_entropy_secret"
     return found

@@ -34,23 +34,31 @@ from codemill.validate.secret_values import find_values, replace_values
 
 # kind -> (triggers, pattern, placeholder); the order is the alternation order.
 KINDS: dict[str, tuple[tuple[str | re.Pattern, ...], str, str]] = {
-    "private_key": (("PRIVATE KEY",),
-                    # the body is base64 plus PEM headers, so code between two marker
-                    # string literals (BEGIN = "..."; END = "...") is not taken for a key
-                    r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s:,.\-]{16,20000}?"
-                    r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----", "<KEY>"),
+    "private_key": (
+        ("PRIVATE KEY",),
+        # the body is base64 plus PEM headers, so code between two marker
+        # string literals (BEGIN = "..."; END = "...") is not taken for a key
+        r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s:,.\-]{16,20000}?"
+        r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+        "<KEY>",
+    ),
     "aws_access_key": (("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", "<KEY>"),
     "google_api_key": (("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])", "<KEY>"),
-    "github_token": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-                     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b", "<KEY>"),
+    "github_token": (
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
+        "<KEY>",
+    ),
     "slack_token": (("xox",), r"\bxox[abpr]-[A-Za-z0-9-]{10,250}", "<KEY>"),
     "openai_key": (("sk-",), r"\bsk-[A-Za-z0-9_\-]{20,250}", "<KEY>"),
     "gitlab_token": (("glpat-",), r"\bglpat-[A-Za-z0-9_\-]{20,250}", "<KEY>"),
     # an "@" between address characters, not a decorator or the matmul operator; the
     # pattern starts with the literal "@" so re scans for it at C speed
-    "email": ((re.compile(r"@(?<=[A-Za-z0-9._%+\-]@)[A-Za-z0-9]"),),
-              r"\b[A-Za-z0-9._%+\-]{1,64}+@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
-              "<EMAIL>"),
+    "email": (
+        (re.compile(r"@(?<=[A-Za-z0-9._%+\-]@)[A-Za-z0-9]"),),
+        r"\b[A-Za-z0-9._%+\-]{1,64}+@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
+        "<EMAIL>",
+    ),
 }
 
 
@@ -61,8 +69,11 @@ def _pattern(kinds: tuple[str, ...]) -> re.Pattern:
 
 def present_kinds(text: str) -> tuple[str, ...]:
     """Kinds whose literal trigger occurs in the text (the cheap pre-check)."""
-    return tuple(k for k, (triggers, _, _) in KINDS.items()
-                 if any(t.search(text) if isinstance(t, re.Pattern) else t in text for t in triggers))
+    return tuple(
+        k
+        for k, (triggers, _, _) in KINDS.items()
+        if any(t.search(text) if isinstance(t, re.Pattern) else t in text for t in triggers)
+    )
 
 
 def redact(text: str) -> tuple[str, dict[str, int]]:

@@ -65,10 +65,12 @@ def source_kind(source: str) -> str:
     return "folder"
 
 
-def read_source(source: str, config: ValidateConfig, rank: int, world_size: int,
-                info: SourceInfo) -> Iterator[Candidate]:
+def read_source(
+    source: str, config: ValidateConfig, rank: int, world_size: int, info: SourceInfo
+) -> Iterator[Candidate]:
     """This shard's candidates from the source, in a deterministic order."""
-    from codemill.validate import repos as _repos, tabular as _tabular
+    from codemill.validate import repos as _repos
+    from codemill.validate import tabular as _tabular
 
     info.kind = source_kind(source)
     info.skipped_files = Counter()

@@ -21,8 +21,8 @@ from collections import Counter
 from tqdm import tqdm
 
 from codemill import io, runner, stage
-from codemill.tracking import Tracker
 from codemill.records import FILE_SCHEMA, QUARANTINE_SCHEMA, FileRecord, QuarantineRecord, to_table
+from codemill.tracking import Tracker
 from codemill.validate.checks import Checker
 from codemill.validate.config import ValidateConfig
 from codemill.validate.decontam import Decontaminator, load_benchmarks
@@ -93,11 +93,13 @@ class Tally:
         }
 
 
-def run_shard(config: ValidateConfig, source: str, output: str, rank: int, world_size: int,
-              tracker: Tracker | None = None) -> dict:
+def run_shard(
+    config: ValidateConfig, source: str, output: str, rank: int, world_size: int, tracker: Tracker | None = None
+) -> dict:
     """Validate one shard of ``source`` into ``output``; returns the shard's stats."""
-    return runner.run("validate-shard", config, output=output, rank=rank, world_size=world_size,
-                      tracker=tracker, source=source)
+    return runner.run(
+        "validate-shard", config, output=output, rank=rank, world_size=world_size, tracker=tracker, source=source
+    )
 
 
 def shard_step(config: ValidateConfig, ctx: runner.Context) -> dict:
@@ -114,12 +116,22 @@ def shard_step(config: ValidateConfig, ctx: runner.Context) -> dict:
             tally.add(candidate.size or 0, outcome, redactions)
         _check_counts(output, rank, world_size, tally)
         _write_shard(output, rank, world_size, tally)
-    stats = {"rank": rank, "world_size": world_size, "source": source, "source_kind": info.kind,
-             **tally.stats(), "skipped_files": dict(sorted((info.skipped_files or {}).items())),
-             "selection": info.selection, "config": stage.config_dict(config)}
-    print(f"[validate] {stage.shard_name(rank, world_size)}: {stats['input_records']} records, "
-          f"{stats['kept']} kept, {stats['quarantined']} quarantined, "
-          f"{stats['bytes_in'] / 1e6 / max(timer.seconds, 1e-9):.2f} MB/s", flush=True)
+    stats = {
+        "rank": rank,
+        "world_size": world_size,
+        "source": source,
+        "source_kind": info.kind,
+        **tally.stats(),
+        "skipped_files": dict(sorted((info.skipped_files or {}).items())),
+        "selection": info.selection,
+        "config": stage.config_dict(config),
+    }
+    print(
+        f"[validate] {stage.shard_name(rank, world_size)}: {stats['input_records']} records, "
+        f"{stats['kept']} kept, {stats['quarantined']} quarantined, "
+        f"{stats['bytes_in'] / 1e6 / max(timer.seconds, 1e-9):.2f} MB/s",
+        flush=True,
+    )
     tracker.log_metrics({**_metrics(stats), "seconds": timer.seconds})
     return stats
 
@@ -130,7 +142,8 @@ def _check_counts(output: str, rank: int, world_size: int, tally: Tally) -> None
     if tally.read != kept + quarantined:
         raise InvariantError(
             f"{output}: validate {stage.shard_name(rank, world_size)}: input_records={tally.read} but "
-            f"kept={kept} + quarantined={quarantined}: a record was lost or counted twice")
+            f"kept={kept} + quarantined={quarantined}: a record was lost or counted twice"
+        )
 
 
 def _write_shard(output: str, rank: int, world_size: int, tally: Tally) -> None:
@@ -170,8 +183,9 @@ def merge_stats(shards: list[dict]) -> dict:
 
 
 def _rows(output: str, folder: str, column: str, world_size: int) -> int:
-    return sum(io.read_parquet(shard_url(output, folder, r, world_size), columns=[column]).num_rows
-               for r in range(world_size))
+    return sum(
+        io.read_parquet(shard_url(output, folder, r, world_size), columns=[column]).num_rows for r in range(world_size)
+    )
 
 
 def finish(output: str, world_size: int, tracker: Tracker | None = None) -> dict:
@@ -182,11 +196,15 @@ def finish(output: str, world_size: int, tracker: Tracker | None = None) -> dict
 def finish_step(config: None, ctx: runner.Context) -> dict:
     output, world_size, tracker = ctx.output, ctx.world_size, ctx.tracker
     stats = merge_stats(stage.read_shard_stats(output, STAGE, world_size))
-    stats["rows_written"] = {"files": _rows(output, "files", "repo", world_size),
-                             "quarantine": _rows(output, "quarantine", "reason", world_size)}
-    stats["invariant_ok"] = (stats["input_records"] == stats["kept"] + stats["quarantined"]
-                             and sum(stats["by_reason"].values()) == stats["quarantined"]
-                             and stats["rows_written"] == {"files": stats["kept"], "quarantine": stats["quarantined"]})
+    stats["rows_written"] = {
+        "files": _rows(output, "files", "repo", world_size),
+        "quarantine": _rows(output, "quarantine", "reason", world_size),
+    }
+    stats["invariant_ok"] = (
+        stats["input_records"] == stats["kept"] + stats["quarantined"]
+        and sum(stats["by_reason"].values()) == stats["quarantined"]
+        and stats["rows_written"] == {"files": stats["kept"], "quarantine": stats["quarantined"]}
+    )
     stage.write_stats(output, stats)
     report = render_report(stats)
     io.write_text(io.join(output, "report.md"), report)
@@ -196,5 +214,6 @@ def finish_step(config: None, ctx: runner.Context) -> dict:
         raise InvariantError(
             f"{output}: input_records={stats['input_records']} but kept={stats['kept']} + "
             f"quarantined={stats['quarantined']} (by_reason sums to {sum(stats['by_reason'].values())}; "
-            f"rows written {stats['rows_written']})")
+            f"rows written {stats['rows_written']})"
+        )
     return stats

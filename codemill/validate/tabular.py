@@ -16,7 +16,8 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -33,8 +34,9 @@ def tabular_files(source: str) -> list[str]:
         raise InputError(f"{source}: no files matched")
     odd = [u for u in urls if not u.lower().endswith(TABULAR_SUFFIXES)]
     if odd:
-        raise InputError(f"{source}: {odd[0]} is neither JSONL nor Parquet "
-                         f"(expected one of {', '.join(TABULAR_SUFFIXES)})")
+        raise InputError(
+            f"{source}: {odd[0]} is neither JSONL nor Parquet (expected one of {', '.join(TABULAR_SUFFIXES)})"
+        )
     return urls
 
 
@@ -50,8 +52,9 @@ def check_parquet_columns(url: str, config: ValidateConfig) -> list[str]:
     required, optional = _columns(config)
     missing = [c for c in required if c not in found]
     if missing:
-        raise InputError(f"{url}: missing required column(s) {missing}; expected {required} "
-                         f"(optional {optional}), found {found}")
+        raise InputError(
+            f"{url}: missing required column(s) {missing}; expected {required} (optional {optional}), found {found}"
+        )
     return required + [c for c in optional if c in found]
 
 
@@ -70,8 +73,11 @@ def _license(value: Any) -> str | None:
 
 def _field_problems(config: ValidateConfig, repo: Any, path: Any, content: Any) -> list[str]:
     problems = []
-    for name, value, types in ((config.repo_column, repo, str), (config.path_column, path, str),
-                               (config.content_column, content, (str, bytes))):
+    for name, value, types in (
+        (config.repo_column, repo, str),
+        (config.path_column, path, str),
+        (config.content_column, content, (str, bytes)),
+    ):
         if value is None:
             problems.append(f"{name} is missing")
         elif not isinstance(value, types):
@@ -86,11 +92,14 @@ def row_candidate(row: dict, location: str, config: ValidateConfig) -> Candidate
     repo, path, content = (row.get(c) for c in _columns(config)[0])
     language = row.get(config.language_column)
     candidate = Candidate(
-        source=location, repo=repo if isinstance(repo, str) and repo else None,
+        source=location,
+        repo=repo if isinstance(repo, str) and repo else None,
         path=path if isinstance(path, str) and path else None,
         data=content if isinstance(content, (str, bytes)) else None,
         language=language if isinstance(language, str) and language else None,
-        license=_license(row.get(config.license_column)), stars=_stars(row.get(config.stars_column)))
+        license=_license(row.get(config.license_column)),
+        stars=_stars(row.get(config.stars_column)),
+    )
     problems = _field_problems(config, repo, path, content)
     if problems:
         candidate.problem = ("missing_field", "; ".join(problems))
@@ -127,8 +136,12 @@ def read_jsonl(url: str, config: ValidateConfig, rank: int, world_size: int) -> 
                 raise ValueError(f"expected a JSON object, got {type(row).__name__}")
         except ValueError as e:
             if shard_of(location, world_size) == rank:
-                yield Candidate(source=location, problem=("malformed_json", f"{location}: {e}"),
-                                size=len(line), raw=text[:RAW_LIMIT])
+                yield Candidate(
+                    source=location,
+                    problem=("malformed_json", f"{location}: {e}"),
+                    size=len(line),
+                    raw=text[:RAW_LIMIT],
+                )
             continue
         candidate = row_candidate(row, location, config)
         if shard_of(_shard_key(candidate), world_size) == rank:
@@ -136,8 +149,9 @@ def read_jsonl(url: str, config: ValidateConfig, rank: int, world_size: int) -> 
             yield candidate
 
 
-def read_parquet(url: str, columns: list[str], config: ValidateConfig, rank: int,
-                 world_size: int) -> Iterator[Candidate]:
+def read_parquet(
+    url: str, columns: list[str], config: ValidateConfig, rank: int, world_size: int
+) -> Iterator[Candidate]:
     repo_shards: dict[str, int] = {}  # computed once per repository
 
     def shard(repo: Any, row: int) -> int:

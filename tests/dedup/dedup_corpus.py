@@ -52,8 +52,16 @@ def records(repos: dict[str, Repo], stars: dict[str, int] | None = None) -> list
     out = []
     for name in sorted(repos):
         for path in sorted(repos[name]):
-            out.append(FileRecord(repo=name, path=path, content=repos[name][path], language="python",
-                                  stars=(stars or {}).get(name), source=f"test:{name}/{path}").finalize())
+            out.append(
+                FileRecord(
+                    repo=name,
+                    path=path,
+                    content=repos[name][path],
+                    language="python",
+                    stars=(stars or {}).get(name),
+                    source=f"test:{name}/{path}",
+                ).finalize()
+            )
     return out
 
 

@@ -4,13 +4,12 @@ import os
 
 import pyarrow as pa
 import pytest
+from dedup_corpus import package_repo, read_kept, records, write_input
 
 from codemill import io
 from codemill.dedup import DedupConfig, cluster, run, write_shard
 from codemill.records import FILE_SCHEMA, FileRecord, to_table
 from codemill.stage import InputError
-
-from dedup_corpus import package_repo, read_kept, records, write_input
 
 
 def assert_counts_add_up(stats):
@@ -73,8 +72,10 @@ def test_a_repository_split_over_two_files_is_an_input_error(tmp_path):
 
 
 def test_interleaved_repositories_are_an_input_error(tmp_path):
-    rows = [FileRecord(repo=r, path=p, content="x = 1", language="python").finalize()
-            for r, p in (("a", "1.py"), ("b", "1.py"), ("a", "2.py"))]
+    rows = [
+        FileRecord(repo=r, path=p, content="x = 1", language="python").finalize()
+        for r, p in (("a", "1.py"), ("b", "1.py"), ("a", "2.py"))
+    ]
     io.write_parquet(to_table(rows, FILE_SCHEMA), str(tmp_path / "in" / "files" / "x.parquet"))
     with pytest.raises(InputError, match="'a' are not contiguous"):
         run(DedupConfig(), str(tmp_path / "in"), str(tmp_path / "out"))

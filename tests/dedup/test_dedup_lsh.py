@@ -1,6 +1,7 @@
 """LSH band choice, candidate pairs, union-find and the keep rules, on small exact cases."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from codemill.dedup import DedupConfig, choose_bands
@@ -9,27 +10,35 @@ from codemill.dedup.near import candidate_pairs, choose_kept
 from codemill.dedup.unionfind import UnionFind
 from codemill.stage import InputError, config_from_options
 
-import pyarrow as pa
-
 
 def test_band_choice_matches_the_known_optima():
     assert choose_bands(0.7, 256) == (25, 10)  # text-dedup's 25 x 10 for threshold 0.7
     assert DedupConfig(check="none").band_layout() == (25, 10)
     bands, rows = DedupConfig().band_layout()  # with a check, the bands aim at recall
-    assert bands * rows <= 256 and 1 - (1 - 0.7 ** rows) ** bands > 0.95
+    assert bands * rows <= 256 and 1 - (1 - 0.7**rows) ** bands > 0.95
     assert DedupConfig(bands=16, rows=16).band_layout() == (16, 16)
 
 
-@pytest.mark.parametrize("bad", [dict(bands=30, rows=10), dict(bands=5), dict(threshold=0.0),
-                                 dict(check="maybe"), dict(ngram=0), dict(chunk_bytes=10)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(bands=30, rows=10),
+        dict(bands=5),
+        dict(threshold=0.0),
+        dict(check="maybe"),
+        dict(ngram=0),
+        dict(chunk_bytes=10),
+    ],
+)
 def test_bad_config_is_rejected_by_name(bad):
     with pytest.raises(InputError, match="dedup: "):
         DedupConfig(**bad).ensure_valid()
 
 
 def test_pipeline_options_are_coerced_back_to_field_types():
-    config = config_from_options(DedupConfig, {"num_perm": 128.0, "threshold": 1, "check": "exact"}, stage="dedup",
-                                 seed=4)
+    config = config_from_options(
+        DedupConfig, {"num_perm": 128.0, "threshold": 1, "check": "exact"}, stage="dedup", seed=4
+    )
     assert (config.num_perm, config.threshold, config.check, config.seed) == (128, 1.0, "exact", 4)
     with pytest.raises(InputError, match="unknown setting"):
         config_from_options(DedupConfig, {"treshold": 0.8}, stage="dedup")
@@ -84,8 +93,13 @@ def test_exact_copies_stay_in_the_repository_with_more_stars_then_files_then_nam
     names = np.array(["r0", "r1", "r2", "r3"])
     rank = repo_preference(stars, files, names)
     assert rank.tolist() == [1, 0, 3, 2]
-    table = pa.table({"repo_index": [0, 1, 2, 3, 2, 2], "path": ["a", "b", "c", "d", "e", "f"],
-                      "hash": ["h", "h", "h", "h", "g", "g"]})
+    table = pa.table(
+        {
+            "repo_index": [0, 1, 2, 3, 2, 2],
+            "path": ["a", "b", "c", "d", "e", "f"],
+            "hash": ["h", "h", "h", "h", "g", "g"],
+        }
+    )
     dropped, kept = find_copies(table, rank)
     # h: r1 has the most stars; g: both copies are in r2, so both stay.
     assert sorted(zip(dropped.tolist(), kept.tolist())) == [(0, 1), (2, 1), (3, 1)]

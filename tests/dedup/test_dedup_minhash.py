@@ -5,11 +5,10 @@ import re
 
 import numpy as np
 import pytest
+from dedup_corpus import package_repo
 
 from codemill.dedup import MinHasher, estimated_jaccard
 from codemill.dedup.minhash import MAX_HASH, sorted_distinct
-
-from dedup_corpus import package_repo
 
 TOKEN = re.compile(rb"[a-z0-9_]+")
 
@@ -21,7 +20,7 @@ def doc_of(package: str, max_files: int = 20) -> bytes:
 
 def regex_shingles(doc: bytes, n: int = 5) -> set:
     tokens = TOKEN.findall(doc.lower())
-    return {tuple(tokens[i: i + n]) for i in range(len(tokens) - n + 1)}
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def test_estimate_is_close_to_exact_jaccard():
     hasher = MinHasher()
     for cut in (4, 10, 20):  # overlapping windows of the file list: a range of Jaccard values
         a = b"\n".join(repo[p].encode() for p in paths[:-cut])
-        b = b"\n".join(repo[p].encode() for p in paths[cut // 2:])
+        b = b"\n".join(repo[p].encode() for p in paths[cut // 2 :])
         sa, sb = regex_shingles(a), regex_shingles(b)
         exact = len(sa & sb) / len(sa | sb)
         estimate = estimated_jaccard(hasher.signature(a)[0], hasher.signature(b)[0])
@@ -67,14 +66,14 @@ def test_multiplier_permutations_estimate_without_bias_at_the_binomial_error():
     for _ in range(200):
         common, only = int(rng.integers(600, 1800)), int(rng.integers(100, 700))
         pool = rng.integers(0, MAX_HASH, common + 2 * only, dtype=np.uint64, endpoint=True)
-        a, b = pool[: common + only], np.concatenate([pool[:common], pool[common + only:]])
+        a, b = pool[: common + only], np.concatenate([pool[:common], pool[common + only :]])
         exact = common / (common + 2 * only)
         estimate = estimated_jaccard(hasher.signature_of_shingles(a), hasher.signature_of_shingles(b))
         errors.append(estimate - exact)
         bound.append(exact * (1 - exact) / 256)
     errors = np.array(errors)
     assert abs(errors.mean()) < 0.006  # 3 standard errors of the mean
-    assert 0.8 < np.sqrt((errors ** 2).mean() / np.mean(bound)) < 1.2
+    assert 0.8 < np.sqrt((errors**2).mean() / np.mean(bound)) < 1.2
 
 
 def test_case_and_separators_do_not_matter_but_tokens_do():

@@ -5,12 +5,11 @@ import json
 import os
 
 import pytest
+from dedup_corpus import drop_files, package_repo, read_kept, write_input
 
 from codemill import io
 from codemill.dedup import DedupConfig, run
 from codemill.dedup.cli import register
-
-from dedup_corpus import drop_files, package_repo, read_kept, write_input
 
 
 def repos():
@@ -22,8 +21,11 @@ def repos():
 def s3(monkeypatch):
     from moto import mock_aws
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
@@ -76,8 +78,9 @@ def test_codemill_main_reports_a_bad_input_in_one_line(tmp_path, monkeypatch, ca
     import codemill.cli
 
     monkeypatch.setattr(codemill.cli, "COMMAND_MODULES", ["codemill.dedup.cli"])  # as the integrated CLI will
-    code = codemill.cli.main(["dedup", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "out"),
-                              "--no-tracking"])
+    code = codemill.cli.main(
+        ["dedup", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "out"), "--no-tracking"]
+    )
     assert code == 2
     assert capsys.readouterr().err.strip().startswith(f"error: {tmp_path / 'missing'}: no Parquet files found")
 

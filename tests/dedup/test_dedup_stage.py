@@ -6,12 +6,11 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
+from dedup_corpus import drop_files, package_repo, read_kept, reindent, rename_identifier, write_input
 
 from codemill import io, stage
 from codemill.dedup import DedupConfig, cluster, finish, run, signature_shard, write_shard
 from codemill.records import FILE_SCHEMA
-
-from dedup_corpus import drop_files, package_repo, read_kept, reindent, rename_identifier, write_input
 
 
 def corpus() -> dict:
@@ -74,9 +73,32 @@ def test_unrelated_repositories_are_never_merged(single):
     assert all(rows[r]["kept"] for r in originals)
 
 
-UNRELATED = ["attr", "blinker", "cachetools", "certifi", "click", "cycler", "dateutil", "docker", "filelock",
-             "flask", "idna", "itsdangerous", "jinja2", "jmespath", "markupsafe", "pluggy", "pyasn1",
-             "smmap", "sqlparse", "tqdm", "wrapt", "yaml", "zipp", "gitdb"]
+UNRELATED = [
+    "attr",
+    "blinker",
+    "cachetools",
+    "certifi",
+    "click",
+    "cycler",
+    "dateutil",
+    "docker",
+    "filelock",
+    "flask",
+    "idna",
+    "itsdangerous",
+    "jinja2",
+    "jmespath",
+    "markupsafe",
+    "pluggy",
+    "pyasn1",
+    "smmap",
+    "sqlparse",
+    "tqdm",
+    "wrapt",
+    "yaml",
+    "zipp",
+    "gitdb",
+]
 
 
 def test_two_dozen_distinct_packages_form_no_cluster(tmp_path):
@@ -116,8 +138,9 @@ def test_same_input_gives_the_same_bytes(single, tmp_path):
     inp, out, _ = single
     again = str(tmp_path / "again")
     run(DedupConfig(), inp, again)
-    for rel in ["clusters.parquet", "exact_duplicates.parquet", "stats.json", "report.md"] + \
-               [f"files/shard-{i:05d}-of-00003.parquet" for i in range(3)]:
+    for rel in ["clusters.parquet", "exact_duplicates.parquet", "stats.json", "report.md"] + [
+        f"files/shard-{i:05d}-of-00003.parquet" for i in range(3)
+    ]:
         assert io.read_bytes(os.path.join(out, rel)) == io.read_bytes(os.path.join(again, rel)), rel
 
 
@@ -131,8 +154,9 @@ def test_sharded_steps_equal_the_single_process_run(single, tmp_path):
     for rank in (0, 1):
         write_shard(config, inp, sharded, rank, 2)
     assert finish(sharded, 2) == stats
-    for rel in ["clusters.parquet", "exact_duplicates.parquet"] + [f"files/shard-{i:05d}-of-00003.parquet"
-                                                                   for i in range(3)]:
+    for rel in ["clusters.parquet", "exact_duplicates.parquet"] + [
+        f"files/shard-{i:05d}-of-00003.parquet" for i in range(3)
+    ]:
         assert io.read_bytes(os.path.join(out, rel)) == io.read_bytes(os.path.join(sharded, rel)), rel
 
 

@@ -74,9 +74,13 @@ def _no_credentials(monkeypatch, tmp_path):
 def unreachable_s3(monkeypatch, tmp_path):
     """Credentials set, endpoint on a closed local port, one attempt (fails in well under a second)."""
     port = _closed_port()
-    for k, v in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-                 "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_MAX_ATTEMPTS": "1"}.items():
+    for k, v in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     io.reset_s3_client()
@@ -129,13 +133,16 @@ def test_s3_unreachable_endpoint_is_a_one_line_error(unreachable_s3, tmp_path):
         assert msg.startswith(url + ": cannot "), msg
 
 
-@pytest.mark.parametrize("argv", [
-    ["validate", "--source", "s3://corpus/x.parquet", "--output", "{tmp}/v"],
-    ["validate", "--source", "{src}", "--output", "s3://corpus/v"],
-    ["dedup", "--input", "s3://corpus/v", "--output", "{tmp}/d"],
-    ["pack", "--input", "s3://corpus/d", "--output", "{tmp}/p"],
-    ["train", "--input", "s3://corpus/p", "--output", "{tmp}/t"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "--source", "s3://corpus/x.parquet", "--output", "{tmp}/v"],
+        ["validate", "--source", "{src}", "--output", "s3://corpus/v"],
+        ["dedup", "--input", "s3://corpus/v", "--output", "{tmp}/d"],
+        ["pack", "--input", "s3://corpus/d", "--output", "{tmp}/p"],
+        ["train", "--input", "s3://corpus/p", "--output", "{tmp}/t"],
+    ],
+)
 def test_every_stage_exits_2_on_unreachable_s3(unreachable_s3, tmp_path, capsys, argv):
     from codemill import cli
 

@@ -18,7 +18,7 @@ class CountConfig:
     limit: int = field(default=3, metadata={"help": "how many"})
     label: str = field(default="a", metadata={"help": "a label"})
 
-    def ensure_valid(self) -> "CountConfig":
+    def ensure_valid(self) -> CountConfig:
         if self.limit < 0:
             raise InputError(f"count: limit must be >= 0, got {self.limit}")
         return self
@@ -35,8 +35,15 @@ def count_step(config: CountConfig, ctx: runner.Context) -> dict:
 @pytest.fixture
 def count_steps(monkeypatch):
     CALLS.clear()
-    demo = Step("count-shard", "count", f"{__name__}:CountConfig", f"{__name__}:count_step", sharded=True,
-                marker="count", inputs=("source",))
+    demo = Step(
+        "count-shard",
+        "count",
+        f"{__name__}:CountConfig",
+        f"{__name__}:count_step",
+        sharded=True,
+        marker="count",
+        inputs=("source",),
+    )
     monkeypatch.setitem(steps.STEPS, demo.name, demo)
     return demo
 

@@ -27,9 +27,8 @@ def test_parent_and_nested_stage_runs(tmp_path):
 
 def test_failed_stage_marks_run_failed(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    with pytest.raises(RuntimeError):
-        with tracking.stage_run("dedup", uri=uri) as t:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), tracking.stage_run("dedup", uri=uri) as t:
+        raise RuntimeError("boom")
     assert MlflowClient(uri).get_run(t.run_id).info.status == "FAILED"
 
 
@@ -47,6 +46,8 @@ def test_unreachable_server_fails_fast_naming_the_uri():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     uri = f"http://127.0.0.1:{port}"
-    with pytest.raises(tracking.TrackingUnavailable, match=f"127.0.0.1:{port}.*unreachable"):
-        with tracking.stage_run("validate", uri=uri):
-            pass
+    with (
+        pytest.raises(tracking.TrackingUnavailable, match=f"127.0.0.1:{port}.*unreachable"),
+        tracking.stage_run("validate", uri=uri),
+    ):
+        pass

@@ -9,8 +9,18 @@ from codemill import io
 from codemill.records import FILE_SCHEMA, FileRecord, to_table
 
 SITE = sysconfig.get_paths()["purelib"]
-LANGUAGES = {".py": "Python", ".c": "C", ".h": "C", ".cpp": "C++", ".cc": "C++", ".js": "JavaScript",
-             ".md": "Markdown", ".json": "JSON", ".css": "CSS", ".sh": "Shell"}
+LANGUAGES = {
+    ".py": "Python",
+    ".c": "C",
+    ".h": "C",
+    ".cpp": "C++",
+    ".cc": "C++",
+    ".js": "JavaScript",
+    ".md": "Markdown",
+    ".json": "JSON",
+    ".css": "CSS",
+    ".sh": "Shell",
+}
 
 
 def package_files(package: str, max_files: int = 10**9, max_bytes: int = 200_000) -> list[FileRecord]:
@@ -31,8 +41,11 @@ def package_files(package: str, max_files: int = 10**9, max_bytes: int = 200_000
             if not text.strip():
                 continue
             rel = os.path.relpath(full, SITE).replace(os.sep, "/")
-            records.append(FileRecord(repo=f"pypi/{package}", path=rel, content=text,
-                                      language=LANGUAGES[ext], source=full).finalize())
+            records.append(
+                FileRecord(
+                    repo=f"pypi/{package}", path=rel, content=text, language=LANGUAGES[ext], source=full
+                ).finalize()
+            )
             if len(records) >= max_files:
                 return records
     return records
@@ -44,7 +57,9 @@ def write_dedup_output(folder: str, repos: dict[str, list[FileRecord]] | list[Fi
     records.sort(key=lambda r: (r.repo, r.path))
     for s in range(shards):
         part = [r for i, r in enumerate(records) if i % shards == s]
-        io.write_parquet(to_table(part, FILE_SCHEMA), io.join(folder, "files", f"shard-{s:05d}-of-{shards:05d}.parquet"))
+        io.write_parquet(
+            to_table(part, FILE_SCHEMA), io.join(folder, "files", f"shard-{s:05d}-of-{shards:05d}.parquet")
+        )
     return folder
 
 

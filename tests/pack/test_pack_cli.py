@@ -11,8 +11,21 @@ from pack_fixtures import package_files, write_dedup_output
 
 from codemill import cli, io
 
-FLAGS = ["--seq-len", "96", "--vocab-size", "600", "--fim-rate", "0.7", "--spm-rate", "0.3",
-         "--val-fraction", "0.34", "--seed", "4", "--no-tracking"]
+FLAGS = [
+    "--seq-len",
+    "96",
+    "--vocab-size",
+    "600",
+    "--fim-rate",
+    "0.7",
+    "--spm-rate",
+    "0.3",
+    "--val-fraction",
+    "0.34",
+    "--seed",
+    "4",
+    "--no-tracking",
+]
 
 
 @pytest.fixture
@@ -46,8 +59,12 @@ def test_pack_then_inspect(codemill, source, tmp_path, capsys):
 def test_reusing_the_tokenizer_gives_the_same_tokens(codemill, source, tmp_path):
     first, second = str(tmp_path / "one"), str(tmp_path / "two")
     assert codemill(["pack", "--input", source, "--output", first, *FLAGS]) == 0
-    assert codemill(["pack", "--input", source, "--output", second, "--tokenizer", os.path.join(first, "tokenizer"),
-                     *FLAGS]) == 0
+    assert (
+        codemill(
+            ["pack", "--input", source, "--output", second, "--tokenizer", os.path.join(first, "tokenizer"), *FLAGS]
+        )
+        == 0
+    )
     a, b = (np.load(os.path.join(d, "train", "tokens.npy")) for d in (first, second))
     assert a.tobytes() == b.tobytes()
 
@@ -60,8 +77,11 @@ def test_a_missing_input_is_one_line_and_status_2(codemill, tmp_path, capsys):
 
 def test_pack_and_inspect_on_s3(codemill, source, capsys, monkeypatch):
     moto = pytest.importorskip("moto")
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
@@ -72,8 +92,15 @@ def test_pack_and_inspect_on_s3(codemill, source, capsys, monkeypatch):
             io.write_bytes(f"s3://mill/dedup/files/{name}", io.read_bytes(os.path.join(source, "files", name)))
         assert codemill(["pack", "--input", "s3://mill/dedup", "--output", "s3://mill/pack", *FLAGS]) == 0
         keys = {u.removeprefix("s3://mill/pack/") for u in io.list_files("s3://mill/pack")}
-        assert {"meta.json", "stats.json", "report.md", "train/tokens.npy", "val/segments.npy",
-                "heldout/documents.parquet", "tokenizer/tokenizer.json"} <= keys
+        assert {
+            "meta.json",
+            "stats.json",
+            "report.md",
+            "train/tokens.npy",
+            "val/segments.npy",
+            "heldout/documents.parquet",
+            "tokenizer/tokenizer.json",
+        } <= keys
         assert not any(k.startswith("_work/") for k in keys)
         capsys.readouterr()
         assert codemill(["inspect", "s3://mill/pack", "--limit", "2", "--json"]) == 0

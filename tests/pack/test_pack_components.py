@@ -19,15 +19,27 @@ from components.run import start_run
 @dsl.pipeline(name="pack-only")
 def pack_only(input: str, work_root: str, num_shards: int, seed: int, options: dict):
     """The pack part of codemill_pipeline, wired the same way (start_run gives the layout)."""
-    layout = start_run(work_root=work_root, run_name="test", kfp_run_id="local", tracking_uri="none",
-                       num_shards=num_shards).outputs
+    layout = start_run(
+        work_root=work_root, run_name="test", kfp_run_id="local", tracking_uri="none", num_shards=num_shards
+    ).outputs
     tracking = dict(tracking_uri="none", parent_run_id=layout["parent_run_id"])
-    planned = cpu_task(pack_tokenizer(input=input, output=layout["pack_dir"], seed=seed, options=options,
-                                      **tracking), cpu="2", memory="8Gi")
-    parts = pack_shards(input=input, output=planned.output, shards=layout["shards"], world_size=num_shards,
-                        seed=seed, options=options, **tracking)
-    cpu_task(pack_finish(output=layout["pack_dir"], world_size=num_shards, **tracking),
-             cpu="1", memory="4Gi").after(parts)
+    planned = cpu_task(
+        pack_tokenizer(input=input, output=layout["pack_dir"], seed=seed, options=options, **tracking),
+        cpu="2",
+        memory="8Gi",
+    )
+    parts = pack_shards(
+        input=input,
+        output=planned.output,
+        shards=layout["shards"],
+        world_size=num_shards,
+        seed=seed,
+        options=options,
+        **tracking,
+    )
+    cpu_task(pack_finish(output=layout["pack_dir"], world_size=num_shards, **tracking), cpu="1", memory="4Gi").after(
+        parts
+    )
 
 
 def test_pack_components_compile_into_a_pipeline(tmp_path):
@@ -39,10 +51,16 @@ def test_pack_components_compile_into_a_pipeline(tmp_path):
     assert {"metrics", "report"} <= set(spec["components"]["comp-pack-finish"]["outputDefinitions"]["artifacts"])
     root = spec["root"]["dag"]["tasks"]
     # the shards wait for the tokenizer task: they take its output as their output folder
-    assert root["pack-shards"]["inputs"]["parameters"]["output"]["taskOutputParameter"]["producerTask"] == "pack-tokenizer"
+    assert (
+        root["pack-shards"]["inputs"]["parameters"]["output"]["taskOutputParameter"]["producerTask"] == "pack-tokenizer"
+    )
     assert "pack-shards" in root["pack-finish"]["dependentTasks"]
-    loops = [t for c in spec["components"].values() for t in c.get("dag", {}).get("tasks", {}).values()
-             if "parameterIterator" in t]
+    loops = [
+        t
+        for c in spec["components"].values()
+        for t in c.get("dag", {}).get("tasks", {}).values()
+        if "parameterIterator" in t
+    ]
     assert len(loops) == 1
 
 
@@ -54,8 +72,9 @@ def _digest(path: str) -> str:
 def test_kfp_local_run_writes_the_same_bytes_as_the_python_steps(tmp_path):
     from codemill.pipeline_cli import init_local
 
-    source = write_dedup_output(str(tmp_path / "dedup"), {p: package_files(p, max_files=6)
-                                                          for p in ("idna", "certifi", "requests")})
+    source = write_dedup_output(
+        str(tmp_path / "dedup"), {p: package_files(p, max_files=6) for p in ("idna", "certifi", "requests")}
+    )
     init_local(str(tmp_path / "kfp"))  # as `codemill pipeline run --local` does
     # a Struct turns numbers into floats: seq_len arrives as 96.0 and must still work
     options = {"seq_len": 96, "vocab_size": 600, "val_fraction": 0.34}
@@ -68,6 +87,13 @@ def test_kfp_local_run_writes_the_same_bytes_as_the_python_steps(tmp_path):
         pack_shard(config, source, expected, rank, 2)
     finish(expected, 2)
     got = os.path.join(tmp_path, "runs", "test", "pack")
-    for name in ("train/tokens.npy", "train/segments.npy", "val/documents.parquet", "heldout/documents.parquet",
-                 "meta.json", "stats.json", "tokenizer/tokenizer.json"):
+    for name in (
+        "train/tokens.npy",
+        "train/segments.npy",
+        "val/documents.parquet",
+        "heldout/documents.parquet",
+        "meta.json",
+        "stats.json",
+        "tokenizer/tokenizer.json",
+    ):
         assert _digest(os.path.join(got, name)) == _digest(os.path.join(expected, name)), name

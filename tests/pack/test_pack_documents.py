@@ -35,8 +35,11 @@ def test_file_part_starts_with_the_path_and_ends_a_line():
 
 def test_a_real_package_becomes_one_ordered_document_plus_single_file_documents():
     records = package_files("requests")
-    records.append(FileRecord(repo="pypi/requests", path="README.md", content="# requests\n\nHTTP for Humans.\n",
-                              language="Markdown"))
+    records.append(
+        FileRecord(
+            repo="pypi/requests", path="README.md", content="# requests\n\nHTTP for Humans.\n", language="Markdown"
+        )
+    )
     stats = BuildStats()
     docs = repo_documents("pypi/requests", records, seed=0, stats=stats)
     python = [d for d in docs if d.language == "python"]

@@ -75,8 +75,11 @@ def test_c_includes_on_installed_pyarrow_sources():
     includes = imports.c_includes(text)
     assert "arrow/python/arrow_to_pandas.h" in includes
     assert not any(i.startswith("<") for i in includes)  # angle includes are not the repository's
-    files = {f"pyarrow/src/arrow/python/{n}": open(os.path.join(root, n), encoding="utf-8").read()
-             for n in sorted(os.listdir(root)) if n.endswith((".cc", ".h"))}
+    files = {
+        f"pyarrow/src/arrow/python/{n}": open(os.path.join(root, n), encoding="utf-8").read()
+        for n in sorted(os.listdir(root))
+        if n.endswith((".cc", ".h"))
+    }
     graph = resolve.c_graph(files, set(files))
     deps = graph["pyarrow/src/arrow/python/arrow_to_pandas.cc"]
     assert "pyarrow/src/arrow/python/arrow_to_pandas.h" in deps  # found through the include root
@@ -96,7 +99,7 @@ def test_js_ts_relative_imports_and_requires():
         "web/src/index.ts": (
             "import React from 'react';\n"
             "import { Button, type Props } from './components/Button';\n"
-            "import type { Store } from \"../state/store\";\n"
+            'import type { Store } from "../state/store";\n'
             "import './styles.css';\n"
             "export * from './api/client.js';\n"
             "const lazy = () => import('./pages/Home');\n"
@@ -111,8 +114,13 @@ def test_js_ts_relative_imports_and_requires():
     }
     assert "react" not in imports.js_imports(files["web/src/index.ts"])
     graph = resolve.js_graph(files, set(files))
-    assert graph["web/src/index.ts"] == {"web/src/components/Button.tsx", "web/state/store.ts", "web/src/styles.css",
-                                         "web/src/api/client.ts", "web/src/pages/Home/index.jsx"}
+    assert graph["web/src/index.ts"] == {
+        "web/src/components/Button.tsx",
+        "web/state/store.ts",
+        "web/src/styles.css",
+        "web/src/api/client.ts",
+        "web/src/pages/Home/index.jsx",
+    }
     assert graph["web/server.js"] == {"web/lib/util.js"}
 
 
@@ -139,8 +147,11 @@ def test_java_imports_map_to_source_files():
     assert imports.JavaImport("com.acme.util", wildcard=True) in parsed
     assert imports.JavaImport("com.acme.model.Roles.ADMIN", static=True) in parsed
     assert resolve.java_graph(files)["src/main/java/com/acme/app/App.java"] == {
-        "src/main/java/com/acme/model/User.java", "src/main/java/com/acme/model/Roles.java",
-        "src/main/java/com/acme/util/Strings.java", "src/main/java/com/acme/util/Dates.java"}
+        "src/main/java/com/acme/model/User.java",
+        "src/main/java/com/acme/model/Roles.java",
+        "src/main/java/com/acme/util/Strings.java",
+        "src/main/java/com/acme/util/Dates.java",
+    }
 
 
 # ---------------------------------------------------------------------------- C#
@@ -159,7 +170,11 @@ def test_csharp_usings_map_to_declaring_files():
     }
     assert imports.csharp_namespaces(files["Domain/User.cs"]) == ["Acme.Domain"]
     assert resolve.csharp_graph(files)["Api/Controllers/UsersController.cs"] == {
-        "Domain/User.cs", "Domain/Role.cs", "Common/Guard.cs", "Data/Context.cs"}
+        "Domain/User.cs",
+        "Domain/Role.cs",
+        "Common/Guard.cs",
+        "Data/Context.cs",
+    }
 
 
 # ---------------------------------------------------------------------------- Go
@@ -168,9 +183,9 @@ def test_csharp_usings_map_to_declaring_files():
 def test_go_imports_within_the_module():
     main = (
         "package main\n\n"
-        "import (\n\t\"fmt\"\n\tlog \"github.com/sirupsen/logrus\"\n"
-        "\t\"github.com/acme/shop/internal/store\"\n\tapi \"github.com/acme/shop/pkg/api\"\n)\n\n"
-        "import \"github.com/acme/shop/internal/util\"\n"
+        'import (\n\t"fmt"\n\tlog "github.com/sirupsen/logrus"\n'
+        '\t"github.com/acme/shop/internal/store"\n\tapi "github.com/acme/shop/pkg/api"\n)\n\n'
+        'import "github.com/acme/shop/internal/util"\n'
     )
     repo = {
         "go.mod": "module github.com/acme/shop\n\ngo 1.22\n",
@@ -184,4 +199,8 @@ def test_go_imports_within_the_module():
     go_files = {p: t for p, t in repo.items() if p.endswith(".go")}
     assert "fmt" in imports.go_imports(main) and "github.com/sirupsen/logrus" in imports.go_imports(main)
     assert resolve.go_graph(go_files, repo)["cmd/shop/main.go"] == {
-        "internal/store/store.go", "internal/util/util.go", "pkg/api/api.go", "pkg/api/types.go"}
+        "internal/store/store.go",
+        "internal/util/util.go",
+        "pkg/api/api.go",
+        "pkg/api/types.go",
+    }

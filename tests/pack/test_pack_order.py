@@ -57,5 +57,8 @@ def test_which_cycle_member_goes_first_depends_on_the_seed_only():
         order = dependency_order(ring, np.random.default_rng(seed))[0][0]
         head = order[0]
         # after the break, each file comes right after the file it depends on
-        assert order == [head, {"p.py": "q.py", "q.py": "r.py", "r.py": "p.py"}[head],
-                         {"p.py": "r.py", "q.py": "p.py", "r.py": "q.py"}[head]]
+        assert order == [
+            head,
+            {"p.py": "q.py", "q.py": "r.py", "r.py": "p.py"}[head],
+            {"p.py": "r.py", "q.py": "p.py", "r.py": "q.py"}[head],
+        ]

@@ -22,8 +22,21 @@ def encoder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def blocks():
     # more than 10k real documents: blank-line separated blocks of installed packages
-    return code_blocks(["requests", "urllib3", "click", "jinja2", "yaml", "idna", "attr", "charset_normalizer",
-                        "markdown_it", "pygments"], 12000)
+    return code_blocks(
+        [
+            "requests",
+            "urllib3",
+            "click",
+            "jinja2",
+            "yaml",
+            "idna",
+            "attr",
+            "charset_normalizer",
+            "markdown_it",
+            "pygments",
+        ],
+        12000,
+    )
 
 
 def pack(encoder, texts, seq_len=256, fim_rate=0.5, spm_rate=0.5, seed=0):
@@ -47,7 +60,7 @@ def test_fim_round_trip_and_documents_reassemble_exactly(encoder, blocks):
     fim_seen = 0
     for unit, arr in zip(out.units, out.arrays):
         ids = arr.tolist()
-        assert tokens[unit.sequence, unit.start:unit.start + unit.length].tolist() == ids  # whole inside one row
+        assert tokens[unit.sequence, unit.start : unit.start + unit.length].tolist() == ids  # whole inside one row
         if unit.format == PLAIN:
             body = ids[1:-1] if ids[-1] == encoder.ids["eos"] else ids[1:]
             pieces[unit.document].append(encoder.decode(body))

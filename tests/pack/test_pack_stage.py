@@ -22,7 +22,10 @@ from codemill.records import FileRecord
 from codemill.stage import InputError
 
 PACKAGES = ["requests", "idna", "certifi", "markupsafe", "urllib3", "charset_normalizer"]
-SENTINELS = f'"""Tokens: {FIM_BEGIN} {FIM_HOLE} {FIM_END} <｜end▁of▁sentence｜>"""\nPROMPT = "{FIM_BEGIN}x{FIM_HOLE}y{FIM_END}"\n'
+SENTINELS = (
+    f'"""Tokens: {FIM_BEGIN} {FIM_HOLE} {FIM_END} <｜end▁of▁sentence｜>"""\n'
+    f'PROMPT = "{FIM_BEGIN}x{FIM_HOLE}y{FIM_END}"\n'
+)
 CONFIG = dict(seq_len=128, vocab_size=700, val_fraction=0.2)
 
 
@@ -30,7 +33,9 @@ def corpus() -> dict[str, list[FileRecord]]:
     repos = {p: package_files(p, max_files=25) for p in PACKAGES}
     repos["sentinels"] = [
         FileRecord(repo="acme/fim-docs", path="fim/prompts.py", content=SENTINELS, language="Python"),
-        FileRecord(repo="acme/fim-docs", path="fim/__init__.py", content="from .prompts import PROMPT\n", language="Python"),
+        FileRecord(
+            repo="acme/fim-docs", path="fim/__init__.py", content="from .prompts import PROMPT\n", language="Python"
+        ),
         FileRecord(repo="acme/fim-docs", path="fim/empty.py", content="   \n", language="Python"),  # skipped
         FileRecord(repo="acme/fim-docs", path="fim/prompts.py", content="# a second copy\n", language="Python"),
     ]
@@ -59,8 +64,18 @@ def _digests(folder: str) -> dict[str, str]:
 def test_output_follows_the_contract(packed):
     _, out, stats = packed
     meta = json.load(open(os.path.join(out, "meta.json")))
-    assert {"seq_len", "vocab_size", "bos", "eos", "pad", "fim_begin", "fim_hole", "fim_end", "fim_rate",
-            "spm_rate"} <= set(meta)
+    assert {
+        "seq_len",
+        "vocab_size",
+        "bos",
+        "eos",
+        "pad",
+        "fim_begin",
+        "fim_hole",
+        "fim_end",
+        "fim_rate",
+        "spm_rate",
+    } <= set(meta)
     for split in ("train", "val"):
         tokens = np.load(os.path.join(out, split, "tokens.npy"), mmap_mode="r")
         segments = np.load(os.path.join(out, split, "segments.npy"), mmap_mode="r")
@@ -74,9 +89,17 @@ def test_output_follows_the_contract(packed):
         assert sum(r["length"] for r in rows) == int((segments >= 0).sum())
         for r in rows[:200]:  # every unit starts with BOS in its own segment
             assert tokens[r["sequence"], r["start"]] == meta["bos"]
-            assert len(set(segments[r["sequence"], r["start"]:r["start"] + r["length"]].tolist())) == 1
-    for key in ("documents", "sequences", "tokens", "pad_tokens", "packing_efficiency", "fim_rate_observed",
-                "spm_share_observed", "languages"):
+            assert len(set(segments[r["sequence"], r["start"] : r["start"] + r["length"]].tolist())) == 1
+    for key in (
+        "documents",
+        "sequences",
+        "tokens",
+        "pad_tokens",
+        "packing_efficiency",
+        "fim_rate_observed",
+        "spm_share_observed",
+        "languages",
+    ):
         assert key in stats
     assert stats["skipped"] == {"duplicate_path": 1, "empty_content": 1}
     assert {"python", "c"} <= set(stats["languages"])
@@ -91,7 +114,11 @@ def test_validation_holds_out_whole_repositories(packed):
     val = set(pq.read_table(os.path.join(out, "val", "documents.parquet")).column("repo").to_pylist())
     heldout = pq.read_table(os.path.join(out, "heldout", "documents.parquet"))
     assert val and not (train & val)
-    assert set(heldout.column("repo").to_pylist()) == val == set(json.load(open(os.path.join(out, "meta.json")))["heldout_repos"])
+    assert (
+        set(heldout.column("repo").to_pylist())
+        == val
+        == set(json.load(open(os.path.join(out, "meta.json")))["heldout_repos"])
+    )
     assert len(train | val) == len(PACKAGES) + 1
 
 
@@ -125,7 +152,7 @@ def test_sentinel_text_in_a_source_file_stays_text(packed):
     units = [u for u in iter_units(out, split) if u["repo"] == "acme/fim-docs"]
     assert "".join(u["original"] for u in units).count(FIM_BEGIN) == 2  # the file's own text survives
     for u in units:
-        ids = tokens[u["sequence"], u["start"]:u["start"] + u["length"]].tolist()
+        ids = tokens[u["sequence"], u["start"] : u["start"] + u["length"]].tolist()
         expected = 0 if u["format"] == "plain" else 1  # only the layout's own sentinels
         assert all(ids.count(s) == expected for s in sentinels)
         assert ids.count(meta["eos"]) <= 1 and ids.count(meta["bos"]) == 1

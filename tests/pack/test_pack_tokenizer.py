@@ -11,8 +11,7 @@ from codemill.pack import tokenizer as tk
 from codemill.pack.fim import FIM_BEGIN, FIM_END, FIM_HOLE, psm_ids, psm_prompt
 from codemill.stage import InputError
 
-TRICKY = (f"s = '{FIM_BEGIN}' + \"{FIM_HOLE}\"  # {FIM_END} {tk.EOS} {tk.BOS}\n"
-          "naïve = 'héllo wörld 漢字 😀'\n")
+TRICKY = f"s = '{FIM_BEGIN}' + \"{FIM_HOLE}\"  # {FIM_END} {tk.EOS} {tk.BOS}\nnaïve = 'héllo wörld 漢字 😀'\n"
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +73,12 @@ def test_reusing_a_foreign_tokenizer_keeps_its_eos_and_appends_the_rest(tmp_path
     gpt = Tokenizer(models.BPE())
     gpt.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     gpt.decoder = decoders.ByteLevel()
-    gpt.train_from_iterator([r.content for r in package_files("idna")],
-                            trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    gpt.train_from_iterator(
+        [r.content for r in package_files("idna")],
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     PreTrainedTokenizerFast(tokenizer_object=gpt, eos_token="<|endoftext|>").save_pretrained(str(tmp_path / "gpt"))
     added = tk.save_reused(str(tmp_path / "gpt"), str(tmp_path / "out"))
     assert added == sorted([tk.BOS, tk.PAD, FIM_BEGIN, FIM_HOLE, FIM_END])
@@ -95,7 +97,8 @@ def test_a_tokenizer_that_is_not_byte_level_bpe_is_refused(tmp_path):
     vocab = {t: i for i, t in enumerate([tk.BOS, tk.EOS, tk.PAD, FIM_BEGIN, FIM_HOLE, FIM_END, "[UNK]", "x"])}
     word = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     word.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=word, bos_token=tk.BOS, eos_token=tk.EOS,
-                            pad_token=tk.PAD).save_pretrained(str(tmp_path))
+    PreTrainedTokenizerFast(
+        tokenizer_object=word, bos_token=tk.BOS, eos_token=tk.EOS, pad_token=tk.PAD
+    ).save_pretrained(str(tmp_path))
     with pytest.raises(InputError, match="byte-level BPE"):
         tk.TextEncoder(str(tmp_path))

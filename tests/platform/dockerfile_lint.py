@@ -114,8 +114,11 @@ def lint(text: str) -> list[str]:
 
     copies = " ".join(v for s in all_stages for v in s.values("COPY"))
     runs = " ".join(v for s in all_stages for v in s.values("RUN"))
-    if "constraints.txt" not in copies or "constraints.txt" not in runs \
-            or not re.search(r"-c\s+constraints(-[a-z0-9]+)?\.txt", runs):
+    if (
+        "constraints.txt" not in copies
+        or "constraints.txt" not in runs
+        or not re.search(r"-c\s+constraints(-[a-z0-9]+)?\.txt", runs)
+    ):
         bad.append("pip: constraints.txt is not copied in and used with -c")
     if not final.values("HEALTHCHECK"):
         bad.append("healthcheck: the final stage states no HEALTHCHECK (use NONE with the reason)")

@@ -62,8 +62,9 @@ def render_chart(values: dict | None = None, api_versions: list[str] | None = No
     if api_versions:
         opts["api_versions"] = api_versions
     with helm.Chart.load(CHART) as chart:
-        rendered = json.loads(_native.call_string("helm_render", chart._raw(), json.dumps(values or {}),
-                                                  json.dumps(opts)))
+        rendered = json.loads(
+            _native.call_string("helm_render", chart._raw(), json.dumps(values or {}), json.dumps(opts))
+        )
     objects = []
     for path in sorted(rendered):
         if path.endswith((".yaml", ".yml")):
@@ -85,42 +86,92 @@ def kubectl() -> str | None:
 @functools.cache
 def kustomize(path: str) -> tuple[dict, ...]:
     """``kubectl kustomize k8s/<path>`` as objects."""
-    out = subprocess.run([kubectl(), "kustomize", os.path.join(K8S, path)], check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [kubectl(), "kustomize", os.path.join(K8S, path)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
     return tuple(o for o in yaml.safe_load_all(out) if o)
 
 
 # ---------------------------------------------------------------------------- validation
 
 _META = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}}
-_SOURCE = {"type": "object", "required": ["repoURL", "targetRevision", "path"],
-           "properties": {"repoURL": {"type": "string", "pattern": "^https://"},
-                          "targetRevision": {"type": "string", "minLength": 1},
-                          "path": {"type": "string", "minLength": 1}}}
+_SOURCE = {
+    "type": "object",
+    "required": ["repoURL", "targetRevision", "path"],
+    "properties": {
+        "repoURL": {"type": "string", "pattern": "^https://"},
+        "targetRevision": {"type": "string", "minLength": 1},
+        "path": {"type": "string", "minLength": 1},
+    },
+}
 CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): {
-        "type": "object", "required": ["metadata", "spec"],
-        "properties": {"metadata": _META, "spec": {
-            "type": "object", "required": ["selector", "endpoints"],
-            "properties": {"selector": {"type": "object", "required": ["matchLabels"]},
-                           "endpoints": {"type": "array", "minItems": 1, "items": {
-                               "type": "object", "required": ["port", "path"]}}}}}},
+        "type": "object",
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": _META,
+            "spec": {
+                "type": "object",
+                "required": ["selector", "endpoints"],
+                "properties": {
+                    "selector": {"type": "object", "required": ["matchLabels"]},
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "object", "required": ["port", "path"]},
+                    },
+                },
+            },
+        },
+    },
     ("argoproj.io/v1alpha1", "Application"): {
-        "type": "object", "required": ["metadata", "spec"],
-        "properties": {"metadata": _META, "spec": {
-            "type": "object", "required": ["project", "destination", "syncPolicy"],
-            "oneOf": [{"required": ["source"]}, {"required": ["sources"]}],
-            "properties": {"source": _SOURCE, "sources": {"type": "array", "minItems": 1, "items": _SOURCE},
-                           "destination": {"type": "object", "required": ["server"]}}}}},
+        "type": "object",
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": _META,
+            "spec": {
+                "type": "object",
+                "required": ["project", "destination", "syncPolicy"],
+                "oneOf": [{"required": ["source"]}, {"required": ["sources"]}],
+                "properties": {
+                    "source": _SOURCE,
+                    "sources": {"type": "array", "minItems": 1, "items": _SOURCE},
+                    "destination": {"type": "object", "required": ["server"]},
+                },
+            },
+        },
+    },
     ("trainer.kubeflow.org/v1alpha1", "TrainingRuntime"): {
-        "type": "object", "required": ["metadata", "spec"],
-        "properties": {"metadata": _META, "spec": {
-            "type": "object", "required": ["mlPolicy", "template"],
-            "properties": {"mlPolicy": {"type": "object", "required": ["numNodes"]},
-                           "template": {"type": "object", "required": ["spec"], "properties": {"spec": {
-                               "type": "object", "required": ["replicatedJobs"],
-                               "properties": {"replicatedJobs": {"type": "array", "minItems": 1, "items": {
-                                   "type": "object", "required": ["name", "template"]}}}}}}}}}},
+        "type": "object",
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": _META,
+            "spec": {
+                "type": "object",
+                "required": ["mlPolicy", "template"],
+                "properties": {
+                    "mlPolicy": {"type": "object", "required": ["numNodes"]},
+                    "template": {
+                        "type": "object",
+                        "required": ["spec"],
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["replicatedJobs"],
+                                "properties": {
+                                    "replicatedJobs": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "items": {"type": "object", "required": ["name", "template"]},
+                                    }
+                                },
+                            }
+                        },
+                    },
+                },
+            },
+        },
+    },
 }
 
 
@@ -128,8 +179,10 @@ def embedded_templates(obj: dict) -> list[dict]:
     """Core objects embedded in a custom resource (a TrainingRuntime's JobSet jobs)."""
     if obj["kind"] != "TrainingRuntime":
         return []
-    return [{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job["name"]}, **job["template"]}
-            for job in obj["spec"]["template"]["spec"]["replicatedJobs"]]
+    return [
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job["name"]}, **job["template"]}
+        for job in obj["spec"]["template"]["spec"]["replicatedJobs"]
+    ]
 
 
 def validate(obj: dict) -> str:

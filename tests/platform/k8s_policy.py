@@ -20,12 +20,23 @@ import re
 from k8s_manifests import containers, pod_templates
 
 # Volume types the restricted profile allows.
-ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-                   "persistentVolumeClaim", "projected", "secret"}
+ALLOWED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 GPU = "nvidia.com/gpu"
 # Node labels that name the GPU model on GPU feature discovery, GKE and EKS/Karpenter.
-GPU_PRODUCT_LABELS = {"nvidia.com/gpu.product", "cloud.google.com/gke-accelerator",
-                      "karpenter.k8s.aws/instance-gpu-name"}
+GPU_PRODUCT_LABELS = {
+    "nvidia.com/gpu.product",
+    "cloud.google.com/gke-accelerator",
+    "karpenter.k8s.aws/instance-gpu-name",
+}
 CREDENTIAL_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ACCESS_KEY)", re.I)
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
@@ -94,8 +105,12 @@ def gpu_violations(where: str, pod: dict) -> list[str]:
     selector = pod.get("nodeSelector", {})
     if not any(k in GPU_PRODUCT_LABELS and "a100" in str(v).lower() for k, v in selector.items()):
         bad.append(f"{where}: asks for GPUs but does not select the A100 pool (nodeSelector {selector})")
-    tolerated = any(t.get("key") == GPU and t.get("effect", "NoSchedule") == "NoSchedule"
-                    and t.get("operator", "Equal") in ("Exists", "Equal") for t in pod.get("tolerations", []))
+    tolerated = any(
+        t.get("key") == GPU
+        and t.get("effect", "NoSchedule") == "NoSchedule"
+        and t.get("operator", "Equal") in ("Exists", "Equal")
+        for t in pod.get("tolerations", [])
+    )
     if not tolerated:
         bad.append(f"{where}: asks for GPUs but does not tolerate the {GPU}:NoSchedule taint")
     return bad

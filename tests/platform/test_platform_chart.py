@@ -30,8 +30,7 @@ def container(objects, deployment, name):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_chart_lints_clean_with_each_values_file(env):
-    report = helm.lint(CHART, values_file(f"values-{env}.yaml" if env else None), strict=True,
-                       kube_version="v1.30.0")
+    report = helm.lint(CHART, values_file(f"values-{env}.yaml" if env else None), strict=True, kube_version="v1.30.0")
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert report["errors"] == [] and problems == [], problems
 
@@ -46,12 +45,19 @@ def test_every_rendered_object_is_valid_for_kubernetes_1_30(env):
 @pytest.mark.parametrize("env", ENVS)
 def test_chart_renders_every_component(env):
     objects = chart_objects(env)
-    for kind, name in [("Deployment", "codemill-mlflow"), ("Service", "codemill-mlflow"),
-                       ("Deployment", "codemill-serve"), ("Service", "codemill-serve"),
-                       ("Job", "codemill-pipeline-upload"), ("ServiceMonitor", "codemill-serve"),
-                       ("Deployment", "codemill-sandbox"), ("Service", "codemill-sandbox"),
-                       ("NetworkPolicy", "codemill-sandbox"), ("PodDisruptionBudget", "codemill-sandbox"),
-                       ("ConfigMap", "codemill-sandbox-seccomp")]:
+    for kind, name in [
+        ("Deployment", "codemill-mlflow"),
+        ("Service", "codemill-mlflow"),
+        ("Deployment", "codemill-serve"),
+        ("Service", "codemill-serve"),
+        ("Job", "codemill-pipeline-upload"),
+        ("ServiceMonitor", "codemill-serve"),
+        ("Deployment", "codemill-sandbox"),
+        ("Service", "codemill-sandbox"),
+        ("NetworkPolicy", "codemill-sandbox"),
+        ("PodDisruptionBudget", "codemill-sandbox"),
+        ("ConfigMap", "codemill-sandbox-seccomp"),
+    ]:
         one(objects, kind, name)
 
 
@@ -64,10 +70,12 @@ def test_values_files_meet_the_schema_and_bad_values_do_not():
     with helm.Chart.load(CHART) as chart:
         for env in ("dev", "prod"):
             chart.validate_schema(values_file(f"values-{env}.yaml"))
-        for bad in ({"inference": {"gpu": {"count": "two"}}},          # wrong type
-                    {"inference": {"imageFlavor": "rocm"}},             # not an allowed value
-                    {"mlflow": {"postgres": {"password": "hunter2"}}},  # unknown key: no inlined secrets
-                    {"podSecurity": {"runAsUser": 0}}):                 # root
+        for bad in (
+            {"inference": {"gpu": {"count": "two"}}},  # wrong type
+            {"inference": {"imageFlavor": "rocm"}},  # not an allowed value
+            {"mlflow": {"postgres": {"password": "hunter2"}}},  # unknown key: no inlined secrets
+            {"podSecurity": {"runAsUser": 0}},
+        ):  # root
             with pytest.raises(helm.HelmValuesError):
                 chart.validate_schema(bad)
 
@@ -184,22 +192,36 @@ def test_pipeline_upload_job_is_a_release_hook_uploading_a_named_version():
     assert upload["command"] == ["codemill", "pipeline", "submit"]
     assert "--no-run" in upload["args"] and "--version=0.1.0-r1" in upload["args"]
     pinned = render_chart({"pipelineUpload": {"version": "abc1234"}})
-    assert "--version=abc1234" in one(pinned, "Job", "codemill-pipeline-upload")["spec"]["template"]["spec"][
-        "containers"][0]["args"]
+    assert (
+        "--version=abc1234"
+        in one(pinned, "Job", "codemill-pipeline-upload")["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
 
 
 def test_optional_objects_follow_their_switches():
     plain = render_chart({})
     assert by_kind(plain, "Ingress") == [] and by_kind(plain, "HorizontalPodAutoscaler") == []
-    with_ingress = render_chart({"inference": {"ingress": {"enabled": True, "host": "code.internal",
-                                                           "tlsSecret": "code-tls"}}})
+    with_ingress = render_chart(
+        {"inference": {"ingress": {"enabled": True, "host": "code.internal", "tlsSecret": "code-tls"}}}
+    )
     ingress = one(with_ingress, "Ingress", "codemill-serve")
     assert ingress["spec"]["tls"][0] == {"hosts": ["code.internal"], "secretName": "code-tls"}
     with pytest.raises(helm.HelmRenderError, match="host is required"):
         render_chart({"inference": {"ingress": {"enabled": True}}})
-    assert by_kind(render_chart({"inference": {"enabled": False}, "mlflow": {"enabled": False},
-                                 "pipelineUpload": {"enabled": False}, "sandbox": {"enabled": False}}),
-                   "Deployment") == []
+    assert (
+        by_kind(
+            render_chart(
+                {
+                    "inference": {"enabled": False},
+                    "mlflow": {"enabled": False},
+                    "pipelineUpload": {"enabled": False},
+                    "sandbox": {"enabled": False},
+                }
+            ),
+            "Deployment",
+        )
+        == []
+    )
 
 
 def test_dev_values_point_s3_at_kfps_seaweedfs():
@@ -230,6 +252,7 @@ def test_sandbox_service_runs_isolated_with_the_shipped_seccomp_profile():
     assert one(scaled, "HorizontalPodAutoscaler", "codemill-sandbox")["spec"]["maxReplicas"] == 8
     assert "replicas" not in one(scaled, "Deployment", "codemill-sandbox")["spec"]
     assert container(scaled, "codemill-sandbox", "sandbox")["securityContext"]["appArmorProfile"] == {
-        "type": "Unconfined"}
+        "type": "Unconfined"
+    }
     with pytest.raises(helm.HelmValuesError):  # the service never runs without a key
         render_chart({"sandbox": {"apiKeySecret": {"name": ""}}})

@@ -53,8 +53,13 @@ def pins(path):
 
 def hadolint(text: str) -> tuple[int, list[str]]:
     """hadolint's exit status on ``text`` with the project's settings, and the rules it reports."""
-    out = subprocess.run([HADOLINT, "--config", os.path.join(REPO, "images", "hadolint.yaml"),
-                          "--format", "json", "-"], input=text, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [HADOLINT, "--config", os.path.join(REPO, "images", "hadolint.yaml"), "--format", "json", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return out.returncode, sorted({finding["code"] for finding in json.loads(out.stdout or "[]")})
 
 
@@ -70,40 +75,59 @@ def test_the_policy_and_hadolint_accept_a_minimal_good_dockerfile():
 
 # What the hand-written rules used to check and hadolint now does: the settings in
 # images/hadolint.yaml must keep each of these on, at a level that fails the lint.
-@pytest.mark.parametrize("old,new,code", [
-    ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python:latest AS build\n", "DL3007"),
-    ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python AS build\n", "DL3006"),
-    ("--no-cache-dir ", "", "DL3042"),
-    ("USER 10001", "USER 0", "DL3002"),
-    ("COPY constraints.txt .\n", "COPY constraints.txt .\nRUN apt-get update && apt-get install curl "
-                                 "&& rm -rf /var/lib/apt/lists/*\n", "DL3014"),
-    ("USER 10001\n", "RUN apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*\n"
-                     "USER 10001\n", "DL3015"),
-    ("USER 10001\n", "RUN apt-get update && apt-get install -y --no-install-recommends curl\nUSER 10001\n",
-     "DL3009"),
-    ("COPY constraints.txt .\n", "COPY constraints.txt .\nRUN curl -s https://x | sh\n", "DL4006"),
-    ("COPY constraints.txt .\n", "COPY constraints.txt .\nENV HF_TOKEN=hf_abc\n", "DL3064"),
-])
+@pytest.mark.parametrize(
+    "old,new,code",
+    [
+        ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python:latest AS build\n", "DL3007"),
+        ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python AS build\n", "DL3006"),
+        ("--no-cache-dir ", "", "DL3042"),
+        ("USER 10001", "USER 0", "DL3002"),
+        (
+            "COPY constraints.txt .\n",
+            "COPY constraints.txt .\nRUN apt-get update && apt-get install curl && rm -rf /var/lib/apt/lists/*\n",
+            "DL3014",
+        ),
+        (
+            "USER 10001\n",
+            "RUN apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*\nUSER 10001\n",
+            "DL3015",
+        ),
+        (
+            "USER 10001\n",
+            "RUN apt-get update && apt-get install -y --no-install-recommends curl\nUSER 10001\n",
+            "DL3009",
+        ),
+        ("COPY constraints.txt .\n", "COPY constraints.txt .\nRUN curl -s https://x | sh\n", "DL4006"),
+        ("COPY constraints.txt .\n", "COPY constraints.txt .\nENV HF_TOKEN=hf_abc\n", "DL3064"),
+    ],
+)
 def test_hadolint_with_the_project_settings_catches(old, new, code):
     assert old in GOOD
     status, codes = hadolint(GOOD.replace(old, new, 1))
     assert status != 0 and code in codes, codes
 
 
-@pytest.mark.parametrize("old,new,rule", [
-    ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python:latest AS build\n", "pinned-base"),
-    ("FROM python:3.11.14-slim-bookworm\nCOPY", "FROM python:3.11-slim\nCOPY", "pinned-base"),
-    ("FROM python:3.11.14-slim-bookworm\nCOPY", "FROM python:3.11.14-bookworm\nCOPY", "lean-final"),
-    ("USER 10001", "USER root", "non-root"),
-    ("USER 10001", "USER 0", "non-root"),
-    ("USER 10001\n", "", "non-root"),
-    ("HEALTHCHECK NONE\n", "", "healthcheck"),
-    ("-c constraints.txt torch", "torch", "pip"),
-    ("COPY constraints.txt .\n", "", "pip: constraints.txt"),
-    ("USER 10001\n", "RUN apt-get update && apt-get install -y --no-install-recommends gcc "
-                     "&& rm -rf /var/lib/apt/lists/*\nUSER 10001\n", "lean-final"),
-    ("COPY constraints.txt .\n", "COPY constraints.txt .\nADD https://x/y.tgz /y\n", "no-remote-add"),
-])
+@pytest.mark.parametrize(
+    "old,new,rule",
+    [
+        ("FROM python:3.11.14-slim-bookworm AS build\n", "FROM python:latest AS build\n", "pinned-base"),
+        ("FROM python:3.11.14-slim-bookworm\nCOPY", "FROM python:3.11-slim\nCOPY", "pinned-base"),
+        ("FROM python:3.11.14-slim-bookworm\nCOPY", "FROM python:3.11.14-bookworm\nCOPY", "lean-final"),
+        ("USER 10001", "USER root", "non-root"),
+        ("USER 10001", "USER 0", "non-root"),
+        ("USER 10001\n", "", "non-root"),
+        ("HEALTHCHECK NONE\n", "", "healthcheck"),
+        ("-c constraints.txt torch", "torch", "pip"),
+        ("COPY constraints.txt .\n", "", "pip: constraints.txt"),
+        (
+            "USER 10001\n",
+            "RUN apt-get update && apt-get install -y --no-install-recommends gcc "
+            "&& rm -rf /var/lib/apt/lists/*\nUSER 10001\n",
+            "lean-final",
+        ),
+        ("COPY constraints.txt .\n", "COPY constraints.txt .\nADD https://x/y.tgz /y\n", "no-remote-add"),
+    ],
+)
 def test_each_policy_rule_catches_its_violation(old, new, rule):
     assert old in GOOD
     problems = lint(GOOD.replace(old, new, 1))
@@ -111,8 +135,10 @@ def test_each_policy_rule_catches_its_violation(old, new, rule):
 
 
 def test_single_stage_dockerfile_is_rejected():
-    problems = lint("FROM python:3.11.14-slim-bookworm\nCOPY constraints.txt .\n"
-                    "RUN pip install --no-cache-dir -c constraints.txt .\nUSER 10001\nHEALTHCHECK NONE\n")
+    problems = lint(
+        "FROM python:3.11.14-slim-bookworm\nCOPY constraints.txt .\n"
+        "RUN pip install --no-cache-dir -c constraints.txt .\nUSER 10001\nHEALTHCHECK NONE\n"
+    )
     assert problems == ["multi-stage: a single stage keeps its build tools in the image"]
 
 
@@ -160,8 +186,9 @@ def test_cuda_lock_adds_the_gpu_stack_and_repins_only_what_the_dockerfile_drops(
 
 def test_cpu_image_installs_the_locked_torch_as_the_cpu_build():
     torch = pins("constraints.txt")["torch"]
-    install = re.search(r"pip install [^\n]*\\\n\s+--extra-index-url (\S+) \"torch==([^\"]+)\"",
-                        read("images/cpu.Dockerfile"))
+    install = re.search(
+        r"pip install [^\n]*\\\n\s+--extra-index-url (\S+) \"torch==([^\"]+)\"", read("images/cpu.Dockerfile")
+    )
     assert install, "the CPU image no longer installs torch from PyTorch's CPU index"
     assert install.group(1) == "https://download.pytorch.org/whl/cpu"
     assert install.group(2) == f"{torch}+cpu"  # satisfies the lock's torch==X, without PyPI's CUDA wheels

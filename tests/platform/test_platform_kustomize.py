@@ -15,8 +15,13 @@ CRD_KINDS = {"TrainingRuntime", "Application"}
 
 
 def find(objects, kind, name, namespace=None):
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name
-             and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and o["metadata"]["name"] == name
+        and (namespace is None or o["metadata"].get("namespace") == namespace)
+    ]
     assert len(found) == 1, f"expected one {kind}/{name} in {namespace}, found {len(found)}"
     return found[0]
 
@@ -49,13 +54,19 @@ def test_platform_holds_namespace_rbac_policies_quota_priority_and_runtime():
 def test_pipeline_runner_may_do_exactly_what_train_and_serve_need_in_codemill():
     objects = kustomize("")
     binding = find(objects, "RoleBinding", "codemill-pipeline", "codemill")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "codemill-pipeline-runner",
-                                    "namespace": "kubeflow"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "codemill-pipeline-runner", "namespace": "kubeflow"}
+    ]
     rules = find(objects, "Role", binding["roleRef"]["name"], "codemill")["rules"]
 
     def allowed(group, resource, verb, name=None):
-        return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
-                   and (name is None or name in r.get("resourceNames", [name])) for r in rules)
+        return any(
+            group in r["apiGroups"]
+            and resource in r["resources"]
+            and verb in r["verbs"]
+            and (name is None or name in r.get("resourceNames", [name]))
+            for r in rules
+        )
 
     assert allowed("trainer.kubeflow.org", "trainjobs", "create")
     assert allowed("apps", "deployments", "patch", "codemill-serve")
@@ -68,10 +79,13 @@ def test_pipeline_steps_reach_mlflow_and_the_inference_server_in_codemill():
     steps = find(kustomize(""), "NetworkPolicy", "codemill-steps", "kubeflow")["spec"]["egress"]
 
     def reaches(profile, port):
-        return any(peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "codemill"}
-                   and peer.get("podSelector", {}).get("matchLabels") == {"codemill.io/network": profile}
-                   and {"protocol": "TCP", "port": port} in rule["ports"]
-                   for rule in steps for peer in rule["to"])
+        return any(
+            peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "codemill"}
+            and peer.get("podSelector", {}).get("matchLabels") == {"codemill.io/network": profile}
+            and {"protocol": "TCP", "port": port} in rule["ports"]
+            for rule in steps
+            for peer in rule["to"]
+        )
 
     assert reaches("mlflow", 5000) and reaches("inference", 8000)
     assert not reaches("mlflow", 8000)
@@ -99,8 +113,10 @@ def test_argocd_applications_pin_kfp_to_the_locked_release_and_pick_values_per_e
     assert set(apps) == {"kubeflow-pipelines", "codemill-platform", "codemill"}
     kfp_sources = apps["kubeflow-pipelines"]["spec"]["sources"]
     assert {s["targetRevision"] for s in kfp_sources} == {_constraint("kfp-server-api")}
-    assert [s["path"] for s in kfp_sources] == ["manifests/kustomize/cluster-scoped-resources",
-                                               "manifests/kustomize/env/platform-agnostic"]
+    assert [s["path"] for s in kfp_sources] == [
+        "manifests/kustomize/cluster-scoped-resources",
+        "manifests/kustomize/env/platform-agnostic",
+    ]
     dev = overlay.endswith("dev")
     chart = apps["codemill"]["spec"]["source"]
     assert chart["path"] == "charts/codemill"
@@ -110,8 +126,10 @@ def test_argocd_applications_pin_kfp_to_the_locked_release_and_pick_values_per_e
     # What the Applications point at exists in this repository.
     for path in (chart["path"], platform_path, os.path.join(chart["path"], chart["helm"]["valueFiles"][0])):
         assert os.path.exists(os.path.join(REPO, path)), path
-    waves = [int(apps[n]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-             for n in ("kubeflow-pipelines", "codemill-platform", "codemill")]
+    waves = [
+        int(apps[n]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for n in ("kubeflow-pipelines", "codemill-platform", "codemill")
+    ]
     assert waves == sorted(waves)
 
 

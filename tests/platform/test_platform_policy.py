@@ -16,14 +16,22 @@ GOOD_POD = {
     "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     "volumes": [{"name": "tmp", "emptyDir": {}}],
-    "containers": [{
-        "name": "main", "image": "x",
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
-        "resources": {"requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
-                      "limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}},
-        "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
-    }],
+    "containers": [
+        {
+            "name": "main",
+            "image": "x",
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": {
+                "requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+                "limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+            },
+            "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+        }
+    ],
 }
 
 
@@ -42,8 +50,9 @@ def spoil(path: str, value):
 
 
 def all_objects():
-    objects = [("chart" if env is None else f"chart/{env}", o) for env in (None, "dev", "prod")
-               for o in chart_objects(env)]
+    objects = [
+        ("chart" if env is None else f"chart/{env}", o) for env in (None, "dev", "prod") for o in chart_objects(env)
+    ]
     if kubectl():
         objects += [(f"k8s/{overlay}", o) for overlay in ("", "dev") for o in kustomize(overlay)]
     return objects
@@ -63,19 +72,22 @@ def test_good_example_passes_every_rule():
         assert rule("good", GOOD_POD) == []
 
 
-@pytest.mark.parametrize("path,value,expected", [
-    ("securityContext.runAsNonRoot", None, "runAsNonRoot"),
-    ("securityContext.runAsUser", 0, "runAsUser 0"),
-    ("securityContext.seccompProfile", {"type": "Unconfined"}, "seccompProfile"),
-    ("containers.0.securityContext.allowPrivilegeEscalation", True, "allowPrivilegeEscalation"),
-    ("containers.0.securityContext.capabilities", {"drop": ["NET_RAW"]}, "drop ALL"),
-    ("containers.0.securityContext.capabilities", {"drop": ["ALL"], "add": ["SYS_ADMIN"]}, "adds capabilities"),
-    ("containers.0.securityContext.privileged", True, "privileged"),
-    ("containers.0.securityContext.readOnlyRootFilesystem", False, "writable"),
-    ("containers.0.ports", [{"containerPort": 80, "hostPort": 80}], "hostPort"),
-    ("hostNetwork", True, "hostNetwork"),
-    ("volumes", [{"name": "root", "hostPath": {"path": "/"}}], "hostPath"),
-])
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        ("securityContext.runAsNonRoot", None, "runAsNonRoot"),
+        ("securityContext.runAsUser", 0, "runAsUser 0"),
+        ("securityContext.seccompProfile", {"type": "Unconfined"}, "seccompProfile"),
+        ("containers.0.securityContext.allowPrivilegeEscalation", True, "allowPrivilegeEscalation"),
+        ("containers.0.securityContext.capabilities", {"drop": ["NET_RAW"]}, "drop ALL"),
+        ("containers.0.securityContext.capabilities", {"drop": ["ALL"], "add": ["SYS_ADMIN"]}, "adds capabilities"),
+        ("containers.0.securityContext.privileged", True, "privileged"),
+        ("containers.0.securityContext.readOnlyRootFilesystem", False, "writable"),
+        ("containers.0.ports", [{"containerPort": 80, "hostPort": 80}], "hostPort"),
+        ("hostNetwork", True, "hostNetwork"),
+        ("volumes", [{"name": "root", "hostPath": {"path": "/"}}], "hostPath"),
+    ],
+)
 def test_restricted_rule_catches(path, value, expected):
     problems = restricted_violations("bad", spoil(path, value))
     assert len(problems) == 1 and expected in problems[0], problems
@@ -85,8 +97,9 @@ def test_resource_and_gpu_rules_catch():
     assert "no limits" in resource_violations("bad", spoil("containers.0.resources.limits", {}))[0]
     assert "A100" in gpu_violations("bad", spoil("nodeSelector", {"nvidia.com/gpu.product": "Tesla-T4"}))[0]
     assert "taint" in gpu_violations("bad", spoil("tolerations", []))[0]
-    cpu_only = spoil("containers.0.resources", {"requests": {"cpu": "1", "memory": "1Gi"},
-                                                "limits": {"cpu": "1", "memory": "1Gi"}})
+    cpu_only = spoil(
+        "containers.0.resources", {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    )
     assert gpu_violations("cpu-only", spoil("nodeSelector", None)) != []
     assert gpu_violations("cpu-only", cpu_only) == []
 
@@ -98,18 +111,24 @@ def test_secret_rule_catches_inlined_credentials():
     assert "AWS_SECRET_ACCESS_KEY" in secret_violations(deployment)[0]
     uri = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"db": "postgresql://u:hunter2@db/x"}}
     assert "inlined password" in secret_violations(uri)[0]
-    assert secret_violations({"kind": "ConfigMap", "metadata": {"name": "c"},
-                              "data": {"db": "postgresql://mlflow@db:5432/x"}}) == []
+    assert (
+        secret_violations(
+            {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"db": "postgresql://mlflow@db:5432/x"}}
+        )
+        == []
+    )
 
 
 def test_label_selector_matching():
     sandbox = {"codemill.io/network": "sandbox"}
     assert selects({}, sandbox)
     assert selects({"matchExpressions": [{"key": "codemill.io/network", "operator": "Exists"}]}, sandbox)
-    assert not selects({"matchExpressions": [{"key": "codemill.io/network", "operator": "NotIn",
-                                              "values": ["sandbox"]}]}, sandbox)
-    assert selects({"matchExpressions": [{"key": "codemill.io/network", "operator": "NotIn",
-                                          "values": ["sandbox"]}]}, {})
+    assert not selects(
+        {"matchExpressions": [{"key": "codemill.io/network", "operator": "NotIn", "values": ["sandbox"]}]}, sandbox
+    )
+    assert selects(
+        {"matchExpressions": [{"key": "codemill.io/network", "operator": "NotIn", "values": ["sandbox"]}]}, {}
+    )
     assert not selects({"matchLabels": {"codemill.io/network": "mlflow"}}, sandbox)
 
 
@@ -128,8 +147,11 @@ def test_every_container_has_requests_and_limits():
 
 def test_gpu_workloads_select_the_a100_pool_and_tolerate_its_taint():
     pods = all_pods()
-    gpu_pods = [where for where, _, pod in pods if any(
-        "nvidia.com/gpu" in c.get("resources", {}).get("limits", {}) for c in pod["containers"])]
+    gpu_pods = [
+        where
+        for where, _, pod in pods
+        if any("nvidia.com/gpu" in c.get("resources", {}).get("limits", {}) for c in pod["containers"])
+    ]
     # prod inference (chart default and prod) and the training runtime (k8s and k8s/dev).
     assert len(gpu_pods) >= (3 if kubectl() else 2), gpu_pods
     problems = [p for where, _, pod in pods for p in gpu_violations(where, pod)]
@@ -152,8 +174,11 @@ def test_network_policies_cover_every_profile_and_nothing_reaches_the_sandbox():
     allows = [p for p in policies if p["spec"].get("ingress") or p["spec"].get("egress")]
     sandbox = {"codemill.io/network": "sandbox"}
     assert [p["metadata"]["name"] for p in allows if selects(p["spec"]["podSelector"], sandbox)] == []
-    assert any(selects(p["spec"]["podSelector"], sandbox) and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-               for p in codemill if p["spec"]["podSelector"])
+    assert any(
+        selects(p["spec"]["podSelector"], sandbox) and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        for p in codemill
+        if p["spec"]["podSelector"]
+    )
     # In the KFP namespace a codemill pod with any other profile is denied everything too.
     steps_deny = next(p for p in policies if p["metadata"]["name"] == "codemill-steps-default-deny")
     assert selects(steps_deny["spec"]["podSelector"], sandbox)
@@ -173,16 +198,23 @@ def test_network_policies_cover_every_profile_and_nothing_reaches_the_sandbox():
 def test_the_sandbox_service_is_reached_only_by_codemill_pods_and_reaches_nothing():
     for env in (None, "dev", "prod"):
         objects = chart_objects(env)
-        policy = next(o for o in objects
-                      if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "codemill-sandbox")
-        pod_labels = next(labels for obj in objects for _, labels, _ in pod_templates(obj)
-                          if labels.get("codemill.io/network") == "sandbox")
+        policy = next(
+            o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "codemill-sandbox"
+        )
+        pod_labels = next(
+            labels
+            for obj in objects
+            for _, labels, _ in pod_templates(obj)
+            if labels.get("codemill.io/network") == "sandbox"
+        )
         assert selects(policy["spec"]["podSelector"], pod_labels)
         assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"} and policy["spec"]["egress"] == []
         (rule,) = policy["spec"]["ingress"]
         assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
         for peer in rule["from"]:  # every peer is a selected set of codemill pods, never an IP block or a namespace
             assert set(peer) <= {"podSelector", "namespaceSelector"} and "podSelector" in peer
-            assert peer["podSelector"] in ({"matchLabels": {"app.kubernetes.io/part-of": "codemill"}},) or \
-                peer["podSelector"]["matchExpressions"][0]["key"] == "codemill.io/network"
+            assert (
+                peer["podSelector"] in ({"matchLabels": {"app.kubernetes.io/part-of": "codemill"}},)
+                or peer["podSelector"]["matchExpressions"][0]["key"] == "codemill.io/network"
+            )
         assert not selects(rule["from"][0]["podSelector"], {"app": "anything-else"})

@@ -19,8 +19,15 @@ def test_teacher_is_off_by_default():
 
 
 def test_teacher_from_s3_is_a_valid_gpu_deployment_with_a_service():
-    objects = _teacher({"enabled": True, "model": "s3://models/qwen-coder", "apiKeySecret": {"name": "teacher-key"},
-                        "gpu": {"count": 2}, "extraArgs": ["--reasoning-parser=deepseek_r1"]})
+    objects = _teacher(
+        {
+            "enabled": True,
+            "model": "s3://models/qwen-coder",
+            "apiKeySecret": {"name": "teacher-key"},
+            "gpu": {"count": 2},
+            "extraArgs": ["--reasoning-parser=deepseek_r1"],
+        }
+    )
     assert sorted(o["kind"] for o in objects) == ["Deployment", "Service"]
     assert all(validate(o) == "core" for o in objects)
     pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]

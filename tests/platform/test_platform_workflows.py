@@ -66,10 +66,16 @@ def test_kind_job_deploys_everything_and_asserts_a_successful_run():
         kfp_server = re.search(r"^kfp-server-api==(\S+)$", f.read(), re.M).group(1)
     assert kind["env"]["KFP_VERSION"] == kfp_server
     steps = run_lines(kind, "e2e")
-    for needle in ("env/platform-agnostic?ref=$KFP_VERSION", "fake-gpu-operator", "kind load docker-image",
-                   "kubectl apply --server-side -k k8s/dev", "-f charts/codemill/values-dev.yaml",
-                   "--param train_preset=tiny", 'run.state == "SUCCEEDED"',
-                   "rollout status deployment/codemill-serve"):
+    for needle in (
+        "env/platform-agnostic?ref=$KFP_VERSION",
+        "fake-gpu-operator",
+        "kind load docker-image",
+        "kubectl apply --server-side -k k8s/dev",
+        "-f charts/codemill/values-dev.yaml",
+        "--param train_preset=tiny",
+        'run.state == "SUCCEEDED"',
+        "rollout status deployment/codemill-serve",
+    ):
         assert needle in steps, needle
     assert any(s.get("uses", "").startswith("helm/kind-action@") for s in kind["jobs"]["e2e"]["steps"])
 

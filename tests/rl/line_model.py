@@ -54,13 +54,14 @@ def build_model(path: str, seed: int = 0, lines: list[str] = LINES) -> str:
     return path
 
 
-def write_problems(path: str, ops: list[str], per_op: int = 2, cases: int = 2, layout: str = "livecodebench") -> str:
-    """``per_op`` problems per operation, each with ``cases`` stdin tests, in either layout."""
+def write_problems(path: str, ops: list[str], per_op: int = 2, cases: int = 2, layout: str = "livecodebench",
+                   start: int = 2) -> str:
+    """``per_op`` problems per operation, each with ``cases`` stdin tests (inputs from ``start``), in either layout."""
     rows = []
     for op in ops:
         statement, fn = OPS[op]
         for k in range(per_op):
-            inputs = [str(k * 10 + j + 2) for j in range(cases)]
+            inputs = [str(start + k * 10 + j) for j in range(cases)]
             outputs = [f"{fn(int(i))}\n" for i in inputs]
             qid = f"{op}-{k}"
             if layout == "rstar":

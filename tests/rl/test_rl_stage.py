@@ -14,9 +14,20 @@ from codemill import runner
 from codemill.evaluate.sandbox import Sandbox
 from codemill.rl import _report, data
 from codemill.rl.reward import score_problem
+from codemill.tracking import NoOpTracker
 from tests.rl.conftest import fast_config
 
 STEPS = 3
+
+
+class Recorder(NoOpTracker):
+    """Keeps what the stage logs to MLflow."""
+
+    def __init__(self):
+        self.metrics: list[tuple[int | None, dict]] = []
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.append((step, dict(metrics)))
 
 
 def _rollouts(output: str) -> list[dict]:
@@ -27,13 +38,15 @@ def _rollouts(output: str) -> list[dict]:
 def mined_run(task_model, tasks_dir, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("rl-mined"))
     config = fast_config(max_steps=STEPS, prompts_per_step=3, reward="fraction")
-    return output, runner.run("rl", config, output=output, model=task_model, tasks=tasks_dir), config
+    tracker = Recorder()
+    stats = runner.run("rl", config, output=output, model=task_model, tasks=tasks_dir, tracker=tracker)
+    return output, stats, config, tracker
 
 
 def test_one_rollout_row_per_completion_with_the_scorers_reward(mined_run, tasks_dir):
     from codemill.tasks.score import load_tasks, score_one
 
-    output, stats, config = mined_run
+    output, stats, config, _ = mined_run
     rows = _rollouts(output)
     assert len(rows) == STEPS * config.prompts_per_step * config.num_generations
     assert {r["step"] for r in rows} == set(range(1, STEPS + 1))
@@ -47,7 +60,7 @@ def test_one_rollout_row_per_completion_with_the_scorers_reward(mined_run, tasks
 
 
 def test_every_monitor_has_one_value_per_step(mined_run):
-    _, stats, _ = mined_run
+    _, stats, _, _ = mined_run
     monitors = stats["monitors"]
     for name in _report.MONITORS:
         if name == "kl":
@@ -60,8 +73,19 @@ def test_every_monitor_has_one_value_per_step(mined_run):
     assert [e["step"] for e in stats["heldout"]] == [0, 2, 3] and stats["fit"]["on"] == "heldout"
 
 
+def test_monitors_go_to_mlflow_once_per_step(mined_run):
+    _, stats, _, tracker = mined_run
+    per_step = [(step, m) for step, m in tracker.metrics if "pass_rate" in m]
+    assert [step for step, _ in per_step] == [1, 2, 3]
+    for step, logged in per_step:
+        for name in _report.MONITORS:
+            if name != "kl":
+                assert logged[name] == stats["monitors"][name][step - 1], (name, step)
+    assert [step for step, m in tracker.metrics if "heldout_pass_rate" in m] == [0, 2, 3]
+
+
 def test_zero_variance_groups_are_excluded_and_counted(mined_run):
-    output, stats, config = mined_run
+    output, stats, config, _ = mined_run
     groups: dict[tuple[int, int], list[dict]] = {}
     for r in _rollouts(output):
         groups.setdefault((r["step"], r["group"]), []).append(r)
@@ -78,7 +102,7 @@ def test_the_model_loads_with_transformers_and_was_trained(mined_run, task_model
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    output, stats, _ = mined_run
+    output, stats, _, _ = mined_run
     trained = AutoModelForCausalLM.from_pretrained(f"{output}/model")
     start = AutoModelForCausalLM.from_pretrained(task_model)
     AutoTokenizer.from_pretrained(f"{output}/model")

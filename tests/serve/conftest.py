@@ -40,7 +40,8 @@ def client(server):
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +53,9 @@ def tiny_chat_model_dir(tiny_model_dir, tmp_path_factory) -> str:
 
     path = str(tmp_path_factory.mktemp("tiny-chat-model"))
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tok.add_tokens([AddedToken("<|im_start|>", special=True), AddedToken("<|im_end|>", special=True)],
-                   special_tokens=True)
+    tok.add_tokens(
+        [AddedToken("<|im_start|>", special=True), AddedToken("<|im_end|>", special=True)], special_tokens=True
+    )
     tok.chat_template = CHATML_TEMPLATE
     tok.save_pretrained(path)
     torch.manual_seed(1)

@@ -8,8 +8,15 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 API_KEY = "test-key-123"
-SERVER_CONFIG = dict(api_key=API_KEY, max_tokens_cap=64, n_cap=4, max_body_bytes=16_384, max_batch=32,
-                     batch_wait_ms=10.0, access_log=False)
+SERVER_CONFIG = dict(
+    api_key=API_KEY,
+    max_tokens_cap=64,
+    n_cap=4,
+    max_body_bytes=16_384,
+    max_batch=32,
+    batch_wait_ms=10.0,
+    access_log=False,
+)
 
 
 def new_mlflow_store(folder, template: str) -> str:

@@ -34,9 +34,15 @@ def reference(tiny_chat_model_dir):
 
     def greedy(messages: list[dict], max_tokens: int) -> tuple[str, int]:
         ids = torch.tensor([builder.chat(messages)])
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, do_sample=False,
-                             eos_token_id=stop_ids, pad_token_id=tok.pad_token_id)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True), ids.shape[1]
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            eos_token_id=stop_ids,
+            pad_token_id=tok.pad_token_id,
+        )
+        return tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True), ids.shape[1]
 
     return greedy
 
@@ -53,8 +59,16 @@ def test_chat_reply_is_the_models_greedy_reply(oai, reference):
 
 
 def test_streamed_chat_is_the_same_reply(oai, reference):
-    chunks = list(oai.chat.completions.create(model="codemill", messages=MESSAGES, max_tokens=12, temperature=0,
-                                              stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        oai.chat.completions.create(
+            model="codemill",
+            messages=MESSAGES,
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     with_choices = [c for c in chunks if c.choices]
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     assert with_choices[0].choices[0].delta.role == "assistant"
@@ -66,8 +80,9 @@ def test_streamed_chat_is_the_same_reply(oai, reference):
 
 def test_n_seed_stop_and_top_p_are_honoured(oai):
     def ask(**kw):
-        return oai.chat.completions.create(model="codemill", messages=MESSAGES, max_tokens=10, temperature=1.0,
-                                           top_p=0.9, n=2, seed=11, **kw)
+        return oai.chat.completions.create(
+            model="codemill", messages=MESSAGES, max_tokens=10, temperature=1.0, top_p=0.9, n=2, seed=11, **kw
+        )
 
     first, again = ask(), ask()
     assert [c.index for c in first.choices] == [0, 1]
@@ -82,8 +97,11 @@ def test_concurrent_chats_batch_and_each_gets_its_own_reply(oai, reference):
     conversations = [[{"role": "user", "content": f"Write function number {i}."}] for i in range(6)]
 
     def ask(messages):
-        return oai.chat.completions.create(model="codemill", messages=messages, max_tokens=8,
-                                           temperature=0).choices[0].message.content
+        return (
+            oai.chat.completions.create(model="codemill", messages=messages, max_tokens=8, temperature=0)
+            .choices[0]
+            .message.content
+        )
 
     with ThreadPoolExecutor(6) as pool:
         replies = list(pool.map(ask, conversations))
@@ -105,35 +123,52 @@ def test_text_parts_are_joined(oai, reference):
     assert resp.choices[0].message.content == reference([{"role": "user", "content": "Add two numbers."}], 6)[0]
 
 
-@pytest.mark.parametrize("body, param, code", [
-    ({"messages": []}, "messages", "empty_messages"),
-    ({}, "messages", "missing_parameter"),
-    ({"messages": "hi"}, "messages", "invalid_type"),
-    ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role", "invalid_role"),
-    ({"messages": [{"content": "hi"}]}, "messages[0].role", "invalid_role"),
-    ({"messages": [{"role": "user"}]}, "messages[0].content", "missing_parameter"),
-    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]},
-     "messages[0].content[0]", "unsupported_content"),
-    ({"messages": [{"role": "user", "content": "hi", "tool_calls": []}]}, "messages[0].tool_calls",
-     "unknown_parameter"),
-    ({"messages": [{"role": "user", "content": "\ud800"}]}, "messages[0].content", "invalid_value"),
-    ({"messages": MESSAGES, "max_tokens": -1}, "max_tokens", "invalid_value"),
-    ({"messages": MESSAGES, "max_completion_tokens": 0}, "max_completion_tokens", "invalid_value"),
-    ({"messages": MESSAGES, "max_tokens": 65}, "max_tokens", "max_tokens_over_cap"),
-    ({"messages": MESSAGES, "n": -2}, "n", "invalid_value"),
-    ({"messages": MESSAGES, "temperature": -0.5}, "temperature", "invalid_value"),
-    ({"messages": MESSAGES, "tools": [{"type": "function"}]}, "tools", "unsupported_parameter"),
-    ({"messages": MESSAGES, "prompt": "x"}, "prompt", "unknown_parameter"),
-    ({"messages": [{"role": "user", "content": "x = 1\n" * 130}], "max_tokens": 4}, "messages",
-     "context_length_exceeded"),
-])
+@pytest.mark.parametrize(
+    "body, param, code",
+    [
+        ({"messages": []}, "messages", "empty_messages"),
+        ({}, "messages", "missing_parameter"),
+        ({"messages": "hi"}, "messages", "invalid_type"),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role", "invalid_role"),
+        ({"messages": [{"content": "hi"}]}, "messages[0].role", "invalid_role"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content", "missing_parameter"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}
+                ]
+            },
+            "messages[0].content[0]",
+            "unsupported_content",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "hi", "tool_calls": []}]},
+            "messages[0].tool_calls",
+            "unknown_parameter",
+        ),
+        ({"messages": [{"role": "user", "content": "\ud800"}]}, "messages[0].content", "invalid_value"),
+        ({"messages": MESSAGES, "max_tokens": -1}, "max_tokens", "invalid_value"),
+        ({"messages": MESSAGES, "max_completion_tokens": 0}, "max_completion_tokens", "invalid_value"),
+        ({"messages": MESSAGES, "max_tokens": 65}, "max_tokens", "max_tokens_over_cap"),
+        ({"messages": MESSAGES, "n": -2}, "n", "invalid_value"),
+        ({"messages": MESSAGES, "temperature": -0.5}, "temperature", "invalid_value"),
+        ({"messages": MESSAGES, "tools": [{"type": "function"}]}, "tools", "unsupported_parameter"),
+        ({"messages": MESSAGES, "prompt": "x"}, "prompt", "unknown_parameter"),
+        (
+            {"messages": [{"role": "user", "content": "x = 1\n" * 130}], "max_tokens": 4},
+            "messages",
+            "context_length_exceeded",
+        ),
+    ],
+)
 def test_bad_chat_requests_are_4xx_naming_the_field(chat_server, body, param, code):
     with httpx.Client(base_url=chat_server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as c:
         before = sample(metric_samples(c), "codemill_request_errors_total", kind=code)
         # json.dumps escapes non-ASCII, so a lone surrogate travels as "\\ud800"
-        resp = c.post("/v1/chat/completions", content=json.dumps(body).encode(),
-                      headers={"Content-Type": "application/json"})
+        resp = c.post(
+            "/v1/chat/completions", content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         assert resp.status_code == 400, resp.text
         error = resp.json()["error"]
         assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
@@ -159,9 +194,11 @@ def test_chat_counts_in_the_metrics(chat_server, oai):
         resp = oai.chat.completions.create(model="codemill", messages=MESSAGES, max_tokens=3, temperature=0)
         after = metric_samples(c)
     reason = resp.choices[0].finish_reason
-    for name, labels, grew_by in [("codemill_request_success_total", {"finished_reason": reason}, 1),
-                                  ("codemill_prompt_tokens_total", {}, resp.usage.prompt_tokens),
-                                  ("codemill_generation_tokens_total", {}, resp.usage.completion_tokens)]:
+    for name, labels, grew_by in [
+        ("codemill_request_success_total", {"finished_reason": reason}, 1),
+        ("codemill_prompt_tokens_total", {}, resp.usage.prompt_tokens),
+        ("codemill_generation_tokens_total", {}, resp.usage.completion_tokens),
+    ]:
         assert sample(after, name, **labels) == sample(before, name, **labels) + grew_by
 
 

@@ -32,12 +32,34 @@ def test_every_config_field_is_a_flag():
 
 
 def test_flags_build_the_config():
-    args = parser().parse_args(["serve", "--model", "models:/codemill@champion", "--no-batching", "--max-batch", "4",
-                                "--batch-wait-ms", "2.5", "--backend", "vllm", "--api-key-env", "MY_KEY",
-                                "--port", "9000"])
+    args = parser().parse_args(
+        [
+            "serve",
+            "--model",
+            "models:/codemill@champion",
+            "--no-batching",
+            "--max-batch",
+            "4",
+            "--batch-wait-ms",
+            "2.5",
+            "--backend",
+            "vllm",
+            "--api-key-env",
+            "MY_KEY",
+            "--port",
+            "9000",
+        ]
+    )
     config = config_from_args(ServeConfig, args)
-    assert (config.model, config.batching, config.max_batch, config.batch_wait_ms, config.backend,
-            config.api_key_env, config.port) == ("models:/codemill@champion", False, 4, 2.5, "vllm", "MY_KEY", 9000)
+    assert (
+        config.model,
+        config.batching,
+        config.max_batch,
+        config.batch_wait_ms,
+        config.backend,
+        config.api_key_env,
+        config.port,
+    ) == ("models:/codemill@champion", False, 4, 2.5, "vllm", "MY_KEY", 9000)
     with pytest.raises(SystemExit):
         parser().parse_args(["serve", "--backend", "onnx"])
 
@@ -58,8 +80,18 @@ def test_rollout_command_with_failing_gate(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "train").mkdir()
     (tmp_path / "eval" / "metrics.json").write_text(json.dumps({"humaneval": {"pass@1": 0.01}}))
     (tmp_path / "train" / "stats.json").write_text(json.dumps({"val_loss_start": 3.0, "val_loss_end": 2.0}))
-    base = ["rollout", "--model", tiny_model_dir, "--eval", str(tmp_path / "eval"), "--train", str(tmp_path / "train"),
-            "--output", str(tmp_path / "out"), "--no-tracking"]
+    base = [
+        "rollout",
+        "--model",
+        tiny_model_dir,
+        "--eval",
+        str(tmp_path / "eval"),
+        "--train",
+        str(tmp_path / "train"),
+        "--output",
+        str(tmp_path / "out"),
+        "--no-tracking",
+    ]
     args = parser().parse_args(base + ["--gate", '{"humaneval.pass@1": {"min": 0.1}}'])
     assert args.func(args) == 0
     out = capsys.readouterr().out
@@ -71,15 +103,23 @@ def test_rollout_command_with_failing_gate(tiny_model_dir, tmp_path, capsys):
 
 
 def test_serve_command_reports_bad_model_in_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "codemill.serve.cli", "--model", str(tmp_path / "missing")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "codemill.serve.cli", "--model", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing'}: no such model directory"
 
 
 def test_server_exits_nonzero_when_the_model_cannot_load(tmp_path):
     (tmp_path / "config.json").write_text("{}")  # looks like a model directory, is not one
-    result = subprocess.run([sys.executable, "-m", "codemill.serve.cli", "--model", str(tmp_path), "--port", "0",
-                             "--no-access-log"], capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "codemill.serve.cli", "--model", str(tmp_path), "--port", "0", "--no-access-log"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 1
     assert "model failed to load or to generate" in result.stderr

@@ -16,8 +16,16 @@ async def _fire(url: str, bodies: list[dict]) -> list[httpx.Response]:
 
 def test_64_concurrent_requests_are_all_answered_in_shared_batches(server, client):
     before = metric_samples(client)
-    bodies = [{"prompt": f"def task_{i}(x):\n", "max_tokens": 4 + i % 9, "temperature": 0.7, "seed": i,
-               **({"stream": True} if i % 8 == 0 else {})} for i in range(64)]
+    bodies = [
+        {
+            "prompt": f"def task_{i}(x):\n",
+            "max_tokens": 4 + i % 9,
+            "temperature": 0.7,
+            "seed": i,
+            **({"stream": True} if i % 8 == 0 else {}),
+        }
+        for i in range(64)
+    ]
     responses = asyncio.run(_fire(server.url, bodies))
     assert [r.status_code for r in responses] == [200] * 64
     for body, resp in zip(bodies, responses):
@@ -31,18 +39,27 @@ def test_64_concurrent_requests_are_all_answered_in_shared_batches(server, clien
     steps = sample(after, "codemill_batch_size_count") - sample(before, "codemill_batch_size_count")
     row_steps = sample(after, "codemill_batch_size_sum") - sample(before, "codemill_batch_size_sum")
     assert row_steps / steps >= 4  # sequences per decode step: 1 if requests were served one at a time
-    assert sample(after, "codemill_e2e_request_latency_seconds_count") - \
-        sample(before, "codemill_e2e_request_latency_seconds_count") == 64
+    assert (
+        sample(after, "codemill_e2e_request_latency_seconds_count")
+        - sample(before, "codemill_e2e_request_latency_seconds_count")
+        == 64
+    )
 
 
 def test_metrics_parse_as_prometheus_text_with_the_promised_families(client):
     client.post("/v1/completions", json={"prompt": "x = ", "max_tokens": 3})
     samples = metric_samples(client)
     names = {name for name, _ in samples}
-    for family in ("codemill_num_requests_running", "codemill_num_requests_waiting",
-                   "codemill_time_to_first_token_seconds_bucket", "codemill_e2e_request_latency_seconds_bucket",
-                   "codemill_prompt_tokens_total", "codemill_generation_tokens_total",
-                   "codemill_request_success_total", "codemill_model_ready"):
+    for family in (
+        "codemill_num_requests_running",
+        "codemill_num_requests_waiting",
+        "codemill_time_to_first_token_seconds_bucket",
+        "codemill_e2e_request_latency_seconds_bucket",
+        "codemill_prompt_tokens_total",
+        "codemill_generation_tokens_total",
+        "codemill_request_success_total",
+        "codemill_model_ready",
+    ):
         assert family in names, family
     assert sample(samples, "codemill_model_ready") == 1
     assert sample(samples, "codemill_num_requests_running") == 0

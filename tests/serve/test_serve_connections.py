@@ -46,9 +46,11 @@ def _wait_admitted(url: str, count: int, timeout: float = 30.0) -> None:
     with httpx.Client(base_url=url, timeout=10) as client:
         while time.monotonic() < deadline:
             samples = metric_samples(client)
-            admitted = (sample(samples, "codemill_num_requests_running")
-                        + sample(samples, "codemill_num_requests_waiting")
-                        + sample(samples, "codemill_e2e_request_latency_seconds_count"))  # finished already
+            admitted = (
+                sample(samples, "codemill_num_requests_running")
+                + sample(samples, "codemill_num_requests_waiting")
+                + sample(samples, "codemill_e2e_request_latency_seconds_count")
+            )  # finished already
             if admitted >= count:
                 return
             time.sleep(0.02)
@@ -58,16 +60,32 @@ def _wait_admitted(url: str, count: int, timeout: float = 30.0) -> None:
 def test_sigterm_past_the_grace_period_answers_every_request(tiny_model_dir, tmp_path):
     port = free_port()
     log_path = tmp_path / "server.log"
-    cmd = [sys.executable, "-m", "codemill.serve.cli", "--model", tiny_model_dir, "--port", str(port),
-           "--graceful-shutdown-s", "1", "--max-batch", "4", "--max-tokens-cap", "400", "--torch-threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "codemill.serve.cli",
+        "--model",
+        tiny_model_dir,
+        "--port",
+        str(port),
+        "--graceful-shutdown-s",
+        "1",
+        "--max-batch",
+        "4",
+        "--max-tokens-cap",
+        "400",
+        "--torch-threads",
+        "1",
+    ]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, 120, alive=lambda: proc.poll() is None)
         plain, streams = [], []
-        threads = ([threading.Thread(target=_stream, args=(url, streams)) for _ in range(8)]
-                   + [threading.Thread(target=_plain, args=(url, plain)) for _ in range(12)])
+        threads = [threading.Thread(target=_stream, args=(url, streams)) for _ in range(8)] + [
+            threading.Thread(target=_plain, args=(url, plain)) for _ in range(12)
+        ]
         started = time.monotonic()
         for t in threads:
             t.start()
@@ -160,8 +178,10 @@ def test_keep_alive_connection_gets_a_fresh_deadline_per_request(quick_server):
 
 def test_a_body_that_never_arrives_is_a_408(quick_server):
     with _connect(quick_server) as sock:
-        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"prompt\": ")
+        sock.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"prompt": '
+        )
         reply = _read_all(sock)
     assert reply.startswith(b"HTTP/1.1 408 ")
     assert b'"code":"request_timeout"' in reply

@@ -44,7 +44,7 @@ def greedy_reference(tiny_model_dir):
     def run(ids: list[int], max_tokens: int) -> str:
         t = torch.tensor([ids])
         out = model.generate(t, attention_mask=torch.ones_like(t), max_new_tokens=max_tokens, do_sample=False)
-        return tok.decode(out[0, t.shape[1]:], skip_special_tokens=True)
+        return tok.decode(out[0, t.shape[1] :], skip_special_tokens=True)
 
     return run
 
@@ -55,8 +55,14 @@ def _job(builder, prompt, loop, **kw) -> Job:
 
 def test_jobs_joining_and_leaving_mid_loop_match_generate(backend, greedy_reference):
     builder = PromptBuilder(backend.tokenizer)
-    specs = [("def add(a, b):", 12, None), ("x", 5, None), ("import os\nimport sys\n\n\nclass Config(object):\n", 9, 2),
-             ("for i in range(3):", 14, 4), ("def area(r):\n    ", 6, 4), ("# a much longer comment " * 6, 8, 7)]
+    specs = [
+        ("def add(a, b):", 12, None),
+        ("x", 5, None),
+        ("import os\nimport sys\n\n\nclass Config(object):\n", 9, 2),
+        ("for i in range(3):", 14, 4),
+        ("def area(r):\n    ", 6, 4),
+        ("# a much longer comment " * 6, 8, 7),
+    ]
 
     async def scenario():
         loop = asyncio.get_running_loop()

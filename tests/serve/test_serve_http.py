@@ -24,7 +24,7 @@ def reference(tiny_model_dir):
     def greedy(prompt: str, max_tokens: int, suffix: str | None = None) -> str:
         ids = torch.tensor([builder.build(prompt, suffix)])
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, do_sample=False)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        return tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
     return greedy
 
@@ -39,7 +39,7 @@ def stream(client, **body) -> list:
     with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
-        return [line[len("data: "):] for line in resp.iter_lines() if line.startswith("data: ")]
+        return [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
 
 
 def test_completion_shape_and_usage(client, tiny_model_dir):
@@ -59,8 +59,14 @@ def test_completion_shape_and_usage(client, tiny_model_dir):
 
 
 def test_concurrent_greedy_matches_generate(client, reference):
-    cases = [("def add(a, b):", 10), ("import os\nimport sys\n\nclass Config:\n", 16), ("x", 5),
-             ("for i in range(10):\n    print(i", 12), ("# compute the mean\n", 7), ("return", 3)]
+    cases = [
+        ("def add(a, b):", 10),
+        ("import os\nimport sys\n\nclass Config:\n", 16),
+        ("x", 5),
+        ("for i in range(10):\n    print(i", 12),
+        ("# compute the mean\n", 7),
+        ("return", 3),
+    ]
     with ThreadPoolExecutor(len(cases)) as pool:
         answers = list(pool.map(lambda c: complete(client, prompt=c[0], max_tokens=c[1], temperature=0), cases))
     for (prompt, n), data in zip(cases, answers):
@@ -97,7 +103,7 @@ def test_stop_sequence_cuts_the_output(client):
     stop = full[3:6]
     cut = complete(client, **body, stop=[stop])["choices"][0]
     assert cut["finish_reason"] == "stop"
-    assert cut["text"] == full[:full.index(stop)]
+    assert cut["text"] == full[: full.index(stop)]
 
 
 def test_seed_reproduces_samples_and_n_gives_distinct_choices(client):

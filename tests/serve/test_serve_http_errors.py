@@ -38,23 +38,26 @@ def test_key_opens_metrics_and_counts_rejections(server, client):
 LINE = "x = 1\n"  # 4 tokens for the tiny tokenizer; the tiny model has 512 positions
 
 
-@pytest.mark.parametrize("body, status, param, code", [
-    (b'{"prompt": "x", ', 400, None, "invalid_json"),
-    (b'[' * 5000, 400, None, "invalid_json"),  # nests past Python's recursion limit
-    (b'{"prompt": "def \\ud800 x"}', 400, "prompt", "invalid_value"),  # a lone surrogate
-    (b'{"prompt": "x", "suffix": "\\udfff"}', 400, "suffix", "invalid_value"),
-    ({"prompt": "x", "temprature": 0.5}, 400, "temprature", "unknown_parameter"),
-    ({"prompt": "x", "max_tokens": "8"}, 400, "max_tokens", "invalid_type"),
-    ({"prompt": "x", "n": 1.5}, 400, "n", "invalid_type"),
-    ({"prompt": LINE * 120, "max_tokens": 64}, 400, "max_tokens", "context_length_exceeded"),
-    ({"prompt": LINE * 60, "suffix": LINE * 60, "max_tokens": 64}, 400, "max_tokens", "context_length_exceeded"),
-    ({"prompt": LINE * 130, "max_tokens": 4}, 400, "prompt", "context_length_exceeded"),
-    ({"prompt": "x", "max_tokens": 65}, 400, "max_tokens", "max_tokens_over_cap"),
-    ({"prompt": "x", "n": 5}, 400, "n", "n_over_cap"),
-    ({"prompt": ""}, 400, "prompt", "empty_prompt"),
-    ({"prompt": "x", "model": "gpt-4"}, 404, "model", "model_not_found"),
-    ({"prompt": "x" * 20_000}, 413, None, "body_too_large"),
-])
+@pytest.mark.parametrize(
+    "body, status, param, code",
+    [
+        (b'{"prompt": "x", ', 400, None, "invalid_json"),
+        (b"[" * 5000, 400, None, "invalid_json"),  # nests past Python's recursion limit
+        (b'{"prompt": "def \\ud800 x"}', 400, "prompt", "invalid_value"),  # a lone surrogate
+        (b'{"prompt": "x", "suffix": "\\udfff"}', 400, "suffix", "invalid_value"),
+        ({"prompt": "x", "temprature": 0.5}, 400, "temprature", "unknown_parameter"),
+        ({"prompt": "x", "max_tokens": "8"}, 400, "max_tokens", "invalid_type"),
+        ({"prompt": "x", "n": 1.5}, 400, "n", "invalid_type"),
+        ({"prompt": LINE * 120, "max_tokens": 64}, 400, "max_tokens", "context_length_exceeded"),
+        ({"prompt": LINE * 60, "suffix": LINE * 60, "max_tokens": 64}, 400, "max_tokens", "context_length_exceeded"),
+        ({"prompt": LINE * 130, "max_tokens": 4}, 400, "prompt", "context_length_exceeded"),
+        ({"prompt": "x", "max_tokens": 65}, 400, "max_tokens", "max_tokens_over_cap"),
+        ({"prompt": "x", "n": 5}, 400, "n", "n_over_cap"),
+        ({"prompt": ""}, 400, "prompt", "empty_prompt"),
+        ({"prompt": "x", "model": "gpt-4"}, 404, "model", "model_not_found"),
+        ({"prompt": "x" * 20_000}, 413, None, "body_too_large"),
+    ],
+)
 def test_client_errors(client, body, status, param, code):
     before = sample(metric_samples(client), "codemill_request_errors_total", kind=code)
     kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
@@ -117,8 +120,9 @@ BIG = json.dumps({"prompt": "x" * 20_000_000}).encode()  # 20 MB against the 16 
 
 
 def _urllib_post(url: str, body: bytes, key: str = API_KEY) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json",
-                                                          "Authorization": f"Bearer {key}"})
+    req = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:
             return resp.status, json.loads(resp.read())
@@ -137,8 +141,12 @@ def test_huge_body_with_a_wrong_key_is_a_401_that_urllib_receives(server):
 
 
 def test_huge_body_is_a_413_that_httpx_receives(server):
-    resp = httpx.post(server.url + "/v1/completions", content=BIG, timeout=120,
-                      headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    resp = httpx.post(
+        server.url + "/v1/completions",
+        content=BIG,
+        timeout=120,
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "body_too_large"
     assert resp.headers["connection"] == "close"
 
@@ -156,9 +164,11 @@ def test_huge_body_sent_after_100_continue_is_refused_before_it_is_sent(server):
 
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
-                     f"Content-Type: application/json\r\nContent-Length: {len(BIG)}\r\n"
-                     "Expect: 100-continue\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(BIG)}\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk

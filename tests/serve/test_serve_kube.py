@@ -33,15 +33,23 @@ TARGET = kube.KubeTarget("codemill", "codemill-serve", "server", "CODEMILL_MODEL
 
 class FakeApps:
     def __init__(self, replicas: int = 2, model: str = "models:/codemill/1", stuck: bool = False):
-        containers = [V1Container(name="server", env=[V1EnvVar(name="CODEMILL_MODEL_URI", value=model)]),
-                      V1Container(name="metrics-sidecar")]
+        containers = [
+            V1Container(name="server", env=[V1EnvVar(name="CODEMILL_MODEL_URI", value=model)]),
+            V1Container(name="metrics-sidecar"),
+        ]
         self.dep = V1Deployment(
             metadata=V1ObjectMeta(name="codemill-serve", namespace="codemill", generation=1),
-            spec=V1DeploymentSpec(replicas=replicas, selector=V1LabelSelector(match_labels={"app": "codemill"}),
-                                  template=V1PodTemplateSpec(metadata=V1ObjectMeta(annotations={}),
-                                                             spec=V1PodSpec(containers=containers))),
-            status=V1DeploymentStatus(observed_generation=1, replicas=replicas, updated_replicas=replicas,
-                                      available_replicas=replicas))
+            spec=V1DeploymentSpec(
+                replicas=replicas,
+                selector=V1LabelSelector(match_labels={"app": "codemill"}),
+                template=V1PodTemplateSpec(
+                    metadata=V1ObjectMeta(annotations={}), spec=V1PodSpec(containers=containers)
+                ),
+            ),
+            status=V1DeploymentStatus(
+                observed_generation=1, replicas=replicas, updated_replicas=replicas, available_replicas=replicas
+            ),
+        )
         self.stuck = stuck
         self.patches: list[dict] = []
         self.status_reads = 0
@@ -73,9 +81,14 @@ class FakeApps:
         self.status_reads += 1
         status, want = self.dep.status, self.dep.spec.replicas
         if self.stuck:
-            status.conditions = [V1DeploymentCondition(type="Progressing", status="False",
-                                                       reason="ProgressDeadlineExceeded",
-                                                       message="ReplicaSet has timed out progressing")]
+            status.conditions = [
+                V1DeploymentCondition(
+                    type="Progressing",
+                    status="False",
+                    reason="ProgressDeadlineExceeded",
+                    message="ReplicaSet has timed out progressing",
+                )
+            ]
             return self.dep
         status.observed_generation = self.dep.metadata.generation
         if status.updated_replicas < want:
@@ -113,8 +126,7 @@ def test_wait_rollout_times_out():
     generation = kube.set_model(api, TARGET, "models:/codemill/2")
     ticks = iter(range(0, 1000, 10))
     with pytest.raises(TimeoutError, match="not rolled out after 15s"):
-        kube.wait_rollout(api, TARGET, generation + 1, timeout_s=15, sleep=lambda s: None,
-                          clock=lambda: next(ticks))
+        kube.wait_rollout(api, TARGET, generation + 1, timeout_s=15, sleep=lambda s: None, clock=lambda: next(ticks))
 
 
 def test_progress_deadline_fails_fast():
@@ -133,8 +145,9 @@ def _inputs(tmp_path):
 
 
 def _config(server_url: str) -> RolloutConfig:
-    return RolloutConfig(target="kubernetes", service_url=server_url, rollout_timeout_s=60, rollout_poll_s=0.01,
-                         smoke_max_tokens=4)
+    return RolloutConfig(
+        target="kubernetes", service_url=server_url, rollout_timeout_s=60, rollout_poll_s=0.01, smoke_max_tokens=4
+    )
 
 
 def test_kubernetes_rollout_then_smoke_through_the_service(server, tiny_model_dir, tmp_path, monkeypatch):
@@ -157,8 +170,10 @@ def test_failed_kubernetes_rollout_rolls_back(server, tiny_model_dir, tmp_path):
     assert not stats["rolled_out"]
     assert stats["smoke"]["rolled_back_to"] == "models:/codemill/1"
     assert kube.current_model(api, TARGET) == "models:/codemill/1"
-    assert [p["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] for p in api.patches] == \
-        [tiny_model_dir, "models:/codemill/1"]
+    assert [p["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] for p in api.patches] == [
+        tiny_model_dir,
+        "models:/codemill/1",
+    ]
     assert "progress deadline" in stats["decision"]
     report = (tmp_path / "out" / "report.md").read_text()
     assert "Rolled the Deployment back to `models:/codemill/1`" in report
@@ -169,8 +184,11 @@ def test_cluster_settings_come_from_the_pipeline_configmap(monkeypatch):
     monkeypatch.setenv("CODEMILL_SERVE_DEPLOYMENT", "coder")
     monkeypatch.setenv("CODEMILL_SERVE_URL", "http://coder.ml-serving:8000")
     config = RolloutConfig()
-    assert (config.namespace, config.deployment, config.service_url) == \
-        ("ml-serving", "coder", "http://coder.ml-serving:8000")
+    assert (config.namespace, config.deployment, config.service_url) == (
+        "ml-serving",
+        "coder",
+        "http://coder.ml-serving:8000",
+    )
     monkeypatch.delenv("CODEMILL_SERVE_URL")
     assert RolloutConfig().service_url == "http://codemill-serve.codemill.svc.cluster.local:8000"
 

@@ -21,8 +21,13 @@ def prefill(model, ids: list[int]):
 
 def step(model, cache, mask, tokens: list[int], positions: list[int]):
     mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-    out = model(input_ids=torch.tensor(tokens)[:, None], attention_mask=mask,
-                position_ids=torch.tensor(positions)[:, None], past_key_values=cache, use_cache=True)
+    out = model(
+        input_ids=torch.tensor(tokens)[:, None],
+        attention_mask=mask,
+        position_ids=torch.tensor(positions)[:, None],
+        past_key_values=cache,
+        use_cache=True,
+    )
     return out.past_key_values, mask, out.logits[:, -1]
 
 

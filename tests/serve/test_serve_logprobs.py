@@ -46,8 +46,15 @@ def test_lm_eval_loglikelihood_request_equals_the_forward_pass(client, model_and
     model, tok = model_and_tokenizer
     context = tok.encode(CONTEXT, add_special_tokens=False)
     inputs = [context + tok.encode(c, add_special_tokens=False) for c in CONTINUATIONS]
-    payload = {"model": "codemill", "prompt": inputs, "temperature": 0, "max_tokens": 1, "logprobs": 1,
-               "seed": 1234, "echo": True}
+    payload = {
+        "model": "codemill",
+        "prompt": inputs,
+        "temperature": 0,
+        "max_tokens": 1,
+        "logprobs": 1,
+        "seed": 1234,
+        "echo": True,
+    }
     resp = client.post("/v1/completions", json=payload)
     assert resp.status_code == 200, resp.text
     out = resp.json()
@@ -58,9 +65,9 @@ def test_lm_eval_loglikelihood_request_equals_the_forward_pass(client, model_and
         assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None
         reference = forward_logprobs(model, ids)
         expected = [reference[t - 1, ids[t]].item() for t in range(1, len(ids))]
-        assert lp["token_logprobs"][1:len(ids)] == pytest.approx(expected, abs=1e-3)
+        assert lp["token_logprobs"][1 : len(ids)] == pytest.approx(expected, abs=1e-3)
         assert lp["token_logprobs"][-1] == pytest.approx(reference[-1].max().item(), abs=1e-3)  # greedy
-        assert lp["tokens"][:len(ids)] == [tok.decode([t]) for t in ids]
+        assert lp["tokens"][: len(ids)] == [tok.decode([t]) for t in ids]
         assert choice["text"].startswith(tok.decode(ids))
     assert out["usage"]["prompt_tokens"] == sum(len(ids) for ids in inputs)
 
@@ -79,7 +86,7 @@ def test_lm_eval_generate_until_request(client, model_and_tokenizer):
     out = client.post("/v1/completions", json=payload)
     assert out.status_code == 200, out.text
     with torch.no_grad():
-        generated = model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False)[0, len(ids):]
+        generated = model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False)[0, len(ids) :]
     expected = tok.decode(generated, skip_special_tokens=True)
     for stop in until:
         expected = expected.split(stop)[0]
@@ -90,7 +97,7 @@ def test_generated_tokens_logprobs_and_top_alternatives(client, model_and_tokeni
     model, tok = model_and_tokenizer
     prompt = tok.encode(CONTEXT, add_special_tokens=False)
     with torch.no_grad():
-        generated = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False)[0, len(prompt):].tolist()
+        generated = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False)[0, len(prompt) :].tolist()
     resp = client.post("/v1/completions", json={"prompt": CONTEXT, "max_tokens": 6, "temperature": 0, "logprobs": 3})
     choice = resp.json()["choices"][0]
     lp = choice["logprobs"]
@@ -104,8 +111,9 @@ def test_generated_tokens_logprobs_and_top_alternatives(client, model_and_tokeni
         assert top == pytest.approx(expected_top, abs=1e-3)  # greedy: the token is the best of the 3
     assert lp["text_offset"] == [sum(len(t) for t in lp["tokens"][:i]) for i in range(len(generated))]
 
-    sampled = client.post("/v1/completions", json={"prompt": CONTEXT, "max_tokens": 6, "temperature": 1.5,
-                                                   "seed": 3, "logprobs": 2}).json()["choices"][0]["logprobs"]
+    sampled = client.post(
+        "/v1/completions", json={"prompt": CONTEXT, "max_tokens": 6, "temperature": 1.5, "seed": 3, "logprobs": 2}
+    ).json()["choices"][0]["logprobs"]
     for token, token_lp, top in zip(sampled["tokens"], sampled["token_logprobs"], sampled["top_logprobs"]):
         assert len(top) in (2, 3) and top[token] == token_lp  # the 2 best, plus the sampled token if not one
         assert token_lp <= max(top.values())
@@ -151,17 +159,19 @@ def test_the_openai_client_reads_echo_and_logprobs(server, model_and_tokenizer):
     _, tok = model_and_tokenizer
     ids = tok.encode(CONTEXT, add_special_tokens=False)
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=API_KEY, max_retries=0)
-    resp = client.completions.create(model="codemill", prompt=[ids], echo=True, logprobs=1, max_tokens=1,
-                                     temperature=0)
+    resp = client.completions.create(model="codemill", prompt=[ids], echo=True, logprobs=1, max_tokens=1, temperature=0)
     assert len(resp.choices[0].logprobs.token_logprobs) == len(ids) + 1
     assert resp.choices[0].logprobs.token_logprobs[0] is None
 
 
-@pytest.mark.parametrize("body, param, code", [
-    ({"prompt": [1, 2, 100_000], "max_tokens": 1}, "prompt", "invalid_value"),
-    ({"prompt": [[1], [2, 100_000]], "max_tokens": 1}, "prompt[1]", "invalid_value"),
-    ({"prompt": ["x", "x = 1\n" * 130], "max_tokens": 4}, "prompt[1]", "context_length_exceeded"),
-])
+@pytest.mark.parametrize(
+    "body, param, code",
+    [
+        ({"prompt": [1, 2, 100_000], "max_tokens": 1}, "prompt", "invalid_value"),
+        ({"prompt": [[1], [2, 100_000]], "max_tokens": 1}, "prompt[1]", "invalid_value"),
+        ({"prompt": ["x", "x = 1\n" * 130], "max_tokens": 4}, "prompt[1]", "context_length_exceeded"),
+    ],
+)
 def test_bad_prompts_are_named(client, body, param, code):
     resp = client.post("/v1/completions", json=body)
     assert resp.status_code == 400 and (resp.json()["error"]["param"], resp.json()["error"]["code"]) == (param, code)
@@ -170,6 +180,9 @@ def test_bad_prompts_are_named(client, body, param, code):
 def test_chat_logprobs_are_refused_not_ignored(chat_server):
     import httpx
 
-    resp = httpx.post(chat_server.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"},
-                      json={"messages": [{"role": "user", "content": "hi"}], "logprobs": True})
+    resp = httpx.post(
+        chat_server.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={"messages": [{"role": "user", "content": "hi"}], "logprobs": True},
+    )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "unsupported_parameter"

@@ -45,12 +45,15 @@ def test_registry_versions_alias_and_fetch(mlflow_uri, tiny_model_dir, tmp_path)
     assert same_files(by_alias, tiny_model_dir) and same_files(by_version, tiny_model_dir)
 
 
-@pytest.mark.parametrize("uri, message", [
-    ("models:/codemill@nobody", "models:/codemill@nobody: not found"),
-    ("models:/other/1", "models:/other/1: not found"),
-    ("models:/codemill", "expected models:/NAME@ALIAS"),
-    ("models:/codemill/latest", "expected models:/NAME@ALIAS"),
-])
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("models:/codemill@nobody", "models:/codemill@nobody: not found"),
+        ("models:/other/1", "models:/other/1: not found"),
+        ("models:/codemill", "expected models:/NAME@ALIAS"),
+        ("models:/codemill/latest", "expected models:/NAME@ALIAS"),
+    ],
+)
 def test_bad_registry_references_name_the_reference(mlflow_uri, tmp_path, uri, message):
     with pytest.raises(InputError, match=message):
         fetch_model(uri, str(tmp_path), mlflow_uri)

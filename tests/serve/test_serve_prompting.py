@@ -31,14 +31,16 @@ def test_sentinel_text_inside_user_code_is_not_a_sentinel(tok):
     hole_id = tok.convert_tokens_to_ids(DEEPSEEK_SENTINELS[1])
     ids = builder.build(f"x = '{DEEPSEEK_SENTINELS[1]}'", "y = 1")
     assert ids.count(hole_id) == 1
-    assert tok.decode(ids[1:ids.index(hole_id)]) == f"x = '{DEEPSEEK_SENTINELS[1]}'"
+    assert tok.decode(ids[1 : ids.index(hole_id)]) == f"x = '{DEEPSEEK_SENTINELS[1]}'"
 
 
 def test_model_without_sentinels_refuses_suffix():
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.train_from_iterator(["def f(x): return x"] * 10, trainers.BpeTrainer(
-        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    raw.train_from_iterator(
+        ["def f(x): return x"] * 10,
+        trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
+    )
     builder = PromptBuilder(PreTrainedTokenizerFast(tokenizer_object=raw))
     assert not builder.supports_fim
     assert builder.build("def f")
@@ -48,8 +50,12 @@ def test_model_without_sentinels_refuses_suffix():
 
 # ---------------------------------------------------------------------------- chat templates
 
-CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " two  spaces\nand a line "},
-        {"role": "assistant", "content": "ok"}, {"role": "user", "content": "again"}]
+CHAT = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": " two  spaces\nand a line "},
+    {"role": "assistant", "content": "ok"},
+    {"role": "user", "content": "again"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +87,10 @@ def test_no_template_and_refusing_template(chat_tok, tok):
     with pytest.raises(NoChatTemplate):
         PromptBuilder(tok).chat(CHAT)
     strict = AutoTokenizer.from_pretrained(chat_tok.name_or_path)
-    strict.chat_template = ("{% if messages[0]['role'] != 'user' %}{{ raise_exception('first turn must be the "
-                            "user') }}{% endif %}{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    strict.chat_template = (
+        "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first turn must be the "
+        "user') }}{% endif %}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
     with pytest.raises(ChatTemplateError, match="first turn must be the user"):
         PromptBuilder(strict).chat(CHAT)
 
@@ -90,5 +98,6 @@ def test_no_template_and_refusing_template(chat_tok, tok):
 def test_template_that_rewrites_content_is_tokenized_whole(chat_tok):
     upper = AutoTokenizer.from_pretrained(chat_tok.name_or_path)
     upper.chat_template = "{% for m in messages %}{{ m['content'] | upper }}{% endfor %}"
-    assert PromptBuilder(upper).chat(CHAT) == upper.encode("BE BRIEF. TWO  SPACES\nAND A LINE OKAGAIN",
-                                                           add_special_tokens=False)
+    assert PromptBuilder(upper).chat(CHAT) == upper.encode(
+        "BE BRIEF. TWO  SPACES\nAND A LINE OKAGAIN", add_special_tokens=False
+    )

@@ -16,8 +16,9 @@ from tests.serve.test_serve_kube import FakeApps
 def write_inputs(root, val_loss_end: float = 5.0, perplexity: float = 250.0):
     (root / "eval").mkdir()
     (root / "train").mkdir()
-    (root / "eval" / "metrics.json").write_text(json.dumps(
-        {"heldout": {"perplexity": perplexity, "fim_exact_match": 0.0}, "humaneval": {"pass@1": 0.0}}))
+    (root / "eval" / "metrics.json").write_text(
+        json.dumps({"heldout": {"perplexity": perplexity, "fim_exact_match": 0.0}, "humaneval": {"pass@1": 0.0}})
+    )
     (root / "train" / "stats.json").write_text(json.dumps({"val_loss_start": 6.0, "val_loss_end": val_loss_end}))
     return str(root / "eval"), str(root / "train"), str(root / "out")
 
@@ -27,13 +28,23 @@ def test_local_rollout_registers_serves_smokes_and_moves_the_alias(tiny_model_di
     uri = new_mlflow_store(tmp_path, mlflow_template)
     eval_dir, train_dir, out = write_inputs(tmp_path)
     with stage_run("serve", uri=uri) as tracker:
-        stats = rollout(RolloutConfig(target="local", smoke_max_tokens=4, ready_timeout_s=240), tiny_model_dir,
-                        eval_dir, train_dir, out, tracker)
+        stats = rollout(
+            RolloutConfig(target="local", smoke_max_tokens=4, ready_timeout_s=240),
+            tiny_model_dir,
+            eval_dir,
+            train_dir,
+            out,
+            tracker,
+        )
         run_id = tracker.run_id
     assert stats["gate_passed"] and stats["rolled_out"], stats["decision"]
     reg = stats["registry"]
-    assert (reg["version"], reg["model_uri"], reg["alias_moved"], reg["previous_alias_version"]) == \
-        ("1", "models:/codemill/1", True, None)
+    assert (reg["version"], reg["model_uri"], reg["alias_moved"], reg["previous_alias_version"]) == (
+        "1",
+        "models:/codemill/1",
+        True,
+        None,
+    )
     client = registry.client_for(uri)
     assert registry.alias_version(client, "codemill", "champion") == "1"
 
@@ -60,14 +71,17 @@ def test_failed_gate_leaves_registry_and_alias_as_they_were(tiny_model_dir, tmp_
     with stage_run("champion", uri=uri) as tracker:
         tracker.log_artifacts(tiny_model_dir, "model")
         source = tracker.client.get_run(tracker.run_id).info.artifact_uri + "/model"
-        registry.move_alias(tracker.client, "codemill", "champion",
-                            registry.register(tracker.client, tracker.run_id, source, "codemill"))
+        registry.move_alias(
+            tracker.client,
+            "codemill",
+            "champion",
+            registry.register(tracker.client, tracker.run_id, source, "codemill"),
+        )
     with stage_run("serve", uri=uri) as tracker:
         stats = rollout(RolloutConfig(target="local"), tiny_model_dir, eval_dir, train_dir, out, tracker)
     assert not stats["gate_passed"] and not stats["rolled_out"]
     assert stats["registry"] is None and stats["smoke"] is None
-    assert stats["decision"] == ("not rolled out, serving left as it was: "
-                                 "train.val_loss_drop = -0.5 fails > 0 (gt)")
+    assert stats["decision"] == ("not rolled out, serving left as it was: train.val_loss_drop = -0.5 fails > 0 (gt)")
     client = registry.client_for(uri)
     assert registry.alias_version(client, "codemill", "champion") == "1"
     assert len(client.search_model_versions("name='codemill'")) == 1
@@ -82,8 +96,14 @@ def test_missing_or_bad_inputs_are_input_errors(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match=r"metrics.json: missing \(evaluate's metrics\)"):
         rollout(RolloutConfig(), tiny_model_dir, str(tmp_path / "nowhere"), train_dir, out, NoOpTracker())
     with pytest.raises(InputError, match="gate"):
-        rollout(RolloutConfig(gate={"heldout.perplexity": {"below": 3}}), tiny_model_dir, eval_dir, train_dir, out,
-                NoOpTracker())
+        rollout(
+            RolloutConfig(gate={"heldout.perplexity": {"below": 3}}),
+            tiny_model_dir,
+            eval_dir,
+            train_dir,
+            out,
+            NoOpTracker(),
+        )
 
 
 def test_target_auto_follows_the_cluster_and_model_defaults_to_trains(tiny_model_dir, tmp_path, monkeypatch):
@@ -103,18 +123,23 @@ def test_target_auto_follows_the_cluster_and_model_defaults_to_trains(tiny_model
 
 # ---- champion versus challenger, against a local MLflow registry
 
+
 def _inputs(root, perplexity: float, pass_at_1: float):
     (root / "eval").mkdir(parents=True)
     (root / "train").mkdir(parents=True)
-    (root / "eval" / "metrics.json").write_text(json.dumps(
-        {"heldout": {"perplexity": perplexity}, "humaneval": {"greedy": {"pass@1": pass_at_1, "tasks_total": 20}}}))
+    (root / "eval" / "metrics.json").write_text(
+        json.dumps(
+            {"heldout": {"perplexity": perplexity}, "humaneval": {"greedy": {"pass@1": pass_at_1, "tasks_total": 20}}}
+        )
+    )
     (root / "train" / "stats.json").write_text(json.dumps({"val_loss_start": 6.0, "val_loss_end": 5.0}))
     return str(root / "eval"), str(root / "train"), str(root / "out")
 
 
 def _kube_config(server_url: str, **kw) -> RolloutConfig:
-    return RolloutConfig(target="kubernetes", service_url=server_url, rollout_timeout_s=60, rollout_poll_s=0.01,
-                         smoke_max_tokens=4, **kw)
+    return RolloutConfig(
+        target="kubernetes", service_url=server_url, rollout_timeout_s=60, rollout_poll_s=0.01, smoke_max_tokens=4, **kw
+    )
 
 
 def _champion(uri, tiny_model_dir, metrics):
@@ -123,23 +148,32 @@ def _champion(uri, tiny_model_dir, metrics):
         tracker.log_artifacts(tiny_model_dir, "model")
         source = tracker.client.get_run(tracker.run_id).info.artifact_uri + "/model"
         tags = registry.metrics_tag(metrics) if metrics is not None else {}
-        registry.move_alias(tracker.client, "codemill", "champion",
-                            registry.register(tracker.client, tracker.run_id, source, "codemill", tags=tags))
+        registry.move_alias(
+            tracker.client,
+            "codemill",
+            "champion",
+            registry.register(tracker.client, tracker.run_id, source, "codemill", tags=tags),
+        )
 
 
 CHAMPION_METRICS = {"heldout.perplexity": 250.0, "humaneval.greedy.pass@1": 0.2, "humaneval.greedy.tasks_total": 20}
 
 
 def test_the_first_model_is_judged_by_the_absolute_rules_and_its_metrics_recorded(
-        server, tiny_model_dir, tmp_path, mlflow_template, monkeypatch):
+    server, tiny_model_dir, tmp_path, mlflow_template, monkeypatch
+):
     monkeypatch.setenv("CODEMILL_API_KEY", API_KEY)
     uri = new_mlflow_store(tmp_path, mlflow_template)
     with stage_run("serve", uri=uri) as tracker:
-        stats = rollout(_kube_config(server.url), tiny_model_dir, *_inputs(tmp_path, 250.0, 0.2), tracker,
-                        kube_api=FakeApps())
+        stats = rollout(
+            _kube_config(server.url), tiny_model_dir, *_inputs(tmp_path, 250.0, 0.2), tracker, kube_api=FakeApps()
+        )
     assert stats["rolled_out"], stats["decision"]
-    assert stats["champion"] == {"version": None, "passed": True, "note": "no version of codemill holds @champion "
-                                 "yet: the first model is judged by the absolute rules"}
+    assert stats["champion"] == {
+        "version": None,
+        "passed": True,
+        "note": "no version of codemill holds @champion yet: the first model is judged by the absolute rules",
+    }
     client = registry.client_for(uri)
     assert registry.alias_version(client, "codemill", "champion") == "1"
     assert registry.version_metrics(client, "codemill", "1") == CHAMPION_METRICS
@@ -151,15 +185,18 @@ def test_a_worse_challenger_is_refused_and_the_champion_keeps_the_alias(tiny_mod
     _champion(uri, tiny_model_dir, CHAMPION_METRICS)
     api = FakeApps()
     with stage_run("serve", uri=uri) as tracker:  # passes the absolute rules, loses to the champion
-        stats = rollout(_kube_config("http://127.0.0.1:9"), tiny_model_dir, *_inputs(tmp_path, 260.0, 0.25),
-                        tracker, kube_api=api)
+        stats = rollout(
+            _kube_config("http://127.0.0.1:9"), tiny_model_dir, *_inputs(tmp_path, 260.0, 0.25), tracker, kube_api=api
+        )
     assert stats["gate"]["passed"] and not stats["gate_passed"] and not stats["rolled_out"]
     champion = stats["champion"]
     assert (champion["version"], champion["passed"]) == ("1", False)
     refused = [c for c in champion["checks"] if not c["passed"]]
     assert [(c["metric"], c["challenger"], c["champion"]) for c in refused] == [("heldout.perplexity", 260.0, 250.0)]
-    assert stats["decision"] == ("not rolled out, serving left as it was: champion v1: heldout.perplexity = 260 "
-                                 "regresses: champion 250, lower is better, allowed <= 250 (max_regression 0)")
+    assert stats["decision"] == (
+        "not rolled out, serving left as it was: champion v1: heldout.perplexity = 260 "
+        "regresses: champion 250, lower is better, allowed <= 250 (max_regression 0)"
+    )
     client = registry.client_for(uri)
     assert registry.alias_version(client, "codemill", "champion") == "1"
     assert len(client.search_model_versions("name='codemill'")) == 1  # a refused model is not registered
@@ -169,14 +206,20 @@ def test_a_worse_challenger_is_refused_and_the_champion_keeps_the_alias(tiny_mod
     assert "| `humaneval.greedy.pass@1` | higher | 0.25 | 0.2 | 0.2 | pass |" in report
 
 
-def test_a_challenger_within_max_regression_takes_the_alias(server, tiny_model_dir, tmp_path, mlflow_template,
-                                                             monkeypatch):
+def test_a_challenger_within_max_regression_takes_the_alias(
+    server, tiny_model_dir, tmp_path, mlflow_template, monkeypatch
+):
     monkeypatch.setenv("CODEMILL_API_KEY", API_KEY)
     uri = new_mlflow_store(tmp_path, mlflow_template)
     _champion(uri, tiny_model_dir, CHAMPION_METRICS)
     with stage_run("serve", uri=uri) as tracker:
-        stats = rollout(_kube_config(server.url, max_regression=0.05), tiny_model_dir,
-                        *_inputs(tmp_path, 260.0, 0.25), tracker, kube_api=FakeApps())
+        stats = rollout(
+            _kube_config(server.url, max_regression=0.05),
+            tiny_model_dir,
+            *_inputs(tmp_path, 260.0, 0.25),
+            tracker,
+            kube_api=FakeApps(),
+        )
     assert stats["champion"]["passed"] and stats["rolled_out"], stats["decision"]
     assert stats["registry"]["previous_alias_version"] == "1" and stats["registry"]["alias_moved"]
     client = registry.client_for(uri)
@@ -188,10 +231,19 @@ def test_a_champion_registered_without_metrics_leaves_the_absolute_rules(tiny_mo
     uri = new_mlflow_store(tmp_path, mlflow_template)
     _champion(uri, tiny_model_dir, None)
     with stage_run("serve", uri=uri) as tracker:  # the absolute gate fails here: nothing is deployed
-        stats = rollout(_kube_config("http://127.0.0.1:9"), tiny_model_dir, *write_inputs(tmp_path, val_loss_end=6.5),
-                        tracker, kube_api=FakeApps())
-    assert stats["champion"] == {"version": "1", "model_uri": "models:/codemill/1", "passed": True,
-                                 "note": "version 1 was registered without metrics: judged by the absolute rules"}
+        stats = rollout(
+            _kube_config("http://127.0.0.1:9"),
+            tiny_model_dir,
+            *write_inputs(tmp_path, val_loss_end=6.5),
+            tracker,
+            kube_api=FakeApps(),
+        )
+    assert stats["champion"] == {
+        "version": "1",
+        "model_uri": "models:/codemill/1",
+        "passed": True,
+        "note": "version 1 was registered without metrics: judged by the absolute rules",
+    }
     assert stats["decision"] == "not rolled out, serving left as it was: train.val_loss_drop = -0.5 fails > 0 (gt)"
 
 

@@ -16,12 +16,11 @@ def test_stop_drains_in_flight_stream_then_refuses_connections(tiny_model_dir):
     events: list[str] = []
 
     def read_stream():
-        body = {"prompt": "def long_function():\n", "max_tokens": 200, "temperature": 0.0,
-                "stream": True}
+        body = {"prompt": "def long_function():\n", "max_tokens": 200, "temperature": 0.0, "stream": True}
         with httpx.stream("POST", f"{server.url}/v1/completions", json=body, timeout=120) as resp:
             for line in resp.iter_lines():
                 if line.startswith("data: "):
-                    events.append(line[len("data: "):])
+                    events.append(line[len("data: ") :])
                     first_chunk.set()
 
     reader = threading.Thread(target=read_stream)

@@ -44,7 +44,7 @@ def test_stop_sequence_is_cut_and_never_streamed(tok):
     choice = ChoiceText(tok, max_tokens=1000, stop=["return", "zzz"])
     deltas = feed(choice, ids)
     assert choice.finish_reason == "stop"
-    assert "".join(deltas) == TEXT[:TEXT.index("return")]
+    assert "".join(deltas) == TEXT[: TEXT.index("return")]
     assert not any("ret" in d for d in deltas)  # the start of the stop sequence was held back
 
 

@@ -20,13 +20,16 @@ def test_lm_eval_remote_tokenizer_flow(client, tiny_model_dir):
     assert client.post("/detokenize", json={"tokens": ids}).json() == {"prompt": text}
 
 
-@pytest.mark.parametrize("path, body, param", [
-    ("/tokenize", {"prompt": 3}, "prompt"),
-    ("/tokenize", {"prompt": "x", "add_special_tokens": "no"}, "add_special_tokens"),
-    ("/tokenize", {"text": "x"}, "text"),
-    ("/detokenize", {"tokens": [1, "a"]}, "tokens"),
-    ("/detokenize", {"tokens": [10**6]}, "tokens"),
-])
+@pytest.mark.parametrize(
+    "path, body, param",
+    [
+        ("/tokenize", {"prompt": 3}, "prompt"),
+        ("/tokenize", {"prompt": "x", "add_special_tokens": "no"}, "add_special_tokens"),
+        ("/tokenize", {"text": "x"}, "text"),
+        ("/detokenize", {"tokens": [1, "a"]}, "tokens"),
+        ("/detokenize", {"tokens": [10**6]}, "tokens"),
+    ],
+)
 def test_bad_tokenizer_requests_are_400(client, path, body, param):
     resp = client.post(path, json=body)
     assert resp.status_code == 400 and resp.json()["error"]["param"] == param

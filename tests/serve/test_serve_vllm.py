@@ -45,13 +45,23 @@ class FakeAsyncLLMEngine:
         for step in range(1, steps + 1):
             logprobs = None
             if getattr(params, "logprobs", None) is not None:
-                logprobs = [{k: SimpleNamespace(logprob=-0.1 * (k + 1), rank=2), 99: SimpleNamespace(logprob=-0.01,
-                             rank=1)} for k in range(step)]
-            outputs = [SimpleNamespace(index=i, text="".join(f" c{i}t{k}" for k in range(step)),
-                                       token_ids=list(range(step)), logprobs=logprobs,
-                                       finish_reason="length" if step == steps else None) for i in range(params.n)]
-            yield SimpleNamespace(outputs=outputs, prompt_token_ids=ids, prompt_logprobs=prompt_logprobs,
-                                  finished=step == steps)
+                logprobs = [
+                    {k: SimpleNamespace(logprob=-0.1 * (k + 1), rank=2), 99: SimpleNamespace(logprob=-0.01, rank=1)}
+                    for k in range(step)
+                ]
+            outputs = [
+                SimpleNamespace(
+                    index=i,
+                    text="".join(f" c{i}t{k}" for k in range(step)),
+                    token_ids=list(range(step)),
+                    logprobs=logprobs,
+                    finish_reason="length" if step == steps else None,
+                )
+                for i in range(params.n)
+            ]
+            yield SimpleNamespace(
+                outputs=outputs, prompt_token_ids=ids, prompt_logprobs=prompt_logprobs, finished=step == steps
+            )
             await asyncio.sleep(0)
 
     async def abort(self, request_id):
@@ -93,14 +103,28 @@ def test_engine_is_built_for_the_model_dir(vllm_server, tiny_model_dir):
 
 def test_fim_prompt_reaches_vllm_as_codemill_token_ids(vllm_server, tiny_model_dir):
     server, engine = vllm_server
-    body = {"prompt": "def f(x):\n    ", "suffix": "\n    return y\n", "max_tokens": 3, "n": 2, "temperature": 0.5,
-            "top_p": 0.9, "seed": 5, "stop": ["\n\n"]}
+    body = {
+        "prompt": "def f(x):\n    ",
+        "suffix": "\n    return y\n",
+        "max_tokens": 3,
+        "n": 2,
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "seed": 5,
+        "stop": ["\n\n"],
+    }
     data = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60).json()
     prompt, params = engine.calls[-1]
     expected = PromptBuilder(AutoTokenizer.from_pretrained(tiny_model_dir)).build(body["prompt"], body["suffix"])
     assert prompt == {"prompt_token_ids": expected}
-    assert (params.n, params.temperature, params.top_p, params.max_tokens, params.stop, params.seed) == \
-        (2, 0.5, 0.9, 3, ["\n\n"], 5)
+    assert (params.n, params.temperature, params.top_p, params.max_tokens, params.stop, params.seed) == (
+        2,
+        0.5,
+        0.9,
+        3,
+        ["\n\n"],
+        5,
+    )
     assert [c["text"] for c in data["choices"]] == [" c0t0 c0t1 c0t2", " c1t0 c1t1 c1t2"]
     assert [c["finish_reason"] for c in data["choices"]] == ["length", "length"]
     assert data["usage"] == {"prompt_tokens": len(expected), "completion_tokens": 6, "total_tokens": len(expected) + 6}
@@ -132,8 +156,9 @@ def test_chat_reaches_vllm_as_the_chat_templates_token_ids(tiny_chat_model_dir):
     with fake_vllm_server(tiny_chat_model_dir) as (server, engine):
         body = {"messages": messages, "max_tokens": 3, "n": 2, "temperature": 0.5, "seed": 3, "stop": ["##"]}
         data = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60).json()
-        with httpx.stream("POST", f"{server.url}/v1/chat/completions", json={**body, "n": 1, "stream": True},
-                          timeout=60) as resp:
+        with httpx.stream(
+            "POST", f"{server.url}/v1/chat/completions", json={**body, "n": 1, "stream": True}, timeout=60
+        ) as resp:
             lines = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
     prompt, params = engine.calls[-2]  # before it: the warm-up; after it: the stream
     tok = AutoTokenizer.from_pretrained(tiny_chat_model_dir)

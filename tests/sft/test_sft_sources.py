@@ -74,7 +74,7 @@ def test_a_registry_base_and_what_mlflow_records(registry_uri, tmp_path, capsys)
                if r.info.run_name == "sft")
     assert run.info.status == "FINISHED"
     assert run.data.params["lr"] == str(SHORT["lr"]) and run.data.params["preset"] == "tiny"
-    assert run.data.params["warmup_ratio"] == "None" and run.data.params["preset.warmup_ratio"] == "0.05"
+    assert run.data.params["warmup_ratio"] == "0.05"  # the resolved config: the preset's value, not None
     assert {"train_loss_start", "val_loss", "assistant_token_fraction", "tokens_per_second"} <= set(run.data.metrics)
     curve = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in curve] == [1, 2, 4, 6, 8]  # the loss curve, step by step

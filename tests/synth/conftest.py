@@ -72,7 +72,7 @@ def oss_respond(content: str, seed: int, attempt: int):
     if name == "slow_solution":
         return answer("Write forever().", "def forever():\n    while True:\n        pass\n", "forever()\nassert True\n")
     if name == "hanging":
-        return Reply(content="too late", delay=1.5)
+        return Reply(content="too late", delay=5.0)
     if name == "rate_limited":
         return Reply(status=429, headers={"Retry-After": "1"}) if attempt == 0 else answer(*RIGHT["right_c"])
     if name == "flaky_503":

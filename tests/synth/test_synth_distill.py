@@ -130,3 +130,5 @@ def test_pass_rate_range_and_mutual_verification(tmp_path):
     assert stats["mutual"]["inputs_labelled"] == 2 and stats["mutual"]["problems"] == 2
     assert stats["requested"] == stats["answered"] == 4 + 4 + 5 + 5 == stats["kept"] + stats["quarantined"]
     assert stats["tasks_in_pass_rate_range"] == 2  # cm-stdio-002 (0.25) and mv-sum (0.6)
+    report = io.read_text(f"{out}/report.md")
+    assert "## agreement histogram" in report and "| 0.6-0.7 | 2 |" in report

@@ -37,3 +37,12 @@ def test_the_cache_key_is_the_request_body():
     a = Request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": 0})
     assert a.key == Request({"seed": 0, "messages": [{"content": "hi", "role": "user"}], "model": "m"}).key
     assert a.key != Request({**a.body, "seed": 1}).key
+
+
+def test_error_kinds():
+    from codemill.synth.teacher import error_kind
+
+    assert [error_kind(e) for e in ("timed out after 1s (3 tries)", "cannot connect (ConnectError: x)",
+                                    "HTTP 429 after 5 tries", "HTTP 404: no such model",
+                                    "HTTP 200 with a body that is not JSON", "not a chat completion (KeyError)")] == [
+        "timeout", "connect", "http_429", "http_404", "bad_reply", "bad_reply"]

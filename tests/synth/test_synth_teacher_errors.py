@@ -9,7 +9,7 @@ import pytest
 from codemill.cli import main
 from tests.synth.scripted import Reply, ScriptedTeacher
 
-QUICK = ["--max-samples", "4", "--request-timeout-s", "0.3", "--max-retries", "1", "--backoff-s", "0.01",
+QUICK = ["--max-samples", "4", "--request-timeout-s", "2", "--max-retries", "1", "--backoff-s", "0.01",
          "--no-tracking"]
 
 
@@ -41,7 +41,7 @@ def test_unreachable_teacher_is_one_line_naming_the_url(oss_corpus, tmp_path, ca
 def test_a_teacher_that_times_out_on_every_request_is_one_line(oss_corpus, tmp_path, capsys):
     with ScriptedTeacher(lambda *a: Reply(content="late", delay=1.0)) as teacher:
         rc = main(["synth", "--input", oss_corpus, "--output", str(tmp_path / "out"), "--teacher-url", teacher.url,
-                   *QUICK])
+                   *QUICK, "--request-timeout-s", "0.3"])
         assert teacher.posts <= 4 * 2  # bounded: at most every request with its one retry
     line = _error_line(capsys)
     assert rc == 2 and teacher.url in line and "timed out" in line

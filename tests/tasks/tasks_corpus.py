@@ -125,6 +125,21 @@ def to_array(x):
     return np.asarray(x)
 
 
+def stub(x):
+    """A stub: the body is its docstring.
+
+    >>> stub(1)
+    """
+
+
+def fill(items):
+    """A procedure: it changes its argument and returns nothing.
+
+    >>> fill([1])
+    """
+    items.append(0)
+
+
 def hog(n):
     """Asks for far more memory than the sandbox allows.
 
@@ -159,6 +174,7 @@ EXPECTED: dict[str, str | None] = {
     "stamp": "impure", "jitter": "impure", "spin": "timeout", "boom": "raises", "count_up": "generator",
     "make_point": "unserializable_output", "shuffle_set": "nondeterministic", "lonely": "no_inputs",
     "to_array": "non_stdlib_import", "hog": "raises", "has_close_elements": "contaminated",
+    "stub": "no_body", "fill": "returns_none",
 }
 VENDORED = "clamp"  # also in beta/vendor, byte for byte except a comment: one task set, one duplicate
 

@@ -64,3 +64,12 @@ def test_finish_refuses_settings_other_than_the_shards(tmp_path, capsys):
     assert "seed: 0 -> 3" in capsys.readouterr().err
     assert main(["tasks", "--step", "finish", "--output", out, "--no-tracking"]) == 0
     assert json.loads(open(os.path.join(out, "stats.json")).read())["tasks"] == 3
+
+
+def test_finish_alone_can_make_other_kinds(tmp_path):
+    corpus = write_corpus(str(tmp_path / "in"), {"a/b": {"m.py": "def f(x):\n    '''>>> f(1)'''\n    return x\n"}})
+    out = str(tmp_path / "out")
+    assert main(["tasks", "--input", corpus, "--output", out, "--no-tracking"]) == 0
+    assert main(["tasks", "--step", "finish", "--output", out, "--kinds", "output", "--no-tracking"]) == 0
+    stats = json.loads(open(os.path.join(out, "stats.json")).read())
+    assert stats["by_kind"] == {"output": 1} and stats["config"]["kinds"] == ["output"]

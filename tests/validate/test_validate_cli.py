@@ -6,11 +6,10 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from validate_corpus import build_jsonl
 
 from codemill import cli, stage
 from codemill.validate import ValidateConfig
-
-from validate_corpus import build_jsonl
 
 
 def test_help_documents_every_config_field(capsys):
@@ -30,8 +29,23 @@ def test_single_process_run_writes_stats_and_report(tmp_path, capsys):
     source = str(tmp_path / "a.jsonl")
     expected = build_jsonl(source)
     out = str(tmp_path / "out")
-    assert cli.main(["validate", "--source", source, "--output", out, "--no-tracking", "--max-file-bytes", "1000",
-                     "--seed", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "validate",
+                "--source",
+                source,
+                "--output",
+                out,
+                "--no-tracking",
+                "--max-file-bytes",
+                "1000",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     stats = stage.read_stats(out)
     assert stats["input_records"] == len(expected) and stats["invariant_ok"]
     assert stats["config"]["max_file_bytes"] == 1000 and stats["config"]["seed"] == 3
@@ -57,9 +71,11 @@ def test_missing_columns_is_one_line_naming_file_and_columns(tmp_path, capsys):
     code = cli.main(["validate", "--source", str(path), "--output", str(tmp_path / "out"), "--no-tracking"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
-    assert err == (f"error: {path}: missing required column(s) ['path', 'content']; expected "
-                   "['repo_name', 'path', 'content'] (optional ['language', 'license', 'stars']), "
-                   "found ['repo_name', 'text']")
+    assert err == (
+        f"error: {path}: missing required column(s) ['path', 'content']; expected "
+        "['repo_name', 'path', 'content'] (optional ['language', 'license', 'stars']), "
+        "found ['repo_name', 'text']"
+    )
 
 
 def test_source_is_required_without_finish(tmp_path, capsys):
@@ -68,6 +84,18 @@ def test_source_is_required_without_finish(tmp_path, capsys):
 
 
 def test_bad_shard_flags(tmp_path, capsys):
-    code = cli.main(["validate", "--source", "site-packages", "--output", str(tmp_path), "--no-tracking",
-                     "--rank", "2", "--world-size", "2"])
+    code = cli.main(
+        [
+            "validate",
+            "--source",
+            "site-packages",
+            "--output",
+            str(tmp_path),
+            "--no-tracking",
+            "--rank",
+            "2",
+            "--world-size",
+            "2",
+        ]
+    )
     assert code == 2 and "invalid shard: rank=2 world_size=2" in capsys.readouterr().err

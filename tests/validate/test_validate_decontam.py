@@ -6,11 +6,10 @@ import os
 
 import numpy as np
 import pytest
+from validate_corpus import humaneval_rows
 
 from codemill.stage import InputError
 from codemill.validate.decontam import BenchmarkText, Decontaminator, load_benchmarks, tuple_hashes
-
-from validate_corpus import humaneval_rows
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +58,14 @@ def test_ordinary_code_is_not_contaminated(humaneval):
 
 def test_a_custom_benchmark_jsonl_is_pluggable(tmp_path):
     mbpp = tmp_path / "mbpp.jsonl.gz"
-    rows = [{"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character",
-             "code": "def remove_Occ(s,ch):\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]",
-             "test_list": ['assert remove_Occ("hello","l") == "heo"']}]
+    rows = [
+        {
+            "task_id": 11,
+            "text": "Write a python function to remove first and last occurrence of a given character",
+            "code": "def remove_Occ(s,ch):\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]",
+            "test_list": ['assert remove_Occ("hello","l") == "heo"'],
+        }
+    ]
     with gzip.open(mbpp, "wt", encoding="utf-8") as f:
         f.write("\n".join(json.dumps(r) for r in rows) + "\n")
     d = Decontaminator(load_benchmarks([str(mbpp)], ["text", "code", "test_list"]))

@@ -3,11 +3,10 @@
 from collections import Counter
 
 import pytest
+from validate_corpus import EXPECTED, SECRETS_PY, build_folder_corpus, build_jsonl, outside_file, rows, run_all
 
 from codemill import stage
 from codemill.validate import ValidateConfig
-
-from validate_corpus import EXPECTED, SECRETS_PY, build_folder_corpus, build_jsonl, outside_file, rows, run_all
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +110,8 @@ def test_jsonl_record_problems(tmp_path):
     assert "COBOL" in held[7]["detail"]
     kept = rows(str(tmp_path / "out"), "files")
     assert [(r["repo"], r["path"], r["language"], r["license"], r["stars"]) for r in kept] == [
-        ("org/good", "bisect.py", "python", "MIT,PSF", 12)]
+        ("org/good", "bisect.py", "python", "MIT,PSF", 12)
+    ]
     assert kept[0]["source"] == f"{path}:1"
     assert stats["input_records"] == len(expected) and stats["invariant_ok"]
 
@@ -122,6 +122,9 @@ def test_unwanted_language(tmp_path):
     stats = run_all(source, str(tmp_path / "out"), config)
     held = {r["path"]: r for r in rows(str(tmp_path / "out"), "quarantine")}
     assert {p for p, r in held.items() if r["reason"] == "unwanted_language"} == {
-        "README.md", "style.xsl", "settings.yaml"}
+        "README.md",
+        "style.xsl",
+        "settings.yaml",
+    }
     assert "markdown is not in languages=['python']" in held["README.md"]["detail"]
     assert set(stats["languages"]) == {"python"}

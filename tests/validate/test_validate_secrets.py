@@ -9,10 +9,16 @@ from codemill.validate.secrets import present_kinds, redact
 PEM_BODY = "MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\naFDrBz9vFqU4yVZ3c+1LRQ==\n"
 
 CASES = [
-    ("private_key", f'KEY = """-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}-----END RSA PRIVATE KEY-----"""',
-     'KEY = """<KEY>"""'),
-    ("private_key", f"-----BEGIN PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n{PEM_BODY}-----END PRIVATE KEY-----",
-     "<KEY>"),
+    (
+        "private_key",
+        f'KEY = """-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}-----END RSA PRIVATE KEY-----"""',
+        'KEY = """<KEY>"""',
+    ),
+    (
+        "private_key",
+        f"-----BEGIN PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n{PEM_BODY}-----END PRIVATE KEY-----",
+        "<KEY>",
+    ),
     ("aws_access_key", "aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "aws_access_key_id = <KEY>"),
     ("aws_access_key", "key: ASIAY34FZKBOKMUTVV7A", "key: <KEY>"),
     ("google_api_key", 'maps_key = "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe"', 'maps_key = "<KEY>"'),
@@ -86,8 +92,7 @@ def test_aws_pair_in_a_docstring_is_fully_redacted():
 
 def test_aws_pair_needs_no_keyword_and_goes_everywhere_the_secret_is():
     text = f"# id {KEY_ID}\nprint('{SECRET}')\nVALUE = '{SECRET}'\n"
-    assert redact(text) == ("# id <KEY>\nprint('<KEY>')\nVALUE = '<KEY>'\n",
-                            {"aws_access_key": 1, "aws_secret_key": 2})
+    assert redact(text) == ("# id <KEY>\nprint('<KEY>')\nVALUE = '<KEY>'\n", {"aws_access_key": 1, "aws_secret_key": 2})
 
 
 def test_a_40_character_run_without_a_key_id_or_keyword_is_kept():
@@ -110,49 +115,77 @@ def test_a_key_id_inside_a_base64_blob_is_not_an_id():
     assert redact(text) == (text, {})
 
 
-@pytest.mark.parametrize("kind,text,expected", [
-    ("jwt", 'AUTH = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.'
-            'dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk"', 'AUTH = "<KEY>"'),
-    ("slack_token", 'HOOK = "https://hooks.slack.com/services/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"',
-     'HOOK = "<KEY>"'),
-    ("stripe_key", 'stripe.api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"', 'stripe.api_key = "<KEY>"'),
-    ("sendgrid_key", 'SG = "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"', 'SG = "<KEY>"'),
-    ("npm_token", '//registry.npmjs.org/:_authToken=npm_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6 # ci',
-     "//registry.npmjs.org/:_authToken=<KEY> # ci"),
-    ("azure_storage_key", "DefaultEndpointsProtocol=https;AccountKey=" + "Zq8Xw3Lp0Rt5Vn2Bm7Kc4Hs9Jd1Fg6Ya" * 2
-     + "Zq8Xw3Lp0Rt5Vn2Bm7Kc4H==", "DefaultEndpointsProtocol=https;AccountKey=<KEY>"),
-])
+@pytest.mark.parametrize(
+    "kind,text,expected",
+    [
+        (
+            "jwt",
+            'AUTH = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.'
+            'dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk"',
+            'AUTH = "<KEY>"',
+        ),
+        (
+            "slack_token",
+            'HOOK = "https://hooks.slack.com/services/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"',
+            'HOOK = "<KEY>"',
+        ),
+        ("stripe_key", 'stripe.api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"', 'stripe.api_key = "<KEY>"'),
+        (
+            "sendgrid_key",
+            'SG = "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"',
+            'SG = "<KEY>"',
+        ),
+        (
+            "npm_token",
+            "//registry.npmjs.org/:_authToken=npm_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6 # ci",
+            "//registry.npmjs.org/:_authToken=<KEY> # ci",
+        ),
+        (
+            "azure_storage_key",
+            "DefaultEndpointsProtocol=https;AccountKey="
+            + "Zq8Xw3Lp0Rt5Vn2Bm7Kc4Hs9Jd1Fg6Ya" * 2
+            + "Zq8Xw3Lp0Rt5Vn2Bm7Kc4H==",
+            "DefaultEndpointsProtocol=https;AccountKey=<KEY>",
+        ),
+    ],
+)
 def test_detect_secrets_plugins_find_their_kinds(kind, text, expected):
     assert redact(text) == (expected, {kind: 1})
 
 
-@pytest.mark.parametrize("text", [
-    'API_TOKEN = "f3a9c2b7e1d04b6a8c5e9f2d7b1a3c6e"',            # hex, after a keyword
-    "the secret for staging is Qm9LZ2x1dGVyX3Rva2VuXzIwMjQ4a3Fw9Z", # prose, no assignment
-    "apiKey: 'q3Lw9ZpX7mR2vT8nB4kY1cF6hJ0sD5gA'",                 # camelCase keyword
-    'password =\n    "u7Hk2Lm9Pq4Rs1Tv8Wx3Yz6Ab0Cd5Ef"',             # the value on the next line
-    'key = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")',      # a test vector (AES): a key all the same
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'API_TOKEN = "f3a9c2b7e1d04b6a8c5e9f2d7b1a3c6e"',  # hex, after a keyword
+        "the secret for staging is Qm9LZ2x1dGVyX3Rva2VuXzIwMjQ4a3Fw9Z",  # prose, no assignment
+        "apiKey: 'q3Lw9ZpX7mR2vT8nB4kY1cF6hJ0sD5gA'",  # camelCase keyword
+        'password =\n    "u7Hk2Lm9Pq4Rs1Tv8Wx3Yz6Ab0Cd5Ef"',  # the value on the next line
+        'key = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")',  # a test vector (AES): a key all the same
+    ],
+)
 def test_high_entropy_values_near_key_words_are_redacted(text):
     redacted, counts = redact(text)
     assert counts == {"high_entropy_secret": 1}
     assert redacted.count("<KEY>") == 1 and len(redacted) < len(text) - 15
 
 
-@pytest.mark.parametrize("text", [
-    "--hash=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # pip lock hash
-    '{file = "x.whl", hash = "sha256:9d71491b50023b06fc76928e6eddb952a8f1c7b35e"}',   # poetry.lock
-    '"integrity": "sha512-Vo0ZEaVzAaHq8yY3lc+mRbf1xJ9xl8qQ8PbM4c2Bv7y3kW2sTvHx0aBc=="',  # package-lock
-    'expected = base64.b64decode("SGVsbG8gV29ybGQhIFRoaXMgaXMgYSB0ZXN0IHZlY3Rvcg==")',  # a test vector
-    'key = bytes.fromhex("000102030405060708090a0b0c0d0e0f")',         # a sequential test key
-    'token = "123e4567-e89b-12d3-a456-426614174000"',                  # a UUID
-    "account_sid = 'ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'",             # a placeholder
-    'password = "correct horse battery staple"',                      # words, low entropy
-    "    >>> tokenize([1, 2, '3'])\n    '9d71491b50023b06fc76928e6eddb952'",  # "token" inside a word
-    "KEY_EXCHANGE = id_GostR3410_2001_KeyTransportSmth2",               # an identifier
-    "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n"
-    "RTESMBAGA1UEChMJQmFsdGltb3JlMRMwEQYDVQQLEwpDeWJlclRydXN0MSIwIAYD\n-----END CERTIFICATE-----",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "--hash=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # pip lock hash
+        '{file = "x.whl", hash = "sha256:9d71491b50023b06fc76928e6eddb952a8f1c7b35e"}',  # poetry.lock
+        '"integrity": "sha512-Vo0ZEaVzAaHq8yY3lc+mRbf1xJ9xl8qQ8PbM4c2Bv7y3kW2sTvHx0aBc=="',  # package-lock
+        'expected = base64.b64decode("SGVsbG8gV29ybGQhIFRoaXMgaXMgYSB0ZXN0IHZlY3Rvcg==")',  # a test vector
+        'key = bytes.fromhex("000102030405060708090a0b0c0d0e0f")',  # a sequential test key
+        'token = "123e4567-e89b-12d3-a456-426614174000"',  # a UUID
+        "account_sid = 'ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'",  # a placeholder
+        'password = "correct horse battery staple"',  # words, low entropy
+        "    >>> tokenize([1, 2, '3'])\n    '9d71491b50023b06fc76928e6eddb952'",  # "token" inside a word
+        "KEY_EXCHANGE = id_GostR3410_2001_KeyTransportSmth2",  # an identifier
+        "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n"
+        "RTESMBAGA1UEChMJQmFsdGltb3JlMRMwEQYDVQQLEwpDeWJlclRydXN0MSIwIAYD\n-----END CERTIFICATE-----",
+    ],
+)
 def test_ordinary_code_and_data_are_kept(text):
     assert redact(text) == (text, {})
 

@@ -5,15 +5,13 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
+from validate_corpus import EXPECTED, build_folder_corpus, build_jsonl, rows, run_all
 
 from codemill import stage
+from codemill.stage import InputError
 from codemill.tracking import NoOpTracker
 from codemill.validate import InvariantError, ValidateConfig, finish, run_shard
-
-from codemill.stage import InputError
 from codemill.validate.steps import Tally
-
-from validate_corpus import EXPECTED, build_folder_corpus, build_jsonl, rows, run_all
 
 
 def _key(rows_: list[dict]) -> set:
@@ -31,8 +29,12 @@ def test_same_input_same_output_bytes(corpus, tmp_path):
     folder, _ = corpus
     for out in ("one", "two"):
         run_all(folder, str(tmp_path / out))
-    for name in ("files/shard-00000-of-00001.parquet", "quarantine/shard-00000-of-00001.parquet",
-                 "stats.json", "report.md"):
+    for name in (
+        "files/shard-00000-of-00001.parquet",
+        "quarantine/shard-00000-of-00001.parquet",
+        "stats.json",
+        "report.md",
+    ):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
 
 
@@ -115,8 +117,11 @@ def test_a_shard_that_loses_or_doubles_a_record_fails(corpus, tmp_path, monkeypa
     out = str(tmp_path / "out")
     kept = sum(1 for r in EXPECTED.values() if r is None) + (-1 if fault == "lost" else 1)
     held = sum(1 for r in EXPECTED.values() if r)
-    with pytest.raises(InvariantError, match=rf"shard-00000-of-00001: input_records={len(EXPECTED)} but "
-                                             rf"kept={kept} \+ quarantined={held}"):
+    with pytest.raises(
+        InvariantError,
+        match=rf"shard-00000-of-00001: input_records={len(EXPECTED)} but "
+        rf"kept={kept} \+ quarantined={held}",
+    ):
         run_shard(ValidateConfig(), folder, out, 0, 1, NoOpTracker())
     assert not stage.shard_done(out, "validate", 0, 1)  # a retry reads the shard again
     assert not os.path.exists(os.path.join(out, "files"))

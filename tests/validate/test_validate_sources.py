@@ -9,13 +9,12 @@ import re
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from validate_corpus import STDLIB, build_folder_corpus, rows, run_all
 
 from codemill import io
 from codemill.stage import InputError
 from codemill.validate import ValidateConfig
 from codemill.validate.repos import select, site_packages_repos
-
-from validate_corpus import STDLIB, build_folder_corpus, rows, run_all
 
 
 def test_site_packages_reads_real_distributions(tmp_path):
@@ -23,8 +22,7 @@ def test_site_packages_reads_real_distributions(tmp_path):
     stats = run_all("site-packages", str(tmp_path / "out"), config)
     kept = rows(str(tmp_path / "out"), "files")
     repos = {r["repo"] for r in kept}
-    assert repos == {f"blinker=={importlib.metadata.version('blinker')}",
-                     f"six=={importlib.metadata.version('six')}"}
+    assert repos == {f"blinker=={importlib.metadata.version('blinker')}", f"six=={importlib.metadata.version('six')}"}
     blinker = next(r for r in kept if r["path"] == "blinker/base.py")
     installed = importlib.metadata.distribution("blinker").locate_file("blinker/base.py")
     assert blinker["content"] == open(installed, encoding="utf-8").read()
@@ -79,12 +77,17 @@ def test_folder_links_inside_kept_outside_and_broken_quarantined(tmp_path):
     assert set(kept) == {"r1/pkg/real.py", "r1/alias.py", "r2/other.py"}
     assert kept["r1/alias.py"] == kept["r1/pkg/real.py"]
     assert {p: r["reason"] for p, r in held.items()} == {
-        "r1/link.py": "symlink_outside_repo", "r1/pkg/sibling.py": "symlink_outside_repo",
-        "r1/broken_out.py": "symlink_outside_repo", "r1/broken.py": "unreadable"}
+        "r1/link.py": "symlink_outside_repo",
+        "r1/pkg/sibling.py": "symlink_outside_repo",
+        "r1/broken_out.py": "symlink_outside_repo",
+        "r1/broken.py": "unreadable",
+    }
     assert held["r1/link.py"]["detail"].startswith(
-        f"{source}/r1/link.py is a symbolic link to {tmp_path}/elsewhere/outside.py, outside the repository")
-    assert held["r1/pkg/sibling.py"]["detail"].startswith(f"{source}/r1/pkg/sibling.py is a symbolic link to "
-                                                          f"{source}/r2/other.py")
+        f"{source}/r1/link.py is a symbolic link to {tmp_path}/elsewhere/outside.py, outside the repository"
+    )
+    assert held["r1/pkg/sibling.py"]["detail"].startswith(
+        f"{source}/r1/pkg/sibling.py is a symbolic link to {source}/r2/other.py"
+    )
     assert held["r1/broken.py"]["detail"] == f"{source}/r1/broken.py: cannot stat: No such file or directory"
     assert stats["input_records"] == 7 == stats["kept"] + stats["quarantined"] and stats["invariant_ok"]
 
@@ -114,7 +117,8 @@ def test_folder_as_file_url_and_s3_prefix(s3_endpoint, tmp_path):
     plain = run_all(local, str(tmp_path / "plain"))
     as_url = run_all(f"file://{local}", str(tmp_path / "url"))
     assert {r["path"] for r in rows(str(tmp_path / "url"), "files")} == {
-        r["path"] for r in rows(str(tmp_path / "plain"), "files")}
+        r["path"] for r in rows(str(tmp_path / "plain"), "files")
+    }
     io.s3_client().create_bucket(Bucket="repos")
     io.upload_dir(local, "s3://repos/snapshot")
     remote = run_all("s3://repos/snapshot", str(tmp_path / "s3"), world_size=2)
@@ -125,12 +129,14 @@ def test_folder_as_file_url_and_s3_prefix(s3_endpoint, tmp_path):
 
 def _stack_table(n: int = 4) -> pa.Table:
     names = ["bisect.py", "colorsys.py", "textwrap.py", "heapq.py"][:n]
-    return pa.table({
-        "repo_name": [f"org/repo{i % 2}" for i in range(n)],
-        "path": names,
-        "content": [open(os.path.join(STDLIB, p), encoding="utf-8").read() for p in names],
-        "lang": ["Python"] * n,
-    })
+    return pa.table(
+        {
+            "repo_name": [f"org/repo{i % 2}" for i in range(n)],
+            "path": names,
+            "content": [open(os.path.join(STDLIB, p), encoding="utf-8").read() for p in names],
+            "lang": ["Python"] * n,
+        }
+    )
 
 
 def test_parquet_with_configured_columns(tmp_path):
@@ -176,13 +182,16 @@ def test_s3_jsonl_and_parquet(s3_endpoint, tmp_path):
     io.s3_client().create_bucket(Bucket="stack")
     table = _stack_table()
     io.write_parquet(table, "s3://stack/data/part-0.parquet")
-    io.write_text("s3://stack/data/part-1.jsonl", "".join(json.dumps(r) + "\n" for r in table.to_pylist()[:2])
-                  + "{broken\n")
+    io.write_text(
+        "s3://stack/data/part-1.jsonl", "".join(json.dumps(r) + "\n" for r in table.to_pylist()[:2]) + "{broken\n"
+    )
     stats = run_all("s3://stack/data/part-*", "s3://stack/out", world_size=2)
     assert stats["input_records"] == 7 and stats["kept"] == 6 and stats["by_reason"] == {"malformed_json": 1}
     assert stats["invariant_ok"] and io.exists("s3://stack/out/report.md")
-    held = io.read_parquet("s3://stack/out/quarantine/shard-00000-of-00002.parquet").to_pylist() + \
-        io.read_parquet("s3://stack/out/quarantine/shard-00001-of-00002.parquet").to_pylist()
+    held = (
+        io.read_parquet("s3://stack/out/quarantine/shard-00000-of-00002.parquet").to_pylist()
+        + io.read_parquet("s3://stack/out/quarantine/shard-00001-of-00002.parquet").to_pylist()
+    )
     assert [r["source"] for r in held] == ["s3://stack/data/part-1.jsonl:3"]
 
 

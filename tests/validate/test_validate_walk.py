@@ -44,11 +44,14 @@ def test_folder_links_are_quarantined_or_counted_never_dropped(tmp_path):
     held = {f"{r['repo']}/{r['path']}": r for r in rows(out, "quarantine")}
     assert kept == {"r1/pkg/a.py", "r2/lib/b.py"}
     assert {p: r["reason"] for p, r in held.items()} == {
-        "r1/pkg/vendored/": "symlink_outside_repo", "r1/outside/": "symlink_outside_repo",
-        "r3/./": "symlink_outside_repo"}
+        "r1/pkg/vendored/": "symlink_outside_repo",
+        "r1/outside/": "symlink_outside_repo",
+        "r3/./": "symlink_outside_repo",
+    }
     assert held["r1/pkg/vendored/"]["detail"] == (
         f"{source}/r1/pkg/vendored is a symbolic link to the folder {source}/r2/lib (outside the repository "
-        f"{source}/r1); not followed")
+        f"{source}/r1); not followed"
+    )
     assert "a repository folder must not be a link" in held["r3/./"]["detail"]
     assert stats["skipped_files"] == {"dir_symlink_inside_repo": 1}
     assert stats["selection"]["files_beside_repos"] == 1
@@ -61,8 +64,10 @@ def test_folder_links_are_quarantined_or_counted_never_dropped(tmp_path):
 def _as_nobody(fn) -> dict:
     """``fn()``'s JSON-able result, computed in a forked child running as uid/gid 65534."""
     if os.geteuid() != 0:
-        pytest.skip("switching to uid 65534 needs root (and as another user, mode 000 is already enforced "
-                    "only for that user's own files)")
+        pytest.skip(
+            "switching to uid 65534 needs root (and as another user, mode 000 is already enforced "
+            "only for that user's own files)"
+        )
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drop privileges, run, report, never return into pytest
@@ -117,8 +122,9 @@ def test_an_unreadable_folder_is_quarantined_as_an_ordinary_user(world_dir):
     held = {f"{r['repo']}/{r['path']}": r for r in rows(out, "quarantine")}
     assert {f"{r['repo']}/{r['path']}" for r in rows(out, "files")} == {"r1/ok.py"}
     assert {p: r["reason"] for p, r in held.items()} == {"r1/private/": "unreadable", "r2/./": "unreadable"}
-    assert held["r1/private/"]["detail"] == (f"{source}/r1/private: cannot list the folder: Permission denied; "
-                                             "none of its files can be read")
+    assert held["r1/private/"]["detail"] == (
+        f"{source}/r1/private: cannot list the folder: Permission denied; none of its files can be read"
+    )
     assert stats["input_records"] == 3 == stats["kept"] + stats["quarantined"] and stats["invariant_ok"]
 
 
@@ -139,9 +145,13 @@ def test_an_unreadable_distribution_is_quarantined_as_an_ordinary_user(world_dir
     list(read_source("site-packages", config, 0, 1, SourceInfo()))  # warm the imports as root
 
     def outcomes():
-        return [(c.repo, c.path, c.problem and c.problem[0]) for c in
-                read_source("site-packages", config, 0, 1, SourceInfo())]
+        return [
+            (c.repo, c.path, c.problem and c.problem[0])
+            for c in read_source("site-packages", config, 0, 1, SourceInfo())
+        ]
 
     assert sorted(map(tuple, _as_nobody(outcomes))) == [
-        ("good==1.0", "good/__init__.py", "unreadable"), ("good==1.0", "good/nosize.py", "unreadable"),
-        ("locked==2.0", "locked-2.0.dist-info/RECORD", "unreadable")]
+        ("good==1.0", "good/__init__.py", "unreadable"),
+        ("good==1.0", "good/nosize.py", "unreadable"),
+        ("locked==2.0", "locked-2.0.dist-info/RECORD", "unreadable"),
+    ]
