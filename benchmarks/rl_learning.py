@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from codemill.rl import _policy, data  # noqa: E402
-from codemill.rl._loop import run  # noqa: E402
+from codemill.rl import policy as _policy, data  # noqa: E402
+from codemill.rl.loop import run  # noqa: E402
 from codemill.rl.config import RLConfig  # noqa: E402
 from codemill.rl.reward import Rewarder  # noqa: E402
 from tests.rl.line_model import build_model, write_problems  # noqa: E402

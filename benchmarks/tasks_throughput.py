@@ -64,6 +64,8 @@ def main() -> None:
     print("| measure | value |\n|---|---:|")
     for name, value in rows:
         print(f"| {name} | {value} |")
+    print(f"\nby_reason: {stats['by_reason']}\nby_split: {stats['by_split']}; examples_disagreeing: "
+          f"{stats['examples_disagreeing']}; generate_skipped_wrong_doctest: {stats['generate_skipped_wrong_doctest']}")
 
 
 if __name__ == "__main__":

@@ -11,53 +11,112 @@ import sys
 
 from codemill import io
 
-DEFAULT_COMPILED = os.path.join("pipelines", "compiled", "codemill.yaml")
+COMPILED_DIR = os.path.join("pipelines", "compiled")
+DEFAULT_COMPILED = os.path.join(COMPILED_DIR, "codemill.yaml")
+# Every pipeline: name -> the module and function that define it (docs/pipelines.md).
+PIPELINES = {
+    "codemill": ("pipelines.codemill_pipeline", "codemill_pipeline"),
+    "posttrain": ("pipelines.posttrain_pipeline", "posttrain_pipeline"),
+    "r1": ("pipelines.r1_pipeline", "r1_pipeline"),
+}
+
+
+def pipeline_function(name: str = "codemill"):
+    """The ``@dsl.pipeline`` function of pipeline ``name``."""
+    import importlib
+
+    from codemill.stage import InputError
+
+    if name not in PIPELINES:
+        raise InputError(f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}")
+    module, attr = PIPELINES[name]
+    return getattr(importlib.import_module(module), attr)
+
+
+def compiled_path(name: str) -> str:
+    return os.path.join(COMPILED_DIR, f"{name}.yaml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pipeline", help="compile, run locally, or submit the KFP pipeline",
-                       description="Compile the KFP v2 pipeline, run it locally through kfp.local, "
-                                   "or submit it to a cluster.")
+    p = sub.add_parser(
+        "pipeline",
+        help="compile, run locally, or submit the KFP pipeline",
+        description="Compile the KFP v2 pipeline, run it locally through kfp.local, or submit it to a cluster.",
+    )
     psub = p.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
 
-    c = psub.add_parser("compile", help="compile the pipeline to IR YAML",
-                        description="Compile the pipeline function to KFP IR YAML.")
-    c.add_argument("--output", default=DEFAULT_COMPILED, help=f"where to write the YAML (default: {DEFAULT_COMPILED})")
+    c = psub.add_parser(
+        "compile",
+        help="compile the pipelines to IR YAML",
+        description="Compile every pipeline (codemill, posttrain, r1) to KFP IR YAML in "
+        f"{COMPILED_DIR}/, or one with --pipeline.",
+    )
+    c.add_argument("--pipeline", choices=list(PIPELINES), default=None, help="compile only this one")
+    c.add_argument(
+        "--output",
+        default=None,
+        help=f"where to write the YAML (only with --pipeline; default: {COMPILED_DIR}/<name>.yaml)",
+    )
     c.set_defaults(func=cmd_compile)
 
-    r = psub.add_parser("run", help="run the pipeline (locally with --local)",
-                        description="Run the same pipeline function through kfp.local (SubprocessRunner) "
-                                    "and write <workdir>/summary.json.")
+    r = psub.add_parser(
+        "run",
+        help="run the pipeline (locally with --local)",
+        description="Run the same pipeline function through kfp.local (SubprocessRunner) "
+        "and write <workdir>/summary.json.",
+    )
     r.add_argument("--local", action="store_true", required=True, help="run through kfp.local on this machine")
-    r.add_argument("--workdir", default="runs/local",
-                   help="where runs, MLflow store, logs and summary go (default: runs/local)")
+    r.add_argument(
+        "--pipeline",
+        choices=list(PIPELINES),
+        default="codemill",
+        help="which pipeline: codemill (pretraining then post-training, the default), posttrain, r1",
+    )
+    r.add_argument(
+        "--workdir", default="runs/local", help="where runs, MLflow store, logs and summary go (default: runs/local)"
+    )
     r.add_argument("--run-name", default="", help="the run's folder name (default: a timestamp)")
     r.add_argument("--no-tracking", action="store_true", help="run without MLflow")
     _add_param_args(r)
     r.set_defaults(func=cmd_run_local)
 
-    s = psub.add_parser("submit", help="upload a pipeline version and start a run on a KFP cluster",
-                        description="Upload the compiled pipeline as a new version (creating the pipeline if "
-                                    "needed) and start a run through kfp.Client.")
+    s = psub.add_parser(
+        "submit",
+        help="upload a pipeline version and start a run on a KFP cluster",
+        description="Upload the compiled pipeline as a new version (creating the pipeline if "
+        "needed) and start a run through kfp.Client.",
+    )
     s.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://ml-pipeline-ui.kubeflow:80")
     s.add_argument("--namespace", default=None, help="Kubeflow profile namespace (multi-user installs)")
     s.add_argument("--experiment", default="codemill", help="KFP experiment to run in (default: codemill)")
-    s.add_argument("--package", default=DEFAULT_COMPILED, help=f"compiled pipeline YAML (default: {DEFAULT_COMPILED})")
+    s.add_argument(
+        "--pipeline",
+        choices=list(PIPELINES),
+        default="codemill",
+        help="which pipeline to upload (its name in KFP; default: codemill)",
+    )
+    s.add_argument("--package", default=None, help=f"compiled pipeline YAML (default: {COMPILED_DIR}/<pipeline>.yaml)")
     s.add_argument("--version", default="", help="pipeline version name (default: a timestamp)")
     s.add_argument("--existing-token", default=os.environ.get("KFP_TOKEN"), help="bearer token (default: $KFP_TOKEN)")
     s.add_argument("--no-run", action="store_true", help="upload the version only, start no run")
-    s.add_argument("--service-account", default="",
-                   help="service account of the run's pods (e.g. codemill-pipeline-runner)")
+    s.add_argument(
+        "--service-account", default="", help="service account of the run's pods (e.g. codemill-pipeline-runner)"
+    )
     _add_param_args(s)
     s.set_defaults(func=cmd_submit)
 
 
 def _add_param_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="pipeline parameter override, read by the parameter's declared type: strings as "
-                        "written, numbers and booleans as such, dicts/lists as JSON "
-                        "(e.g. --param run_name=2024 --param num_shards=4 "
-                        "--param 'validate_options={\"max_repos\": 10}')")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter override, read by the parameter's declared type: strings as "
+        "written, numbers and booleans as such, dicts/lists as JSON "
+        "(e.g. --param run_name=2024 --param num_shards=4 "
+        "--param 'validate_options={\"max_repos\": 10}')",
+    )
 
 
 def _decode(name: str, kind: str, value: str):
@@ -76,16 +135,17 @@ def _decode(name: str, kind: str, value: str):
         decoded = None
     expected = {"Boolean": bool, "Dict": dict, "List": list}.get(kind)
     if expected is None or not isinstance(decoded, expected):
-        raise InputError(f"--param {name}={value!r}: expected a value of the parameter's type, {kind}"
-                         + (" (write it as JSON)" if kind in ("Dict", "List") else ""))
+        raise InputError(
+            f"--param {name}={value!r}: expected a value of the parameter's type, {kind}"
+            + (" (write it as JSON)" if kind in ("Dict", "List") else "")
+        )
     return decoded
 
 
-def parse_params(pairs: list[str]) -> dict:
+def parse_params(pairs: list[str], pipeline: str = "codemill") -> dict:
     from codemill.stage import InputError
-    from pipelines.codemill_pipeline import codemill_pipeline
 
-    inputs = codemill_pipeline.component_spec.inputs or {}
+    inputs = pipeline_function(pipeline).component_spec.inputs or {}
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -120,13 +180,11 @@ def _sort_header_defaults(text: str) -> str:
     return re.sub(r"^(#.*\[Default: )(.*)\]$", fix, text, flags=re.M)
 
 
-def compile_pipeline(path: str) -> str:
+def compile_pipeline(path: str, pipeline: str = "codemill") -> str:
     from kfp import compiler
 
-    from pipelines.codemill_pipeline import codemill_pipeline
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    compiler.Compiler().compile(codemill_pipeline, package_path=path)
+    compiler.Compiler().compile(pipeline_function(pipeline), package_path=path)
     with open(path, encoding="utf-8") as f:
         text = _sort_header_defaults(f.read())
     with open(path, "w", encoding="utf-8") as f:
@@ -135,7 +193,12 @@ def compile_pipeline(path: str) -> str:
 
 
 def cmd_compile(args) -> int:
-    print(f"compiled pipeline: {compile_pipeline(args.output)}")
+    from codemill.stage import InputError
+
+    if args.output and not args.pipeline:
+        raise InputError("--output needs --pipeline (every pipeline goes to its own file)")
+    for name in [args.pipeline] if args.pipeline else list(PIPELINES):
+        print(f"compiled pipeline: {compile_pipeline(args.output or compiled_path(name), name)}")
     return 0
 
 
@@ -195,16 +258,18 @@ def _fill_final_status_locally() -> None:
     OrchestratorUtils.make_task_arguments = staticmethod(make_task_arguments)
 
 
-def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = True, terminal=None) -> dict:
-    """Run the pipeline through kfp.local and return (and write) the summary.
+def run_local(
+    workdir: str, params: dict, run_name: str = "", tracking: bool = True, terminal=None, pipeline: str = "codemill"
+) -> dict:
+    """Run ``pipeline`` through kfp.local and return (and write) the summary.
 
     ``terminal`` (default stdout) gets one line per task; every task's full output goes to
     ``<workdir>/logs/<run_name>/`` (``summary["logs"]``).
     """
     from codemill.pipeline_log import task_log
-    from codemill.runs import collect_summary
-    from pipelines.codemill_pipeline import codemill_pipeline
+    from codemill.runs import PIPELINE_STAGES, collect_summary
 
+    pipeline_fn = pipeline_function(pipeline)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     run_name = run_name or _dt.datetime.now().strftime("local-%Y%m%d-%H%M%S")
@@ -222,7 +287,7 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
     try:
         with task_log(log_dir, terminal) as tasks:
             try:
-                codemill_pipeline(**params)
+                pipeline_fn(**params)
             except RuntimeError as e:  # kfp.local: "Pipeline ... finished with status FAILURE ..."
                 failed = [t for t in tasks if t["status"] != "SUCCESS"]
                 where = f"{failed[0]['task']} failed, its log: {failed[0]['log']}" if failed else str(e)
@@ -231,8 +296,9 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
         # kfp.local indents print() by patching builtins.print; its ParallelFor threads
         # restore it out of order and leave it patched, so put the original back.
         builtins.print = original_print
-        _finish_parent_run(run_dir, uri)
-    summary = collect_summary(run_dir)
+        _finish_parent_run(run_dir, uri, PIPELINE_STAGES[pipeline])
+    summary = collect_summary(run_dir, PIPELINE_STAGES[pipeline])
+    summary["pipeline"] = pipeline
     summary["tracking_uri"] = "" if uri == "none" else uri
     summary["parameters"] = params
     summary["tasks"] = tasks
@@ -243,7 +309,7 @@ def run_local(workdir: str, params: dict, run_name: str = "", tracking: bool = T
     return summary
 
 
-def _finish_parent_run(run_dir: str, uri: str) -> None:
+def _finish_parent_run(run_dir: str, uri: str, stages: tuple) -> None:
     from codemill import tracking
 
     run_json = io.join(run_dir, "run.json")
@@ -252,64 +318,72 @@ def _finish_parent_run(run_dir: str, uri: str) -> None:
         if "mlflow_status" in record:  # the pipeline's exit handler (finish_run) closed it
             return
         parent = record.get("parent_run_id", "")
-        tracking.finish_pipeline_run(uri, parent, status="FINISHED" if _all_stages_done(run_dir) else "FAILED")
-
-
-def _all_stages_done(run_dir: str) -> bool:
-    from codemill.runs import STAGES
-
-    return all(io.exists(io.join(run_dir, s, "stats.json")) for s in STAGES)
+        done = all(io.exists(io.join(run_dir, s, "stats.json")) for s in stages)
+        tracking.finish_pipeline_run(uri, parent, status="FINISHED" if done else "FAILED")
 
 
 def cmd_run_local(args) -> int:
     try:
-        summary = run_local(args.workdir, parse_params(args.param), run_name=args.run_name,
-                            tracking=not args.no_tracking)
+        summary = run_local(
+            args.workdir,
+            parse_params(args.param, args.pipeline),
+            run_name=args.run_name,
+            tracking=not args.no_tracking,
+            pipeline=args.pipeline,
+        )
     except PipelineFailed as e:
         print(f"codemill: {e}", file=sys.stderr)
         return 1
     print(f"\nsummary: {summary['summary_path']}")
     for stage, entry in summary["stages"].items():
-        print(f"  {stage:9s} {entry.get('report', entry['output'])}")
+        print(f"  {stage:18s} {entry.get('report', entry['output'])}")
     print(f"task logs: {summary['logs']}/")
     if summary.get("tracking_uri"):
         print(f"MLflow: {summary['tracking_uri']} (mlflow ui --backend-store-uri {summary['tracking_uri']})")
-    served = summary["stages"].get("serve", {}).get("stats", {})
-    if served.get("decision"):
-        print(f"serve: {served['decision']}")
-    if served.get("serve_command"):
-        print(f"serve the model: {served['serve_command']}")
+    for stage in ("serve", "posttrain_serve", "r1_serve"):
+        served = summary["stages"].get(stage, {}).get("stats", {})
+        if served.get("decision"):
+            print(f"{stage}: {served['decision']}")
+        if served.get("serve_command"):
+            print(f"  serve the model: {served['serve_command']}")
     return 0
 
 
 def cmd_submit(args) -> int:
     import kfp
 
-    from pipelines.codemill_pipeline import PIPELINE_NAME
-
+    name = args.pipeline
+    args.package = args.package or compiled_path(args.pipeline)
     client = kfp.Client(host=args.host, namespace=args.namespace, existing_token=args.existing_token)
     version = args.version or _dt.datetime.now().strftime("v%Y%m%d-%H%M%S")
-    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+    pipeline_id = client.get_pipeline_id(name)
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(args.package, pipeline_name=PIPELINE_NAME, namespace=args.namespace)
+        pipeline = client.upload_pipeline(args.package, pipeline_name=name, namespace=args.namespace)
         pipeline_id = pipeline.pipeline_id
-    existing = {v.display_name: v.pipeline_version_id
-                for v in client.list_pipeline_versions(pipeline_id, page_size=200).pipeline_versions or []}
+    existing = {
+        v.display_name: v.pipeline_version_id
+        for v in client.list_pipeline_versions(pipeline_id, page_size=200).pipeline_versions or []
+    }
     if version in existing:  # a re-synced release uploads the same version again: reuse it
         version_id = existing[version]
     else:
         pv = client.upload_pipeline_version(args.package, pipeline_version_name=version, pipeline_id=pipeline_id)
         version_id = pv.pipeline_version_id
-    print(f"pipeline {PIPELINE_NAME} ({pipeline_id}) version {version_id}")
+    print(f"pipeline {name} ({pipeline_id}) version {version_id}")
     if args.no_run:
         return 0
     experiment = client.create_experiment(args.experiment, namespace=args.namespace)
-    run = client.run_pipeline(experiment_id=experiment.experiment_id, job_name=f"{PIPELINE_NAME}-{version}",
-                              params=parse_params(args.param), pipeline_id=pipeline_id, version_id=version_id,
-                              service_account=args.service_account or None)
+    run = client.run_pipeline(
+        experiment_id=experiment.experiment_id,
+        job_name=f"{name}-{version}",
+        params=parse_params(args.param, args.pipeline),
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        service_account=args.service_account or None,
+    )
     print(f"run {run.run_id} started: {args.host.rstrip('/')}/#/runs/details/{run.run_id}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(cmd_compile(argparse.Namespace(output=DEFAULT_COMPILED)))
+    sys.exit(cmd_compile(argparse.Namespace(pipeline=None, output=None)))

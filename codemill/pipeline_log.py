@@ -60,8 +60,9 @@ def key_figure(task: str, outputs: dict) -> str:
     """The short figure for a task's line, from its Metrics output (or its run folder / status)."""
     if task in OUTPUT_FIGURES:
         return str(outputs.get(OUTPUT_FIGURES[task], ""))
-    metrics = next((getattr(v, "metadata", {}) for v in outputs.values()
-                    if getattr(v, "schema_title", "") == "system.Metrics"), {})
+    metrics = next(
+        (getattr(v, "metadata", {}) for v in outputs.values() if getattr(v, "schema_title", "") == "system.Metrics"), {}
+    )
     patterns = KEY_FIGURES.get(task.split("-")[0], ())
     shown = [(k, metrics[k]) for p in patterns for k in sorted(metrics) if fnmatch.fnmatchcase(k, p)]
     return " ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in shown)
@@ -92,8 +93,13 @@ def task_log(log_dir: str, terminal=None) -> Iterator[list[dict]]:
                 outputs, status = run_task(task_name, *args, **kwargs)
             finally:
                 router.local.file = None
-        entry = {"task": task_name, "status": status.name, "seconds": round(time.monotonic() - start, 1),
-                 "figure": key_figure(task_name, outputs or {}), "log": path}
+        entry = {
+            "task": task_name,
+            "status": status.name,
+            "seconds": round(time.monotonic() - start, 1),
+            "figure": key_figure(task_name, outputs or {}),
+            "log": path,
+        }
         with lock:
             tasks.append(entry)
             line = f"  {task_name:24s} {entry['status']:8s} {entry['seconds']:7.1f} s  {entry['figure']}".rstrip()
@@ -107,7 +113,8 @@ def task_log(log_dir: str, terminal=None) -> Iterator[list[dict]]:
         sys.stdout = sys.stderr = router
         # kfp.local's RuntimeWarning about the image, once per task: into that task's log.
         warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: router.write(
-            warnings.formatwarning(message, category, filename, lineno, line))
+            warnings.formatwarning(message, category, filename, lineno, line)
+        )
         OrchestratorUtils.execute_single_task = staticmethod(execute_single_task)
         try:
             with warnings.catch_warnings():

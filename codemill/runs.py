@@ -21,8 +21,18 @@ STAGES = PRETRAIN_STAGES + POSTTRAIN_STAGES
 # DeepSeek-R1's chain (docs/pipelines.md): each model has its own evaluate folder.
 R1_MODELS = ("r1_zero", "r1_sft_cold", "r1_rl", "r1_sft_rejection", "r1_distill")
 R1_STAGES = (
-    ("validate", "dedup", "tasks", "r1_zero", "r1_coldstart", "r1_sft_cold", "r1_rl", "r1_rejection",
-     "r1_sft_rejection", "r1_distill")
+    (
+        "validate",
+        "dedup",
+        "tasks",
+        "r1_zero",
+        "r1_coldstart",
+        "r1_sft_cold",
+        "r1_rl",
+        "r1_rejection",
+        "r1_sft_rejection",
+        "r1_distill",
+    )
     + tuple(f"{m}_evaluate" for m in R1_MODELS)
     + ("r1_compare", "r1_serve")
 )
@@ -34,7 +44,8 @@ PIPELINE_STAGES = {
 
 RunLayout = namedtuple(
     "RunLayout",
-    ["run_dir", "parent_run_id", "shards"] + [f"{'eval' if s == 'evaluate' else s}_dir" for s in STAGES]
+    ["run_dir", "parent_run_id", "shards"]
+    + [f"{'eval' if s == 'evaluate' else s}_dir" for s in STAGES]
     + ["gpu_count"],
 )
 
@@ -54,8 +65,15 @@ def parse_gpu_count(value: str) -> int:
     return int(text)
 
 
-def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str, num_shards: int,
-              gpu_count: str = "1", pipeline: str = "codemill") -> RunLayout:
+def start_run(
+    work_root: str,
+    run_name: str,
+    kfp_run_id: str,
+    tracking_uri: str,
+    num_shards: int,
+    gpu_count: str = "1",
+    pipeline: str = "codemill",
+) -> RunLayout:
     """Make the run folder and its stage folders, open (or reopen) the MLflow parent run.
 
     Every stage folder of ``STAGES`` is in the returned layout (a pipeline wires the ones
@@ -72,8 +90,14 @@ def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str,
         parent = io.read_json(existing).get("parent_run_id", "")
     else:
         parent = tracking.start_pipeline_run(tracking_uri, kfp_run_id, run_name=run_name or kfp_run_id)
-        io.write_json(existing, {"kfp_run_id": kfp_run_id, "parent_run_id": parent,
-                                 "tracking_uri": tracking.resolve_uri(tracking_uri) or ""})
+        io.write_json(
+            existing,
+            {
+                "kfp_run_id": kfp_run_id,
+                "parent_run_id": parent,
+                "tracking_uri": tracking.resolve_uri(tracking_uri) or "",
+            },
+        )
     for stage in PIPELINE_STAGES[pipeline]:
         io.makedirs(io.join(run_dir, stage))
     dirs = [io.join(run_dir, s) for s in STAGES]
@@ -93,8 +117,9 @@ def finish_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str
         print(f"no {run_json}: the run stopped before start_run, no MLflow run to finish")
         return status
     record = io.read_json(run_json)
-    tracking.finish_pipeline_run(tracking_uri or record.get("tracking_uri", ""), record.get("parent_run_id", ""),
-                                 status=status)
+    tracking.finish_pipeline_run(
+        tracking_uri or record.get("tracking_uri", ""), record.get("parent_run_id", ""), status=status
+    )
     io.write_json(run_json, {**record, "final_state": state, "mlflow_status": status})
     return status
 

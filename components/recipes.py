@@ -10,9 +10,20 @@ from components._common import CPU_IMAGE, CUDA_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def r1_synth(teacher: str, tasks: str, problems: str, output: str, seed: int, options: dict, target: str,
-             teacher_deployment: dict, tracking_uri: str, parent_run_id: str,
-             metrics: Output[Metrics], report: Output[Markdown]) -> str:
+def r1_synth(
+    teacher: str,
+    tasks: str,
+    problems: str,
+    output: str,
+    seed: int,
+    options: dict,
+    target: str,
+    teacher_deployment: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+) -> str:
     """Synth distill with a model of this run as the teacher, served for the length of the step.
 
     Args:
@@ -32,15 +43,26 @@ def r1_synth(teacher: str, tasks: str, problems: str, output: str, seed: int, op
     from codemill.recipes import r1
     from codemill.stage import publish_kfp
 
-    stats = r1.served_synth(teacher, output, options, seed, tasks, problems, target, teacher_deployment,
-                            tracking_uri, parent_run_id)
+    stats = r1.served_synth(
+        teacher, output, options, seed, tasks, problems, target, teacher_deployment, tracking_uri, parent_run_id
+    )
     publish_kfp(output, {k: v for k, v in stats.items() if k != "teacher"}, metrics, report)
     return output
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def sft_on_kept(model: str, data: str, output: str, preset: str, options: dict, seed: int, tracking_uri: str,
-           parent_run_id: str, metrics: Output[Metrics], report: Output[Markdown]) -> str:
+def sft_on_kept(
+    model: str,
+    data: str,
+    output: str,
+    preset: str,
+    options: dict,
+    seed: int,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+) -> str:
     """sft of ``model`` on the folders of ``data`` that kept samples (a skipped synth is left out);
     when none did, a recorded skip that hands ``model`` on as this stage's model/
     (codemill.recipes.r1.sft_or_skip). The pipeline gives it a GPU with ``gpu_task``.
@@ -64,10 +86,17 @@ def sft_on_kept(model: str, data: str, output: str, preset: str, options: dict, 
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def r1_compare(run_dir: str, output: str, stages: list, options: dict, tracking_uri: str, parent_run_id: str,
-               metrics: Output[Metrics], report: Output[HTML], markdown: Output[Markdown]) -> NamedTuple(
-    "Best", model=str, eval_dir=str, stage_dir=str, stage=str
-):
+def r1_compare(
+    run_dir: str,
+    output: str,
+    stages: list,
+    options: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[HTML],
+    markdown: Output[Markdown],
+) -> NamedTuple("Best", model=str, eval_dir=str, stage_dir=str, stage=str):
     """Every stage's model side by side; each registered as its own MLflow version tagged with its stage.
 
     Args:
@@ -87,11 +116,19 @@ def r1_compare(run_dir: str, output: str, stages: list, options: dict, tracking_
     from codemill import runner
     from codemill.stage import publish_kfp
 
-    stats = runner.from_kfp("r1-compare", options, overrides={"stages": list(stages)}, output=output,
-                            tracking_uri=tracking_uri, parent_run_id=parent_run_id, run_dir=run_dir)
+    stats = runner.from_kfp(
+        "r1-compare",
+        options,
+        overrides={"stages": list(stages)},
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        run_dir=run_dir,
+    )
     flat = {f"{r['stage']}.{b}.pass_at_1": v for r in stats["stages"] for b, v in r["pass@1"].items()}
     publish_kfp(output, flat, metrics, report, report_name="report.html")
     publish_kfp(output, {}, None, markdown)
     best = stats["best"]
-    return namedtuple("Best", "model eval_dir stage_dir stage")(best["model"], best["eval_dir"], best["stage_dir"],
-                                                                 best["stage"])
+    return namedtuple("Best", "model eval_dir stage_dir stage")(
+        best["model"], best["eval_dir"], best["stage_dir"], best["stage"]
+    )

@@ -9,11 +9,31 @@ from components._common import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str, num_shards: int,
-              gpu_count: str = "1") -> NamedTuple(
+def start_run(
+    work_root: str,
+    run_name: str,
+    kfp_run_id: str,
+    tracking_uri: str,
+    num_shards: int,
+    gpu_count: str = "1",
+    pipeline: str = "codemill",
+) -> NamedTuple(
     "RunLayout",
-    run_dir=str, parent_run_id=str, shards=list[int],
-    validate_dir=str, dedup_dir=str, pack_dir=str, train_dir=str, eval_dir=str, serve_dir=str,
+    run_dir=str,
+    parent_run_id=str,
+    shards=list[int],
+    validate_dir=str,
+    dedup_dir=str,
+    pack_dir=str,
+    train_dir=str,
+    eval_dir=str,
+    serve_dir=str,
+    tasks_dir=str,
+    synth_dir=str,
+    sft_dir=str,
+    rl_dir=str,
+    posttrain_evaluate_dir=str,
+    posttrain_serve_dir=str,
     gpu_count=int,
 ):
     """Create the run's layout under ``work_root`` and the MLflow parent run.
@@ -26,15 +46,17 @@ def start_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str,
         num_shards: how many shards the data stages fan out to.
         gpu_count: the pipeline's ``gpu_count`` (a string: resource placeholders resolve only
             from string parameters); returned as a number for the steps that launch torchrun.
+        pipeline: codemill, posttrain or r1: which stage folders to create (codemill.runs.PIPELINE_STAGES).
     """
     from codemill.runs import start_run as _start_run
 
-    return _start_run(work_root, run_name, kfp_run_id, tracking_uri, num_shards, gpu_count)
+    return _start_run(work_root, run_name, kfp_run_id, tracking_uri, num_shards, gpu_count, pipeline)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def finish_run(work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str,
-               status: dsl.PipelineTaskFinalStatus) -> str:
+def finish_run(
+    work_root: str, run_name: str, kfp_run_id: str, tracking_uri: str, status: dsl.PipelineTaskFinalStatus
+) -> str:
     """The pipeline's exit handler: end the MLflow parent run with the run's final state.
 
     Runs after every other task, also when one failed, so a cluster run never leaves its

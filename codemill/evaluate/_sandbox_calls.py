@@ -366,8 +366,9 @@ def _serve_calls(compiled, entry, requests_fd, w, result_bytes):
         except BaseException as e:
             _line(w, index, "unserializable", _describe(e))
             continue
+        _flush_streams()  # before the reply: the relay may end this process once it has all replies
+        _flush_streams()  # before the reply: the outer process ends this one once it has all replies
         _line(w, index, "ok", text)
-        _flush_streams()
     _send(w, "", "")
 
 
@@ -426,6 +427,7 @@ def _calls(compiled, load_error, entry, inputs, start, w, result_bytes, clean_bu
         except BaseException as e:
             _line(w, index, "unserializable", _describe(e))
             continue
+        _flush_streams()  # before the reply: the outer process ends this one once it has all replies
         _line(w, index, "ok", text)
     _send(w, "", "")
 

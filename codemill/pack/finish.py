@@ -8,7 +8,9 @@ are printed and logged to the tracker), so the same input and seed give the same
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -63,10 +65,11 @@ def finish_step(config: None, ctx: runner.Context) -> dict:
         heldout = pa.concat_tables([io.read_parquet(os.path.join(work, "heldout", f"{n}.parquet")) for n in names])
         io.write_parquet(heldout, os.path.join(out, "heldout", "documents.parquet"))
         io.write_json(os.path.join(out, "meta.json"), meta)
-        stats = merge_stats(shards, config, tok_info, encoder.vocab_size)
+        record = merge_stats(shards, config, tok_info, encoder.vocab_size)
         for split, n in split_documents.items():  # documents longer than a row (docs/pack.md)
-            stats["splits"][split]["split_documents"] = n
-        stats["split_documents"] = sum(split_documents.values())
+            record.splits[split]["split_documents"] = n
+        record.split_documents = sum(split_documents.values())
+        stats = dataclasses.asdict(record)
         stage.write_stats(out, stats)
         examples = _examples(out, meta, encoder)
         report = render_report(stats, config, examples, [s.get("order_example") for s in shards])
@@ -139,7 +142,38 @@ def _examples(out: str, meta: dict, encoder: TextEncoder) -> dict[str, dict]:
     return found
 
 
-def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_size: int) -> dict:
+@dataclass
+class PackStats:
+    """The stage's ``stats.json`` (docs/architecture.md): tokens and rows, FIM shares, per-split
+    and per-language counts, dependency ordering, and the tokenizer."""
+
+    documents: int
+    units: int
+    sequences: int
+    tokens: int
+    pad_tokens: int
+    packing_efficiency: float
+    fim_rate: float
+    fim_rate_observed: float
+    spm_rate: float
+    spm_share_observed: float
+    formats: dict[str, int]
+    seq_len: int
+    splits: dict[str, dict]
+    repos: dict[str, int]
+    files: int
+    skipped: dict[str, int]
+    repo_documents: int
+    file_documents: int
+    repo_level_files: dict[str, int]
+    dependency_edges: int
+    cycles_broken: int
+    languages: dict[str, dict]
+    tokenizer: dict
+    split_documents: int = 0
+
+
+def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_size: int) -> PackStats:
     splits = {}
     for split in SPLITS:
         parts = [s["splits"][split] for s in shards]
@@ -158,31 +192,27 @@ def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_si
             dst = languages.setdefault(lang, {"files": 0, "documents": 0, "units": 0, "tokens": 0})
             for k in dst:
                 dst[k] += counts[k]
-    return {
+    return PackStats(
         **total,
-        "packing_efficiency": total["tokens"] / max(1, total["sequences"] * config.seq_len),
-        "fim_rate": config.fim_rate,
-        "fim_rate_observed": fim / max(1, total["units"]),
-        "spm_rate": config.spm_rate,
-        "spm_share_observed": formats["spm"] / max(1, fim),
-        "formats": formats,
-        "seq_len": config.seq_len,
-        "splits": splits,
-        "repos": {split: sum(s["repos"][split] for s in shards) for split in SPLITS},
-        "files": sum(s["files"] for s in shards),
-        "skipped": _sum_dicts(s["skipped"] for s in shards),
-        "repo_documents": sum(s["repo_documents"] for s in shards),
-        "file_documents": sum(s["file_documents"] for s in shards),
-        "repo_level_files": _sum_dicts(s["repo_level_files"] for s in shards),
-        "dependency_edges": sum(s["dependency_edges"] for s in shards),
-        "cycles_broken": sum(s["cycles_broken"] for s in shards),
-        "languages": dict(sorted(languages.items())),
-        "tokenizer": {
-            "source": tok_info["tokenizer"],
-            "vocab_size": vocab_size,
-            "added_tokens": tok_info["added_tokens"],
-        },
-    }
+        packing_efficiency=total["tokens"] / max(1, total["sequences"] * config.seq_len),
+        fim_rate=config.fim_rate,
+        fim_rate_observed=fim / max(1, total["units"]),
+        spm_rate=config.spm_rate,
+        spm_share_observed=formats["spm"] / max(1, fim),
+        formats=formats,
+        seq_len=config.seq_len,
+        splits=splits,
+        repos={split: sum(s["repos"][split] for s in shards) for split in SPLITS},
+        files=sum(s["files"] for s in shards),
+        skipped=_sum_dicts(s["skipped"] for s in shards),
+        repo_documents=sum(s["repo_documents"] for s in shards),
+        file_documents=sum(s["file_documents"] for s in shards),
+        repo_level_files=_sum_dicts(s["repo_level_files"] for s in shards),
+        dependency_edges=sum(s["dependency_edges"] for s in shards),
+        cycles_broken=sum(s["cycles_broken"] for s in shards),
+        languages=dict(sorted(languages.items())),
+        tokenizer={"source": tok_info["tokenizer"], "vocab_size": vocab_size, "added_tokens": tok_info["added_tokens"]},
+    )
 
 
 def _sum_dicts(dicts) -> dict:

@@ -47,14 +47,27 @@ def _teacher(model: str, target: str, deployment: dict, log_path: str, tracking_
     unknown = set(deployment) - set(local.TeacherDeployment.__dataclass_fields__)
     if unknown:
         raise InputError(f"teacher_deployment: unknown keys {sorted(unknown)}")
-    settings = {"namespace": os.environ.get("CODEMILL_NAMESPACE", "codemill"), "deployment": "codemill-teacher",
-                "container": "server", "model_env": "CODEMILL_MODEL_URI",
-                "service_url": "http://codemill-teacher.codemill.svc.cluster.local:8000", **deployment}
+    settings = {
+        "namespace": os.environ.get("CODEMILL_NAMESPACE", "codemill"),
+        "deployment": "codemill-teacher",
+        "service_url": "http://codemill-teacher.codemill.svc.cluster.local:8000",
+        **deployment,
+    }
     return local.kube_teacher(model, local.TeacherDeployment(**settings))
 
 
-def served_synth(teacher_dir: str, output: str, options: dict, seed: int, tasks: str, problems: str, target: str,
-                 deployment: dict, tracking_uri: str, parent_run_id: str) -> dict:
+def served_synth(
+    teacher_dir: str,
+    output: str,
+    options: dict,
+    seed: int,
+    tasks: str,
+    problems: str,
+    target: str,
+    deployment: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+) -> dict:
     """Serve ``<teacher_dir>/model``, run synth distill against it, stop it; returns synth's stats."""
     from codemill import runner
 
@@ -64,13 +77,18 @@ def served_synth(teacher_dir: str, output: str, options: dict, seed: int, tasks:
             with _teacher(io.join(teacher_dir, "model"), target, deployment, log_path, tracking_uri) as served:
                 name = "codemill" if served["target"] == "local" else (options or {}).get("teacher_model", "teacher")
                 stats = runner.from_kfp(
-                    "synth", {k: v for k, v in (options or {}).items() if k != "teacher_model"}, output=output,
-                    tracking_uri=tracking_uri, parent_run_id=parent_run_id,
+                    "synth",
+                    {k: v for k, v in (options or {}).items() if k != "teacher_model"},
+                    output=output,
+                    tracking_uri=tracking_uri,
+                    parent_run_id=parent_run_id,
                     overrides={"mode": "distill", "teacher_url": served["url"], "teacher_model": name, "seed": seed},
-                    tasks=tasks or None, problems=problems_file(problems) or None)
+                    tasks=tasks or None,
+                    problems=problems_file(problems) or None,
+                )
         finally:
             if os.path.exists(log_path):
-                io.write_bytes(io.join(output, "teacher.log"), open(log_path, "rb").read())
+                io.write_bytes(io.join(output, "teacher.log"), io.read_bytes(log_path))
     stats["teacher"] = {k: v for k, v in served.items() if k != "url"} | {"stage": teacher_dir}
     write_stats(output, stats)
     return stats
@@ -119,8 +137,9 @@ def skip_sft(model_dir: str, left_out: dict, output: str, tracking_uri: str = ""
     return stats
 
 
-def sft_or_skip(model_dir: str, data: str, output: str, preset: str, options: dict, seed: int, tracking_uri: str,
-                parent_run_id: str) -> dict:
+def sft_or_skip(
+    model_dir: str, data: str, output: str, preset: str, options: dict, seed: int, tracking_uri: str, parent_run_id: str
+) -> dict:
     """sft on the folders of ``data`` that hold samples; a recorded skip when none does."""
     from codemill import runner
 
@@ -129,10 +148,20 @@ def sft_or_skip(model_dir: str, data: str, output: str, preset: str, options: di
         return skip_sft(model_dir, left_out, output, tracking_uri)
     if left_out:
         print(f"[sft] left out: {left_out}", flush=True)
-    stats = runner.from_kfp("sft", options, overrides={"preset": preset, "seed": seed}, output=output,
-                            tracking_uri=tracking_uri, parent_run_id=parent_run_id, model=model_dir,
-                            data=",".join(folders), registry_uri=tracking_uri)
-    return {**stats, "left_out": left_out}
+    stats = runner.from_kfp(
+        "sft",
+        options,
+        overrides={"preset": preset, "seed": seed},
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        model=model_dir,
+        data=",".join(folders),
+        registry_uri=tracking_uri,
+    )
+    stats = {**stats, "left_out": left_out}
+    write_stats(output, {**io.read_json(io.join(output, "stats.json")), "left_out": left_out})
+    return stats
 
 
 # ---------------------------------------------------------------------------- the comparison
@@ -141,10 +170,14 @@ def sft_or_skip(model_dir: str, data: str, output: str, preset: str, options: di
 @dataclass
 class CompareConfig:
     stages: list[str] = field(default_factory=list, metadata={"help": "the stages whose models are compared"})
-    registered_model: str = field(default="codemill-r1", metadata={
-        "help": "MLflow registered model each stage's model becomes a version of (tagged codemill.stage)"})
-    rank_by: list[str] = field(default_factory=lambda: ["humaneval", "tasks", "stdio"], metadata={
-        "help": "benchmarks whose greedy pass@1 picks the best model, in order (ties: the later stage)"})
+    registered_model: str = field(
+        default="codemill-r1",
+        metadata={"help": "MLflow registered model each stage's model becomes a version of (tagged codemill.stage)"},
+    )
+    rank_by: list[str] = field(
+        default_factory=lambda: ["humaneval", "tasks", "stdio"],
+        metadata={"help": "benchmarks whose greedy pass@1 picks the best model, in order (ties: the later stage)"},
+    )
 
     def ensure_valid(self) -> CompareConfig:
         if not self.stages:
@@ -171,12 +204,23 @@ def stage_row(run_dir: str, stage: str) -> dict:
     if not io.exists(metrics_url):
         raise InputError(f"{metrics_url}: missing (the {stage} model was not evaluated)")
     metrics, stats = io.read_json(metrics_url), io.read_json(io.join(model_dir, "stats.json"))
-    pass1 = {b: metrics[b]["greedy"].get("pass@1") for b in BENCHMARK_ORDER
-             if isinstance(metrics.get(b), dict) and isinstance(metrics[b].get("greedy"), dict)}
-    return {"stage": stage, "model": io.join(model_dir, "model"), "eval_dir": eval_dir, "stage_dir": model_dir,
-            "pass@1": pass1, "response_chars": _response_lengths(eval_dir), "skipped": bool(stats.get("skipped")),
-            "skip_reason": stats.get("reason", ""), "rl_pass_rate": stats.get("pass_rate_last"),
-            "metrics": metrics}
+    pass1 = {
+        b: metrics[b]["greedy"].get("pass@1")
+        for b in BENCHMARK_ORDER
+        if isinstance(metrics.get(b), dict) and isinstance(metrics[b].get("greedy"), dict)
+    }
+    return {
+        "stage": stage,
+        "model": io.join(model_dir, "model"),
+        "eval_dir": eval_dir,
+        "stage_dir": model_dir,
+        "pass@1": pass1,
+        "response_chars": _response_lengths(eval_dir),
+        "skipped": bool(stats.get("skipped")),
+        "skip_reason": stats.get("reason", ""),
+        "rl_pass_rate": stats.get("pass_rate_last"),
+        "metrics": metrics,
+    }
 
 
 def best_row(rows: list[dict], rank_by: list[str]) -> dict:
@@ -194,9 +238,17 @@ def _register(tracker, row: dict, name: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="codemill-r1-register-") as tmp:
         tracker.log_artifacts(io.download_dir(row["model"], tmp), f"models/{row['stage']}")
     source = tracker.client.get_run(tracker.run_id).info.artifact_uri.rstrip("/") + f"/models/{row['stage']}"
-    version = registry.register(tracker.client, tracker.run_id, source, name,
-                                tags={"codemill.stage": row["stage"], "codemill.source": row["model"],
-                                      **registry.metrics_tag(comparable_metrics(row["metrics"]))})
+    version = registry.register(
+        tracker.client,
+        tracker.run_id,
+        source,
+        name,
+        tags={
+            "codemill.stage": row["stage"],
+            "codemill.source": row["model"],
+            **registry.metrics_tag(comparable_metrics(row["metrics"])),
+        },
+    )
     return {"name": name, "version": version, "model_uri": f"models:/{name}/{version}"}
 
 
@@ -207,23 +259,37 @@ def _fmt(value, digits: int = 3) -> str:
 def render(rows: list[dict], best: dict) -> tuple[str, str]:
     """(Markdown, HTML) of the comparison table."""
     benches = [b for b in BENCHMARK_ORDER if any(b in r["pass@1"] for r in rows)]
-    head = ["stage"] + [f"{b} pass@1" for b in benches] + [f"{b} chars" for b in benches] + ["rl pass rate",
-                                                                                             "version", "note"]
+    head = (
+        ["stage"]
+        + [f"{b} pass@1" for b in benches]
+        + [f"{b} chars" for b in benches]
+        + ["rl pass rate", "version", "note"]
+    )
     body = []
     for r in rows:
         version = (r.get("registry") or {}).get("version", "-")
         note = ("best; " if r is best else "") + (f"skipped: {r['skip_reason']}" if r["skipped"] else "")
-        body.append([r["stage"]] + [_fmt(r["pass@1"].get(b)) for b in benches]
-                    + [_fmt(r["response_chars"].get(b), 0) for b in benches] + [_fmt(r["rl_pass_rate"]), version, note])
-    md = ["# r1: the stages side by side", "",
-          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(map(str, b)) + " |"
-                                                                      for b in body]
-    md += ["", f"Best by greedy pass@1 ({', '.join(benches)}): **{best['stage']}** ({best['model']}); "
-               "the gated rollout decides whether it serves.", ""]
+        body.append(
+            [r["stage"]]
+            + [_fmt(r["pass@1"].get(b)) for b in benches]
+            + [_fmt(r["response_chars"].get(b), 0) for b in benches]
+            + [_fmt(r["rl_pass_rate"]), version, note]
+        )
+    md = ["# r1: the stages side by side", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(map(str, b)) + " |" for b in body
+    ]
+    md += [
+        "",
+        f"Best by greedy pass@1 ({', '.join(benches)}): **{best['stage']}** ({best['model']}); "
+        "the gated rollout decides whether it serves.",
+        "",
+    ]
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in b) + "</tr>" for b in body)
-    page = (f"<html><body><h1>r1: the stages side by side</h1><table border='1'><tr>{cells}</tr>{trs}</table>"
-            f"<p>Best: <b>{html.escape(best['stage'])}</b></p></body></html>")
+    page = (
+        f"<html><body><h1>r1: the stages side by side</h1><table border='1'><tr>{cells}</tr>{trs}</table>"
+        f"<p>Best: <b>{html.escape(best['stage'])}</b></p></body></html>"
+    )
     return "\n".join(md), page
 
 
@@ -240,9 +306,12 @@ def compare_step(config: CompareConfig, ctx) -> dict:
     ctx.tracker.log_text(md, "comparison.md")
     ctx.tracker.log_text(page, "comparison.html")
     for row in rows:
-        ctx.tracker.log_metrics({f"{row['stage']}.{b}.pass_at_1": v for b, v in row["pass@1"].items()
-                                 if isinstance(v, (int, float))})
-    stats = {"stages": [{k: v for k, v in r.items() if k != "metrics"} for r in rows],
-             "best": {k: best[k] for k in ("stage", "model", "eval_dir", "stage_dir")}}
+        ctx.tracker.log_metrics(
+            {f"{row['stage']}.{b}.pass_at_1": v for b, v in row["pass@1"].items() if isinstance(v, (int, float))}
+        )
+    stats = {
+        "stages": [{k: v for k, v in r.items() if k != "metrics"} for r in rows],
+        "best": {k: best[k] for k in ("stage", "model", "eval_dir", "stage_dir")},
+    }
     write_stats(ctx.output, stats)
     return stats

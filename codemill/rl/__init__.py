@@ -1,6 +1,6 @@
 """The rl stage: GRPO-family RL (TRL's loss names) with rewards executed in the sandbox.
 
-``codemill rl --model M --tasks DIR --output DIR`` (``_loop.py`` has the local and
+``codemill rl --model M --tasks DIR --output DIR`` (``loop.py`` has the local and
 ``torchrun`` commands). Modules: ``config`` (RLConfig), ``data`` (tasks and stdin/stdout
 problems, decontaminated), ``reward`` (the one scorer, run concurrently), ``_policy``
 (sampling, token log-probs), ``_loss`` (advantages, zero-variance filter, grpo/dapo/
@@ -18,7 +18,7 @@ __all__ = ["RLConfig", "run", "run_step"]
 
 def __getattr__(name):
     if name == "run":
-        from codemill.rl._loop import run
+        from codemill.rl.loop import run
 
         return run
     if name == "run_step":

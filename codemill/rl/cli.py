@@ -1,4 +1,4 @@
-"""``codemill rl``: a thin face over the ``rl`` step (:mod:`codemill.rl._loop`).
+"""``codemill rl``: a thin face over the ``rl`` step (:mod:`codemill.rl.loop`).
 
 Under ``torchrun`` every rank runs this command; only rank 0 opens an MLflow run.
 Exit status: 0 done, 2 bad input or configuration, 143 stopped by SIGTERM after writing a

@@ -121,7 +121,9 @@ def load_problems(url: str, sets: list[str]) -> tuple[list[RLTask], dict, list[d
     matcher, skipped = decontaminator(sets, url)
     kept, dropped = [], []
     for p in problems:
-        hit = matcher.find(p.prompt) if matcher else None
+        title, statement = statements[p.task_id]
+        # the raw text, not the prompt, whose "# " at each line start would break every n-gram across lines
+        hit = matcher.find(f"{title}\n{statement}") if matcher else None
         if hit:
             dropped.append({"reason": "contaminated", "detail": f"{p.task_id}: shares {hit[1]!r} with {hit[0]}",
                             "source": url, "raw": p.task_id})

@@ -14,7 +14,7 @@ from codemill.stage import InputError, read_stats
 
 def rl_step(config: RLConfig, ctx) -> dict:
     """The ``rl`` step in this process (``codemill rl``, and each torchrun rank)."""
-    from codemill.rl._loop import run
+    from codemill.rl.loop import run
 
     return run(config, ctx.input("model"), ctx.inputs.get("tasks"), ctx.output, ctx.tracker)
 

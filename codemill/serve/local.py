@@ -71,29 +71,65 @@ def local_teacher(model: str, log_path: str, tracking_uri: str = "", ready_timeo
 
 @dataclass
 class TeacherDeployment:
-    """The chart's teacher Deployment (charts/codemill/templates/teacher) and its Service."""
+    """The chart's teacher Deployment (charts/codemill/templates/teacher) and its Service.
+
+    The teacher's weights are copied from S3 by its init container (``fetch-model``), so the
+    model reference lives in that init container's ``model_env`` variable (which its args
+    must read as ``$(CODEMILL_MODEL_URI)``: docs/pipelines.md, "On a cluster").
+    """
 
     namespace: str
     deployment: str
-    container: str
-    model_env: str
-    service_url: str
+    container: str = "fetch-model"
+    model_env: str = "CODEMILL_MODEL_URI"
+    service_url: str = ""
     timeout_s: float = 1800.0
     poll_s: float = 10.0
 
 
+def _init_model(api, target) -> str | None:
+    dep = api.read_namespaced_deployment(target.deployment, target.namespace)
+    for c in dep.spec.template.spec.init_containers or []:
+        if c.name == target.container:
+            return next((e.value for e in c.env or [] if e.name == target.model_env), None)
+    raise LookupError(f"deployment {target.namespace}/{target.deployment} has no init container {target.container!r}")
+
+
+def _set_init_model(api, target, model: str) -> int:
+    """kube.set_model's patch, on the init container that fetches the weights; returns the generation."""
+    from codemill.serve import kube
+
+    patch = {
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {kube.MODEL_ANNOTATION: model}},
+                "spec": {
+                    "initContainers": [{"name": target.container, "env": [{"name": target.model_env, "value": model}]}]
+                },
+            }
+        }
+    }
+    return api.patch_namespaced_deployment(target.deployment, target.namespace, patch).metadata.generation
+
+
 @contextlib.contextmanager
 def kube_teacher(model: str, target: TeacherDeployment, api=None) -> Iterator[dict]:
-    """Roll the teacher Deployment to ``model`` for the block; put the previous model back after it."""
+    """Roll the teacher Deployment to ``model`` for the block (waiting as a rollout does, with
+    :func:`codemill.serve.kube.wait_rollout`); put the previous model back after it."""
     from codemill.serve import kube
 
     api = api if api is not None else kube.apps_api()
     where = kube.KubeTarget(target.namespace, target.deployment, target.container, target.model_env)
-    previous = kube.current_model(api, where)
-    rolled = kube.wait_rollout(api, where, kube.set_model(api, where, model), target.timeout_s, target.poll_s)
+    previous = _init_model(api, where)
+    rolled = kube.wait_rollout(api, where, _set_init_model(api, where, model), target.timeout_s, target.poll_s)
     try:
-        yield {"url": target.service_url, "model": model, "previous_model": previous, "rollout": rolled,
-               "target": "kubernetes"}
+        yield {
+            "url": target.service_url,
+            "model": model,
+            "previous_model": previous,
+            "rollout": rolled,
+            "target": "kubernetes",
+        }
     finally:
         if previous and previous != model:
-            kube.set_model(api, where, previous)  # the teacher goes back to what it served (no wait)
+            _set_init_model(api, where, previous)  # the teacher goes back to what it served (no wait)

@@ -24,6 +24,7 @@ import os
 import shlex
 import shutil
 import tempfile
+from collections import Counter
 
 from codemill import io
 from codemill.sft import base as base_model
@@ -79,7 +80,11 @@ def _run(c: SftConfig, model_uri: str, data_dirs: str, output: str, tracker: Tra
     train_rows, train_info = _encode(tokenizer, loaded.train, c.seq_len, loaded.quarantine)
     val_rows, _ = _encode(tokenizer, loaded.val, c.seq_len, loaded.quarantine)
     if not train_rows["input_ids"]:
-        raise InputError(f"{data_dirs}: no usable training examples ({len(loaded.quarantine)} quarantined)")
+        reasons = Counter(q["reason"] for q in loaded.quarantine)  # say why, or the user cannot act on it
+        why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+        raise InputError(f"{data_dirs}: no usable training examples ({len(loaded.quarantine)} quarantined"
+                         f"{': ' + why if why else ''}"
+                         f"{'; raise --seq-len' if 'too_long' in reasons else ''})")
     print(f"[sft] {len(train_rows['input_ids'])} train / {len(val_rows['input_ids'])} val examples, "
           f"{len(loaded.quarantine)} quarantined, chat template: {chat_template}", flush=True)
 

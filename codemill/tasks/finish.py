@@ -108,6 +108,8 @@ def finish_step(config: TasksConfig, ctx: runner.Context) -> dict:
         "tasks": len(tasks),
         "by_kind": dict(sorted(Counter(t["kind"] for t in tasks).items())),
         "by_split": {s: sum(t["split"] == s for t in tasks) for s in SPLITS},
+        "generate_skipped_wrong_doctest": sum(bool(r.get("doctest_disagrees")) for r in functions)
+        if "generate" in config.kinds else 0,
     })
     stats["invariant_ok"] = (stats["candidates"] == stats["functions_kept"] + stats["quarantined"]
                              and sum(reasons.values()) == stats["quarantined"])

@@ -1,27 +1,27 @@
 """Candidates: every top-level function with a docstring in a Python file, found with ``ast``,
 and its reference: the function plus the module-level names it needs (imports, constants,
 helper functions and classes), from its own module and from the modules of the same
-repository it imports them from (:class:`Assembly`).
+repository it imports them from (:class:`codemill.tasks.assembly.Assembly`).
 
 A candidate that cannot become a task carries its rejection (``reason``, ``detail``):
 ``async``, ``generator``, ``decorated`` (any decorator but ``functools.lru_cache``/``cache``),
-``no_body``, ``no_parameters`` (its shape), ``unresolved`` (a name that is neither a builtin nor bound at
-module level, a module imported whole from the repository, or a name two modules define
-differently), ``non_stdlib_import`` (the sandbox has the standard library only), ``too_large``.
+``no_body``, ``no_parameters`` (its shape), ``unresolved`` (a name that is neither a builtin
+nor bound at module level, a module imported whole from the repository, or a name two
+modules define differently), ``non_stdlib_import`` (the sandbox has the standard library
+only), ``too_large``.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
 import hashlib
-import sys
 from dataclasses import dataclass, field
 
-BUILTINS = frozenset(dir(builtins))
+from codemill.tasks.assembly import Assembly
+from codemill.tasks.names import bindings, statement_names
+
 MAX_REFERENCE_CHARS = 20_000
 PURE_DECORATORS = frozenset({"lru_cache", "cache"})  # functools' memoizers: same results, only faster
-_Def = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _Scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
@@ -57,68 +57,6 @@ class Candidate:
 def normalized_key(node: ast.AST) -> str:
     """The same function with other comments, quotes or layout gets the same key."""
     return hashlib.sha256(ast.unparse(node).encode("utf-8")).hexdigest()
-
-
-def _bindings(tree: ast.Module) -> dict[str, list[ast.stmt]]:
-    """Module-level name -> the top-level statements that bind it."""
-    bound: dict[str, list[ast.stmt]] = {}
-    for stmt in tree.body:
-        names: list[str] = []
-        if isinstance(stmt, _Def):
-            names = [stmt.name]
-        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            names = [(a.asname or a.name).split(".")[0] for a in stmt.names if a.name != "*"]
-        elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-        for name in names:
-            bound.setdefault(name, []).append(stmt)
-    return bound
-
-
-def _walk(node: ast.AST, annotations: bool):
-    """``ast.walk``, optionally without the annotation subtrees (lazy under ``from __future__ import annotations``)."""
-    todo = [node]
-    while todo:
-        sub = todo.pop()
-        yield sub
-        for name, value in ast.iter_fields(sub):
-            if not annotations and (name in ("annotation", "returns") and isinstance(
-                    sub, (ast.arg, ast.AnnAssign, ast.FunctionDef, ast.AsyncFunctionDef))):
-                continue
-            if isinstance(value, ast.AST):
-                todo.append(value)
-            elif isinstance(value, list):
-                todo.extend(v for v in value if isinstance(v, ast.AST))
-
-
-def free_names(node: ast.AST, annotations: bool = True) -> set[str]:
-    """Names a definition reads that it does not bind itself (parameters included)."""
-    loaded, stored = set(), set()
-    for sub in _walk(node, annotations):
-        if isinstance(sub, ast.Name):
-            (loaded if isinstance(sub.ctx, ast.Load) else stored).add(sub.id)
-        elif isinstance(sub, ast.arg):
-            stored.add(sub.arg)
-        elif isinstance(sub, _Def) and sub is not node:
-            stored.add(sub.name)
-        elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-            stored.update((a.asname or a.name).split(".")[0] for a in sub.names)
-        elif isinstance(sub, ast.ExceptHandler) and sub.name:
-            stored.add(sub.name)
-        elif isinstance(sub, (ast.Global, ast.Nonlocal)):
-            loaded.update(sub.names)
-    return loaded - stored
-
-
-def _statement_names(stmt: ast.stmt) -> tuple[set[str], set[str]]:
-    """(names the statement needs when it runs, names it uses only in annotations)."""
-    if isinstance(stmt, _Def):
-        hard = free_names(stmt, annotations=False)
-        return hard, free_names(stmt) - hard
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
-        return {n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name)}, set()
-    return set(), set()
 
 
 def _is_generator(node: ast.AST) -> bool:
@@ -161,7 +99,7 @@ class Module:
     def __init__(self, repo: str, path: str, text: str, tree: ast.Module):
         self.repo, self.path, self.text, self.tree = repo, path, text, tree
         self.lines = text.splitlines()
-        self.bound = _bindings(tree)
+        self.bound = bindings(tree)
         self._names: dict[int, tuple[set[str], set[str]]] = {}
         parts = path[:-3].split("/") if path.endswith(".py") else path.split("/")
         self.is_package = parts[-1] == "__init__"
@@ -169,9 +107,9 @@ class Module:
         self.repository: dict[str, Module] = {}
 
     def _names_of(self, stmt: ast.stmt) -> tuple[set[str], set[str]]:
-        """``_statement_names``, once per statement: helpers are shared by many candidates."""
+        """``statement_names``, once per statement: helpers are shared by many candidates."""
         if id(stmt) not in self._names:
-            self._names[id(stmt)] = _statement_names(stmt)
+            self._names[id(stmt)] = statement_names(stmt)
         return self._names[id(stmt)]
 
     def candidates(self) -> list[Candidate]:
@@ -225,115 +163,6 @@ class Module:
         return other, alias.name
 
 
-class Assembly:
-    """The top-level statements a function needs, transitively, across the repository's modules.
-
-    A name used only in annotations is taken when it is a standard-library import, and
-    otherwise left out: the reference then starts with ``from __future__ import
-    annotations``, so the annotation is never evaluated. A name imported from another
-    module of the same repository (``from .core import helper``, ``from pkg.util import
-    x``) is replaced by its definition there (and what that needs); the modules' statements
-    come first, in the order they were reached (deepest first), then this module's."""
-
-    def __init__(self, module: Module, node: ast.stmt):
-        self.module, self.node = module, node
-        self.needed: dict[tuple[int, int], tuple[Module, ast.stmt]] = {}
-        self.uses: dict[int, set[str]] = {}  # statement -> the names it is needed for
-        self.aliases: list[str] = []  # "local = name_there" for ``from .m import name_there as local``
-        self.order: list[Module] = [module]
-        self.lazy = False
-
-    def collect(self) -> tuple[str, str] | None:
-        hard, soft = self.module._names_of(self.node)
-        todo = [(self.module, n, False) for n in sorted(soft)] + [(self.module, n, True) for n in sorted(hard)]
-        seen: set[tuple[int, str, bool]] = set()
-        while todo:
-            module, name, strict = todo.pop()
-            if (id(module), name, strict) in seen or (id(module), name, True) in seen:
-                continue
-            seen.add((id(module), name, strict))
-            problem = self._resolve(module, name, strict, todo)
-            if problem:
-                return problem
-        return self._conflict()
-
-    def _resolve(self, module: Module, name: str, strict: bool, todo: list) -> tuple[str, str] | None:
-        stmts = [s for s in module.bound.get(name, []) if s is not self.node]
-        if not stmts:
-            if name in BUILTINS or (not strict and name not in module.bound):
-                self.lazy |= name not in BUILTINS
-                return None
-            if name in module.bound:  # the function's own name (recursion)
-                return None
-            return "unresolved", f"name {name!r} is not bound at module level"
-        for stmt in stmts:
-            problem = _import_problem(stmt, name)
-            target = module.imported(stmt, name) if problem else None
-            if problem and not target:
-                if strict:
-                    return problem
-                self.lazy = True
-                return None
-            if target:
-                other, there = target
-                if other not in self.order:
-                    self.order.append(other)
-                if there != name:
-                    self.aliases.append(f"{name} = {there}")
-                todo.append((other, there, strict))
-                continue
-            if not strict and not isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                self.lazy = True  # an annotation naming a class or constant: left unevaluated
-                return None
-            self.uses.setdefault(id(stmt), set()).add(name)
-            if (id(module), id(stmt)) not in self.needed:
-                self.needed[(id(module), id(stmt))] = (module, stmt)
-                more_hard, more_soft = module._names_of(stmt)
-                todo += [(module, n, False) for n in sorted(more_soft)] + [(module, n, True) for n in sorted(more_hard)]
-        return None
-
-    def _conflict(self) -> tuple[str, str] | None:
-        """Two modules' statements that bind one name differently cannot share one namespace
-        (the same import in both is fine)."""
-        owner: dict[str, tuple[str, str]] = {self.node.name: (self.module.path, "the function itself")}
-        for module, stmt in self.needed.values():
-            for name, what in _binds(module, stmt).items():
-                first = owner.setdefault(name, (module.path, what))
-                if first[1] != what:
-                    return "unresolved", f"name {name!r} is defined in both {first[0]} and {module.path}"
-        return None
-
-    def context(self) -> str:
-        lines = ["from __future__ import annotations"] if self.lazy else []
-        for module in self.order[1:][::-1]:
-            stmts = sorted((s for m, s in self.needed.values() if m is module), key=lambda s: s.lineno)
-            if stmts:
-                lines.append("\n".join([f"# from {module.path}"] + [self._source(module, s) for s in stmts]))
-        lines += sorted(set(self.aliases))
-        own = sorted((s for m, s in self.needed.values() if m is self.module), key=lambda s: s.lineno)
-        return "\n".join(lines + [self._source(self.module, s) for s in own])
-
-    def _source(self, module: Module, stmt: ast.stmt) -> str:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            # only the names the function needs, so an unused ``import os, re`` does not screen it out
-            uses = self.uses.get(id(stmt), set())
-            kept = [a for a in stmt.names if (a.asname or a.name).split(".")[0] in uses]
-            return ast.unparse(type(stmt)(**{**{f: getattr(stmt, f) for f in stmt._fields}, "names": kept}))
-        return module.segment(stmt)
-
-
-def _binds(module: Module, stmt: ast.stmt) -> dict[str, str]:
-    """Name -> what binds it: an import's target, else the statement's place."""
-    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        prefix = f"{stmt.module}." if isinstance(stmt, ast.ImportFrom) else ""
-        return {(a.asname or a.name).split(".")[0]: f"import {prefix}{a.name}" for a in stmt.names}
-    place = f"{module.path}:{stmt.lineno}"
-    if isinstance(stmt, _Def):
-        return {stmt.name: place}
-    targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
-    return {n.id: place for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
-
-
 def link(modules: list[Module]) -> None:
     """Give each module its repository: dotted module name -> module (``src/`` layouts included)."""
     names: dict[str, Module] = {}
@@ -343,20 +172,6 @@ def link(modules: list[Module]) -> None:
             names.setdefault(".".join(module.parts[1:]), module)
     for module in modules:
         module.repository = names
-
-
-def _import_problem(stmt: ast.stmt, name: str) -> tuple[str, str] | None:
-    if isinstance(stmt, ast.ImportFrom):
-        if stmt.level:
-            return "unresolved", f"{name!r} comes from a relative import (from {'.' * stmt.level}{stmt.module or ''})"
-        module = stmt.module or ""
-    elif isinstance(stmt, ast.Import):
-        module = next((a.name for a in stmt.names if (a.asname or a.name).split(".")[0] == name), "")
-    else:
-        return None
-    if module.split(".")[0] not in sys.stdlib_module_names:
-        return "non_stdlib_import", f"{name!r} comes from {module!r}, which is not in the standard library"
-    return None
 
 
 def parse_module(repo: str, path: str, text: str) -> Module | None:

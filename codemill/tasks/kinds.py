@@ -2,8 +2,10 @@
 
 - ``generate``: the prompt is the context the function needs and its signature and
   docstring (HumanEval-style); the tests are every case; ``answer`` is the reference body
-  (the completion that continues the prompt).
-- ``output``: the prompt is the reference and one call, ``assert f(<input>) == ??``; the
+  (the completion that continues the prompt). A function whose doctest states a wrong
+  result gets no generate task (the prompt would contradict the tests).
+- ``output``: the prompt is the reference (its docstring's doctest examples cut, so the
+  prompt never shows its own answer) and one call, ``assert f(<input>) == ??``; the
   answer is the returned value as a Python literal; the tests hold that one case.
 - ``input``: the prompt is the reference and one output, ``assert f(??) == <output>``;
   the answer is the argument source of the case shown (any arguments giving that output
@@ -15,6 +17,7 @@ seed, the function's key and the kind, so it does not depend on sharding.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import random
@@ -40,6 +43,31 @@ def task_id(kind: str, entry_point: str, key: str) -> str:
     return f"{kind}/{entry_point}-{key[:12]}"
 
 
+def strip_doctests(reference: str, entry_point: str) -> str:
+    """The reference with the doctest examples (``>>>`` lines, their ``...`` continuations and
+    the output lines after them) cut from the entry point's docstring: an output or input
+    prompt must not show its own answer. The rest of the docstring stays."""
+    tree = ast.parse(reference)
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry_point)
+    doc = node.body[0]
+    lines = reference.split("\n")
+    keep, in_example = [], False
+    for number, line in enumerate(lines, start=1):
+        inside = doc.lineno < number < doc.end_lineno  # the first and last lines hold the quotes
+        text = line.strip()
+        if inside and text.startswith(">>>"):
+            in_example = True
+        elif inside and in_example and (text.startswith("...") or text):
+            pass  # a continuation, or the example's output
+        else:
+            in_example = False
+            keep.append(line)
+            continue
+        if not inside:
+            keep.append(line)
+    return "\n".join(keep)
+
+
 def build_tasks(row: dict, kinds: list[str], seed: int, heldout_fraction: float) -> list[dict]:
     """One task per kind for a kept function row (repo, path, entry_point, key, context,
     reference, stub, body, cases)."""
@@ -47,18 +75,21 @@ def build_tasks(row: dict, kinds: list[str], seed: int, heldout_fraction: float)
     name, reference = row["entry_point"], row["reference"]
     base = {"repo": row["repo"], "path": row["path"], "entry_point": name, "reference": reference,
             "split": split_of(row["repo"], seed, heldout_fraction), "language": "python"}
+    shown = strip_doctests(reference, name).rstrip("\n")
     out = []
     for kind in kinds:
+        if kind == "generate" and row.get("doctest_disagrees"):
+            continue  # its docstring shows a wrong result: the prompt would contradict the tests
         pick = random.Random(f"{seed}:{row['key']}:{kind}").randrange(len(cases))
         given, value = cases[pick]
         if kind == "generate":
             prompt = (f"{row['context']}\n\n\n" if row["context"] else "") + row["stub"]
             tests, answer = cases, row["body"]
         elif kind == "output":
-            prompt = f"{reference}\n\n{OUTPUT_INSTRUCTION}\nassert {name}({given}) == ??\n"
+            prompt = f"{shown}\n\n{OUTPUT_INSTRUCTION}\nassert {name}({given}) == ??\n"
             tests, answer = [cases[pick]], value
         else:
-            prompt = f"{reference}\n\n{INPUT_INSTRUCTION}\nassert {name}(??) == {value}\n"
+            prompt = f"{shown}\n\n{INPUT_INSTRUCTION}\nassert {name}(??) == {value}\n"
             tests, answer = [cases[pick]], given
         out.append({"task_id": task_id(kind, name, row["key"]), "kind": kind, **base, "prompt": prompt,
                     "tests": json.dumps([{"input": i, "output": o} for i, o in tests], ensure_ascii=False),

@@ -48,7 +48,9 @@ def render_report(stats: dict, tasks: list[dict], examples: int) -> str:
               f"| candidates (documented top-level functions) | {stats['candidates']} |",
               f"| functions kept | {stats['functions_kept']} |", f"| quarantined | {stats['quarantined']} |",
               f"| tasks | {stats['tasks']} |", f"| test cases (before dedup) | {stats['cases']} |",
-              f"| examples whose stated result disagrees with the reference | {stats['examples_disagreeing']} |", "",
+              f"| examples whose stated result disagrees with the reference | {stats['examples_disagreeing']} |",
+              f"| generate tasks left out: the docstring's example is wrong | "
+              f"{stats['generate_skipped_wrong_doctest']} |", "",
               "Tasks by kind: " + (", ".join(f"{k} {v}" for k, v in stats["by_kind"].items()) or "none")
               + "; by split: " + ", ".join(f"{k} {v}" for k, v in stats["by_split"].items()) + ".", "",
               f"Counts add up (candidates = kept + quarantined): {'yes' if stats['invariant_ok'] else 'NO'}.", "",

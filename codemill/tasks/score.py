@@ -5,6 +5,7 @@ API::
     load_tasks(url) -> list[Task]          # a tasks output folder, or Parquet file(s)/glob of its tasks/
     parse_completion(task, completion) -> str | ParseError
     score(tasks, samples, workers=0, sandbox=None, timeout=3.0) -> list[Result]
+    score_one(task, completion, sandbox, timeout) -> Result   # one verdict, in this thread (rl, synth)
 
 - ``Task``: one row of ``tasks/*.parquet`` (``task_id``, ``kind``, ``entry_point``,
   ``prompt``, ``reference``, ``tests`` as ``(input, output)`` pairs of source text,
@@ -60,6 +61,7 @@ from codemill.verify import default_sandbox, run_calls, score_calls, strict_equa
 
 FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 MAX_ARGUMENT_CHARS = 20_000
+MAX_COMPLETION_CHARS = 200_000  # parsing is the only thing done with a completion here; bound its cost
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,8 @@ def parse_completion(task: Task, completion: str) -> str | ParseError:
     """What the completion answers (see the module docstring), or why it answers nothing."""
     if not isinstance(completion, str):
         return ParseError("the completion is not text")
+    if len(completion) > MAX_COMPLETION_CHARS:
+        return ParseError(f"the completion is longer than {MAX_COMPLETION_CHARS} characters")
     if task.kind == "generate":
         return _program(task, completion)
     if task.kind == "output":

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ast
 
-from codemill.tasks.functions import free_names
+from codemill.tasks.names import free_names
 
 SCREENED_MODULES = frozenset({
     # randomness, clocks and dates

@@ -37,7 +37,8 @@ QUARANTINE_SCHEMA = pa.schema([("entry_point", pa.string()), ("repo", pa.string(
 FUNCTION_SCHEMA = pa.schema([("key", pa.string()), ("repo", pa.string()), ("path", pa.string()),
                              ("line", pa.int64()), ("entry_point", pa.string()), ("context", pa.large_string()),
                              ("function", pa.large_string()), ("reference", pa.large_string()),
-                             ("stub", pa.large_string()), ("body", pa.large_string()), ("cases", pa.large_string())])
+                             ("stub", pa.large_string()), ("body", pa.large_string()), ("cases", pa.large_string()),
+                             ("doctest_disagrees", pa.bool_())])
 
 
 def input_files(input: str) -> list[str]:
@@ -147,7 +148,8 @@ class Shard:
             self.functions.append({"key": cand.key, "repo": cand.repo, "path": cand.path, "line": cand.line,
                                    "entry_point": cand.entry_point, "context": cand.context,
                                    "function": cand.function, "reference": cand.reference, "stub": cand.stub,
-                                   "body": cand.body, "cases": json.dumps(outcome.cases, ensure_ascii=False)})
+                                   "body": cand.body, "cases": json.dumps(outcome.cases, ensure_ascii=False),
+                                   "doctest_disagrees": any(d["origin"] == "doctest" for d in outcome.disagreeing)})
         self.work = []
 
 

@@ -132,7 +132,7 @@ def _run(
     window = _Window()
     backend.net.train()
     bar = tqdm(total=c.max_steps, initial=state.step, desc="train", unit="step", disable=not d.is_main)
-    with bar, _SigtermFlag() as sigterm:
+    with bar, SigtermFlag() as sigterm:
         while state.step < c.max_steps:
             done = _train_step(backend, train_split, state.step, c, d)
             state.step += 1
@@ -360,7 +360,7 @@ def _resume(
     return state
 
 
-class _SigtermFlag:
+class SigtermFlag:
     """Turns SIGTERM into a flag the loop checks between steps (main thread only)."""
 
     def __init__(self):

@@ -15,8 +15,10 @@ merges the shard stats, counts the rows actually written, checks
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
@@ -161,25 +163,59 @@ def _metrics(stats: dict) -> dict[str, float]:
 # ---------------------------------------------------------------------------- finish
 
 
-def merge_stats(shards: list[dict]) -> dict:
-    """One stats dict from the shards' (sums of counts; source, selection and config from shard 0)."""
+@dataclass
+class ValidateStats:
+    """The stage's ``stats.json`` (docs/architecture.md). ``invariant_ok`` holds when every
+    record read is kept or quarantined once and the rows written agree."""
+
+    source: str
+    source_kind: str
+    shards: int
+    input_records: int
+    kept: int
+    quarantined: int
+    bytes_in: int
+    bytes_kept: int
+    files_redacted: int
+    by_reason: dict[str, int]
+    redactions: dict[str, int]
+    languages: dict[str, int]
+    language_bytes: dict[str, int]
+    contaminated_tasks: dict[str, int]
+    skipped_files: dict[str, int]
+    examples: dict[str, list]
+    selection: dict
+    config: dict
+    rows_written: dict[str, int] = field(default_factory=dict)
+    invariant_ok: bool = False
+
+
+def merge_stats(shards: list[dict]) -> ValidateStats:
+    """The shards' stats merged (sums of counts; source, selection and config from shard 0)."""
     first = shards[0]
-    merged: dict = {"source": first["source"], "source_kind": first["source_kind"], "shards": len(shards)}
-    for key in ("input_records", "kept", "quarantined", "bytes_in", "bytes_kept", "files_redacted"):
-        merged[key] = sum(s[key] for s in shards)
+    counters = {}
     for name in COUNTERS:
         total: Counter = Counter()
         for s in shards:
             total.update(s[name])
-        merged[name] = dict(sorted(total.items()))
+        counters[name] = dict(sorted(total.items()))
     examples: dict[str, list] = {}
     for s in shards:
         for reason, items in s["examples"].items():
             examples.setdefault(reason, []).extend(items)
-    merged["examples"] = {r: items[:EXAMPLES_PER_REASON] for r, items in sorted(examples.items())}
-    merged["selection"] = first["selection"]
-    merged["config"] = first["config"]
-    return merged
+    return ValidateStats(
+        source=first["source"],
+        source_kind=first["source_kind"],
+        shards=len(shards),
+        **{
+            k: sum(s[k] for s in shards)
+            for k in ("input_records", "kept", "quarantined", "bytes_in", "bytes_kept", "files_redacted")
+        },
+        **counters,
+        examples={r: items[:EXAMPLES_PER_REASON] for r, items in sorted(examples.items())},
+        selection=first["selection"],
+        config=first["config"],
+    )
 
 
 def _rows(output: str, folder: str, column: str, world_size: int) -> int:
@@ -195,16 +231,17 @@ def finish(output: str, world_size: int, tracker: Tracker | None = None) -> dict
 
 def finish_step(config: None, ctx: runner.Context) -> dict:
     output, world_size, tracker = ctx.output, ctx.world_size, ctx.tracker
-    stats = merge_stats(stage.read_shard_stats(output, STAGE, world_size))
-    stats["rows_written"] = {
+    record = merge_stats(stage.read_shard_stats(output, STAGE, world_size))
+    record.rows_written = {
         "files": _rows(output, "files", "repo", world_size),
         "quarantine": _rows(output, "quarantine", "reason", world_size),
     }
-    stats["invariant_ok"] = (
-        stats["input_records"] == stats["kept"] + stats["quarantined"]
-        and sum(stats["by_reason"].values()) == stats["quarantined"]
-        and stats["rows_written"] == {"files": stats["kept"], "quarantine": stats["quarantined"]}
+    record.invariant_ok = (
+        record.input_records == record.kept + record.quarantined
+        and sum(record.by_reason.values()) == record.quarantined
+        and record.rows_written == {"files": record.kept, "quarantine": record.quarantined}
     )
+    stats = dataclasses.asdict(record)
     stage.write_stats(output, stats)
     report = render_report(stats)
     io.write_text(io.join(output, "report.md"), report)

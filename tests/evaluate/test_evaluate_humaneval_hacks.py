@@ -63,11 +63,14 @@ def test_check_mode_keeps_the_test_out_of_the_sample_processes(sandbox):
     # The sample looks for its problem's test (text and compiled constants) in every object
     # and frame it can reach; in check mode the test lives only in the trusted check process.
     task = next(t for t in humaneval.load_tasks() if t.task_id == "HumanEval/2")
-    body = ("    import gc, sys\n    seen = [repr(o) for o in gc.get_objects()]\n    f = sys._getframe()\n"
-            "    while f is not None:\n        seen += [repr(v) for v in f.f_locals.values()]\n        f = f.f_back\n"
-            "    text = ' '.join(seen)\n"
-            "    print('FOUND' if ''.join(['def', ' check(']) in text or ''.join(['1e', '-6']) in text else 'CLEAN')\n"
-            "    return number % 1.0\n")
+    body = ("    import gc, sys\n    needles = [''.join(['def', ' check(']), ''.join(['1e', '-6'])]\n"
+            "    texts = []\n    for o in gc.get_objects():\n        if isinstance(o, dict):\n"
+            "            texts += list(o.keys()) + list(o.values())\n        elif isinstance(o, (list, tuple, set)):\n"
+            "            texts += list(o)\n        elif hasattr(o, '__code__'):\n"
+            "            texts += list(o.__code__.co_consts)\n    f = sys._getframe()\n    while f is not None:\n"
+            "        texts += list(f.f_locals.values()) + list(f.f_code.co_consts)\n        f = f.f_back\n"
+            "    found = any(type(t) is str and t != n and n in t for t in texts for n in needles)\n"
+            "    print('FOUND' if found else 'CLEAN')\n    return number % 1.0\n")
     run = sandbox.run(task.prompt + body, mode="check", check=task.prompt + "\n" + task.test,
                       calls={"entry_point": task.entry_point, "call_timeout": 3.0, "result_bytes": 1 << 16})
     assert run.passed, run.result

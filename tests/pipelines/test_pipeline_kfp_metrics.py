@@ -11,8 +11,12 @@ from codemill.stage import publish_kfp
 
 
 def test_non_finite_values_are_left_out_of_kfp_metrics_and_kept_in_stats(tmp_path, capsys):
-    stats = {"val_loss_end": float("nan"), "perplexity": {"heldout": float("inf"), "train": 3.5},
-             "steps": 60, "ok": True}
+    stats = {
+        "val_loss_end": float("nan"),
+        "perplexity": {"heldout": float("inf"), "train": 3.5},
+        "steps": 60,
+        "ok": True,
+    }
     io.write_json(str(tmp_path / "stats.json"), stats)
     (tmp_path / "report.md").write_text("# train\n")
     metrics = Metrics(uri=str(tmp_path / "metrics"))

@@ -1,4 +1,5 @@
-"""The whole pipeline through kfp.local on a small built-in corpus: every stage does its job.
+"""The whole pipeline through kfp.local on a small built-in corpus: every stage does its job,
+pretraining then post-training of the pretrained model.
 
 This is the test `make run` stands on: the same pipeline function, the same components,
 a smaller corpus and fewer training steps.
@@ -17,6 +18,18 @@ LOCAL_PARAMS = {
     "validate_options": {"max_repos": 8},
     "train_options": {"max_steps": 60},
     "eval_options": {"limit": 4, "max_new_tokens": 32},
+    "tasks_options": {"max_tasks": 20},
+    "sft_options": {"max_steps": 4},
+    "rl_options": {
+        "max_steps": 1,
+        "num_generations": 2,
+        "prompts_per_step": 2,
+        "max_completion_tokens": 16,
+        "heldout_tasks": 2,
+        "eval_every": 0,
+        "eval_generations": 1,
+    },
+    "posttrain_eval_options": {"prompt_style": "chat", "limit": 4, "max_new_tokens": 32},
 }
 
 
@@ -28,7 +41,20 @@ def summary(tmp_path_factory):
 
 @pytest.mark.slow
 def test_every_stage_ran_and_wrote_stats(summary):
-    assert list(summary["stages"]) == ["validate", "dedup", "pack", "train", "evaluate", "serve"]
+    assert list(summary["stages"]) == [
+        "validate",
+        "dedup",
+        "pack",
+        "train",
+        "evaluate",
+        "serve",
+        "tasks",
+        "synth",
+        "sft",
+        "rl",
+        "posttrain_evaluate",
+        "posttrain_serve",
+    ]
     for stage, entry in summary["stages"].items():
         assert os.path.exists(entry["report"]), stage
     on_disk = json.load(open(summary["summary_path"]))
@@ -62,10 +88,22 @@ def test_evaluate_and_serve_results_in_summary(summary):
 
 
 @pytest.mark.slow
+def test_post_training_starts_from_the_pretrained_model_and_faces_its_champion(summary):
+    stages = summary["stages"]
+    assert stages["synth"]["stats"]["skipped"]  # no teacher_url by default
+    assert stages["sft"]["stats"]["examples"] > 0
+    post = stages["posttrain_serve"]["stats"]
+    assert post["model"] == stages["rl"]["output"] + "/model"
+    if stages["serve"]["stats"]["rolled_out"]:  # the pretrained model holds @champion: the comparison ran
+        assert post["champion"]["version"] == stages["serve"]["stats"]["registry"]["version"]
+        assert post["champion"]["checks"], post["champion"]
+
+
+@pytest.mark.slow
 def test_mlflow_parent_run_with_a_nested_run_per_stage(summary):
     client = MlflowClient(summary["tracking_uri"])
     parent = summary["mlflow"]["parent_run_id"]
     exp = client.get_run(parent).info.experiment_id
     children = client.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
     stages = {r.data.tags["codemill.stage"] for r in children}
-    assert {"validate", "dedup", "pack", "train", "evaluate", "serve"} <= stages
+    assert {"validate", "dedup", "pack", "train", "evaluate", "serve", "tasks", "synth", "sft", "rl"} <= stages

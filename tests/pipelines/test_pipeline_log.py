@@ -85,10 +85,16 @@ def test_a_failed_task_says_where_its_log_is(tmp_path):
 def test_key_figures_pick_the_stage_metrics():
     class FakeMetrics:
         schema_title = "system.Metrics"
-        metadata = {"humaneval.greedy.pass_at_1": 0.25, "humaneval.sampled.pass_at_10": 0.5,
-                    "heldout.perplexity": 41.5, "tasks": 20}
+        metadata = {
+            "humaneval.greedy.pass_at_1": 0.25,
+            "humaneval.sampled.pass_at_10": 0.5,
+            "heldout.perplexity": 41.5,
+            "tasks": 20,
+        }
 
-    assert key_figure("eval-score", {"metrics": FakeMetrics(), "Output": "/x"}) == \
-        "humaneval.greedy.pass_at_1=0.25 heldout.perplexity=41.5"
+    assert (
+        key_figure("eval-score", {"metrics": FakeMetrics(), "Output": "/x"})
+        == "humaneval.greedy.pass_at_1=0.25 heldout.perplexity=41.5"
+    )
     assert key_figure("start-run", {"run_dir": "/w/runs/r1", "shards": [0, 1]}) == "/w/runs/r1"
     assert key_figure("dedup-cluster", {"Output": "/x"}) == ""

@@ -17,8 +17,14 @@ def lifecycle(work_root: str, tracking_uri: str, gpu_count: str = "2"):
     """codemill_pipeline's frame, without the stages."""
     closing = finish_run(work_root=work_root, run_name="r1", kfp_run_id="local", tracking_uri=tracking_uri)
     with dsl.ExitHandler(closing):
-        start_run(work_root=work_root, run_name="r1", kfp_run_id="local", tracking_uri=tracking_uri,
-                  num_shards=2, gpu_count=gpu_count)
+        start_run(
+            work_root=work_root,
+            run_name="r1",
+            kfp_run_id="local",
+            tracking_uri=tracking_uri,
+            num_shards=2,
+            gpu_count=gpu_count,
+        )
 
 
 def test_the_exit_handler_finishes_the_parent_run_under_kfp_local(tmp_path):

@@ -26,8 +26,11 @@ class RecordingClient:
 
     def list_pipeline_versions(self, pipeline_id, page_size=20):
         versions = next(p["versions"] for p in self.pipelines.values() if p["id"] == pipeline_id)
-        return types.SimpleNamespace(pipeline_versions=[
-            types.SimpleNamespace(display_name=k, pipeline_version_id=v) for k, v in versions.items()])
+        return types.SimpleNamespace(
+            pipeline_versions=[
+                types.SimpleNamespace(display_name=k, pipeline_version_id=v) for k, v in versions.items()
+            ]
+        )
 
     def upload_pipeline_version(self, package, pipeline_version_name, pipeline_id):
         p = next(p for p in self.pipelines.values() if p["id"] == pipeline_id)
@@ -46,8 +49,18 @@ class RecordingClient:
 def test_submit_uploads_a_version_once_and_starts_a_run(monkeypatch, capsys):
     RecordingClient.pipelines, RecordingClient.calls = {}, []
     monkeypatch.setattr(kfp, "Client", RecordingClient)
-    args = ["pipeline", "submit", "--host", "http://kfp.test", "--version", "rel-1",
-            "--param", "num_shards=4", "--service-account", "codemill-pipeline-runner"]
+    args = [
+        "pipeline",
+        "submit",
+        "--host",
+        "http://kfp.test",
+        "--version",
+        "rel-1",
+        "--param",
+        "num_shards=4",
+        "--service-account",
+        "codemill-pipeline-runner",
+    ]
     assert cli.main(args) == 0
     assert cli.main(args[:-2] + ["--no-run"]) == 0  # the same release again: the version is reused
     uploads = [c for c in RecordingClient.calls if c[0].startswith("upload")]
@@ -62,12 +75,37 @@ def test_submit_uploads_a_version_once_and_starts_a_run(monkeypatch, capsys):
 def test_params_are_read_by_their_declared_type(monkeypatch):
     RecordingClient.pipelines, RecordingClient.calls = {}, []
     monkeypatch.setattr(kfp, "Client", RecordingClient)
-    assert cli.main(["pipeline", "submit", "--host", "http://kfp.test", "--version", "rel-2",
-                     "--param", "run_name=2024", "--param", "gpu_count=2", "--param", "num_shards=4",
-                     "--param", "train_memory=3Gi", "--param", 'validate_options={"max_repos": 8}']) == 0
+    assert (
+        cli.main(
+            [
+                "pipeline",
+                "submit",
+                "--host",
+                "http://kfp.test",
+                "--version",
+                "rel-2",
+                "--param",
+                "run_name=2024",
+                "--param",
+                "gpu_count=2",
+                "--param",
+                "num_shards=4",
+                "--param",
+                "train_memory=3Gi",
+                "--param",
+                'validate_options={"max_repos": 8}',
+            ]
+        )
+        == 0
+    )
     params = next(c[1] for c in RecordingClient.calls if c[0] == "run")["params"]
-    assert params == {"run_name": "2024", "gpu_count": "2", "num_shards": 4, "train_memory": "3Gi",
-                      "validate_options": {"max_repos": 8}}
+    assert params == {
+        "run_name": "2024",
+        "gpu_count": "2",
+        "num_shards": 4,
+        "train_memory": "3Gi",
+        "validate_options": {"max_repos": 8},
+    }
 
 
 def test_a_value_of_the_wrong_type_is_a_one_line_error(monkeypatch, capsys):

@@ -61,7 +61,9 @@ def test_problems_copied_from_the_evaluation_sets_are_dropped_and_counted(tmp_pa
     bundled = json.loads(open(stdio.SHIPPED_PROBLEMS, encoding="utf-8").readline())
     path = write_problems(str(tmp_path / "p.jsonl"), ["plus-one", "twice"], per_op=1)
     rows = [json.loads(line) for line in open(path, encoding="utf-8")]
-    rows.append({**rows[0], "question_id": "copied-humaneval", "question_content": first["prompt"]})
+    words = first["prompt"].split()
+    rewrapped = "\n".join(" ".join(words[i:i + 4]) for i in range(0, len(words), 4))  # no line holds 10 tokens
+    rows.append({**rows[0], "question_id": "copied-humaneval", "question_content": rewrapped})
     rows.append({**bundled, "question_id": "copied-stdio"})
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codemill.rl._fit import fit, plot, sigmoid
+from codemill.rl.fit import fit, plot, sigmoid
 
 
 def test_fit_recovers_the_parameters_of_a_noisy_curve(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codemill.rl._loss import advantages, per_token_kl, policy_loss
+from codemill.rl.loss import advantages, per_token_kl, policy_loss
 
 
 def test_zero_variance_groups_are_left_out_and_counted():

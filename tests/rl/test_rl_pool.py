@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codemill.rl._pool import TaskPool, difficulty_keep
+from codemill.rl.pool import TaskPool, difficulty_keep
 
 
 def test_a_task_passed_over_its_window_leaves_the_pool():

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import glob
 import math
+import os
 
 import pyarrow.parquet as pq
 import pytest
 
 from codemill import runner
 from codemill.evaluate.sandbox import Sandbox
-from codemill.rl import _report, data
+from codemill.rl import report as _report, data
 from codemill.rl.reward import score_problem
 from codemill.tracking import NoOpTracker
 from tests.rl.conftest import fast_config
@@ -82,6 +83,8 @@ def test_monitors_go_to_mlflow_once_per_step(mined_run):
             if name != "kl":
                 assert logged[name] == stats["monitors"][name][step - 1], (name, step)
     assert [step for step, m in tracker.metrics if "heldout_pass_rate" in m] == [0, 2, 3]
+    # fit_min_points 3, and the step-0 point has no compute: never enough points in this run
+    assert not any("fit_A" in m for _, m in tracker.metrics) and stats["fit"]["A"] is None
 
 
 def test_zero_variance_groups_are_excluded_and_counted(mined_run):
@@ -149,10 +152,12 @@ def test_chat_models_get_the_template_and_their_answer_runs(line_model, problems
 
     from transformers import AutoTokenizer
 
+    from codemill.sft.template import CHATML
+
     model = str(tmp_path / "chat-model")
     shutil.copytree(line_model, model)
     tok = AutoTokenizer.from_pretrained(model)
-    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    tok.chat_template = CHATML  # sft's template (its markers are <unk> in this vocabulary)
     tok.save_pretrained(model)
     output = str(tmp_path / "rl")
     stats = runner.run("rl", fast_config(problems=problems_file, max_steps=1, format_weight=0.1), output=output,
@@ -162,3 +167,26 @@ def test_chat_models_get_the_template_and_their_answer_runs(line_model, problems
     passed = [r for r in rows if r["passed"]]
     assert all(r["completion"].count("print(") == 1 for r in passed)
     assert all(r["reward"] == r["fraction"] for r in rows)  # no format bonus without the format
+
+
+def test_several_updates_per_batch_make_the_clip_ratio_bite(line_model, problems_file, tmp_path):
+    config = fast_config(problems=problems_file, num_iterations=3, lr=0.2, max_steps=2, loss="grpo",
+                         scale_rewards="group")
+    stats = runner.run("rl", config, output=str(tmp_path / "rl"), model=line_model)
+    assert max(stats["monitors"]["clip_ratio"]) > 0
+    assert stats["monitors"]["clip_ratio"] == pytest.approx(
+        [a + b for a, b in zip(stats["monitors"]["clip_ratio_low"], stats["monitors"]["clip_ratio_high"])])
+
+
+def test_the_scalerl_fit_is_logged_once_enough_points_exist(task_model, tasks_dir, tmp_path):
+    tracker = Recorder()
+    output = str(tmp_path / "rl")
+    stats = runner.run("rl", fast_config(max_steps=4, eval_every=1, eval_generations=4, fit_min_points=3),
+                       output=output, model=task_model, tasks=tasks_dir, tracker=tracker)
+    fitted = [step for step, m in tracker.metrics if "fit_A" in m and "heldout_pass_rate" in m]
+    assert fitted == [3, 4]  # points with compute: steps 1, 2, 3, 4; three are needed
+    final = [m for _, m in tracker.metrics if "fit_A" in m and "compute_flops" in m]
+    assert [m["fit_A"] for m in final] == [stats["fit"]["A"]]  # and the final fit, with the stage's totals
+    assert stats["fit"]["on"] == "heldout" and stats["fit"]["points"] == 4 and 0 <= stats["fit"]["A"] <= 1
+    assert os.path.getsize(f"{output}/fit.png") > 1000 and "ScaleRL fit on the heldout" in open(
+        f"{output}/report.md", encoding="utf-8").read()

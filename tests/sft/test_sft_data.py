@@ -79,4 +79,17 @@ def test_only_bad_rows_is_an_error_not_an_empty_model(tmp_path, tiny_model_dir, 
     folder = write_synth(tmp_path, [rows for rows, _ in BAD])
     code = main(["sft", "--model", tiny_model_dir, "--data", folder, "--output", str(tmp_path / "out"),
                  "--no-tracking"])
-    assert code == 2 and "no usable training examples (5 quarantined)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "no usable training examples (5 quarantined: " in err
+    for _, reason in BAD:  # the error says why, so the user can act on it
+        assert f"{reason} 1" in err
+
+
+def test_only_too_long_rows_names_the_reason_and_the_flag(tmp_path, tiny_model_dir, capsys):
+    long_chat = [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "ok"}]
+    folder = write_synth(tmp_path, [long_chat, long_chat])
+    code = main(["sft", "--model", tiny_model_dir, "--data", folder, "--output", str(tmp_path / "out"),
+                 "--no-tracking", "--seq-len", "64"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "no usable training examples (2 quarantined: too_long 2; raise --seq-len)" in err[0]

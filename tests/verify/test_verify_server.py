@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -118,16 +119,17 @@ def test_oversized_body_gets_413_not_a_reset(service):
 
 def test_full_queue_answers_429_with_retry_after(sandbox):
     server, url = start(sandbox, running=1, queue=0)
-    slow = [{"task_id": "HumanEval/0", "completion": "    import time\n    time.sleep(0.5)\n    return True\n"}] * 4
+    slow = [{"task_id": "HumanEval/0", "completion": "    import time\n    time.sleep(0.4)\n    return True\n"}] * 4
     results = []
     worker = threading.Thread(target=lambda: results.append(call(url, "/v1/score", {"benchmark": "humaneval",
                                                                                      "samples": slow})))
     worker.start()
     try:
-        for _ in range(100):
-            code, headers, text = call(url, "/v1/score", {"benchmark": "humaneval", "samples": slow[:1]})
-            if code == 429:
+        for _ in range(200):  # until the slow request is being scored
+            if "codemill_sandbox_requests_running 1.0" in call(url, "/metrics")[2].decode():
                 break
+            time.sleep(0.02)
+        code, headers, text = call(url, "/v1/score", {"benchmark": "humaneval", "samples": slow[:1]})
         assert code == 429 and int(headers["Retry-After"]) >= 1
         assert "queue is full" in json.loads(text)["error"]["message"]
     finally:

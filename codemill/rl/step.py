@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from codemill.rl import _loss, _policy
+from codemill.rl import loss as _loss
+from codemill.rl import policy as _policy
 from codemill.rl.config import RLConfig
 from codemill.rl.data import RLTask
 from codemill.rl.reward import Rewarder, Score, format_ok, reward_value

@@ -30,15 +30,18 @@ import torch
 from tqdm import tqdm
 
 from codemill import io
-from codemill.rl import _fit, _report, _step, data
-from codemill.rl._pool import TaskPool, difficulty_keep
+from codemill.rl import data
+from codemill.rl import fit as _fit
+from codemill.rl import report as _report
+from codemill.rl import step as _step
 from codemill.rl.config import RLConfig
+from codemill.rl.pool import TaskPool, difficulty_keep
 from codemill.rl.reward import Rewarder
 from codemill.stage import InputError, config_dict
 from codemill.tracking import NoOpTracker, Tracker
 from codemill.train import checkpoint as ckpt
 from codemill.train import dist as _dist
-from codemill.train.loop import TrainingInterrupted, _SigtermFlag
+from codemill.train.loop import SigtermFlag, TrainingInterrupted
 
 # Fields a run and its resume may differ in; every other field must match the checkpoint's.
 RESUME_MAY_CHANGE = {"max_steps", "checkpoint_every", "keep_checkpoints", "resume", "num_threads", "workers",
@@ -67,7 +70,7 @@ def run(config: RLConfig, model: str, tasks: str | None, output: str, tracker: T
     tracker = tracker if (tracker is not None and d.is_main) else NoOpTracker()
     if config.num_threads or d.device.type == "cpu":
         # on CPU the sandbox's processes need the other cores: 2 torch threads next to them
-        # made a step 25x slower (docs/rl.md, "CPU threads")
+        # made a step 9x slower next to one other job (docs/rl.md, "CPU threads")
         torch.set_num_threads(config.num_threads or 1)
     if config.prompts_per_step % d.world_size:
         raise InputError(f"rl: prompts_per_step ({config.prompts_per_step}) must be a multiple of the "
@@ -138,7 +141,7 @@ def _run(c: RLConfig, model_url: str, tasks_url: str | None, output: str, tracke
 
         # -------------------------------------------------------------------- the loop
         bar = tqdm(total=c.max_steps, initial=state.step, desc="rl", unit="step", disable=not d.is_main)
-        with bar, _SigtermFlag() as sigterm:
+        with bar, SigtermFlag() as sigterm:
             while state.step < c.max_steps:
                 ids = pool.draw(c.prompts_per_step)
                 if not ids:
@@ -228,7 +231,11 @@ def _evaluate(run_: _step.Run, heldout: list, state: RLState, tracker: Tracker) 
     passed, samples = d.sum([float(passed), float(samples)])
     rate = passed / max(samples, 1.0)
     state.evals.append({"step": state.step, "compute": state.compute, "pass_rate": rate, "samples": int(samples)})
-    tracker.log_metrics({"heldout_pass_rate": rate}, step=state.step)
+    fitted = _fit.fit([e["compute"] for e in state.evals], [e["pass_rate"] for e in state.evals],
+                      run_.config.fit_min_points)
+    # the curve's parameters as they settle, from the first step with enough points
+    tracker.log_metrics({"heldout_pass_rate": rate, **({f"fit_{k}": fitted[k] for k in ("A", "B", "C_mid")}
+                                                         if fitted else {})}, step=state.step)
     d.print(f"[rl] step {state.step} | held-out pass rate {rate:.3f} ({int(samples)} samples)")
 
 

@@ -7,7 +7,7 @@ import os
 import pyarrow as pa
 
 from codemill import io
-from codemill.rl import _fit
+from codemill.rl import fit as _fit
 from codemill.stage import config_dict
 
 ROLLOUT_SCHEMA = pa.schema([

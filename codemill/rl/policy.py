@@ -29,7 +29,7 @@ def encode_prompt(tokenizer, text: str, chat: bool, max_tokens: int) -> list[int
     if chat:
         ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
                                             tokenize=True, return_dict=False)
-        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)  # a BatchEncoding in some versions
     else:
         ids = tokenizer(text, add_special_tokens=True)["input_ids"]
         if tokenizer.bos_token_id is not None and (not ids or ids[0] != tokenizer.bos_token_id):
@@ -88,7 +88,7 @@ def token_logprobs(model, sequences: torch.Tensor, attention: torch.Tensor, prom
                    completion_ids: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per completion token: log-probability at ``temperature`` and the entropy of the distribution."""
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=sequences, attention_mask=attention, position_ids=positions).logits
+    logits = model(input_ids=sequences, attention_mask=attention, position_ids=positions, use_cache=False).logits
     logits = logits[:, prompt_width - 1:-1].float() / temperature  # fp32 logits (ScaleRL)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
