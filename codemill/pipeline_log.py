@@ -31,6 +31,11 @@ KEY_FIGURES = {
     "train": ("steps", "val_loss_start", "val_loss_end"),
     "eval": ("*greedy.pass_at_1", "heldout.perplexity"),
     "serve": ("gate_passed", "rolled_out"),
+    "tasks": ("tasks", "quarantined"),
+    "synth": ("skipped", "kept", "quarantined"),
+    "sft": ("skipped", "steps", "train_loss_start", "train_loss_end"),
+    "rl": ("steps", "pass_rate_first", "pass_rate_last"),
+    "r1": ("skipped", "kept", "*.humaneval.pass_at_1"),  # r1-synth, r1-compare
 }
 # Tasks without metrics whose string output is the figure worth a line.
 OUTPUT_FIGURES = {"start-run": "run_dir", "finish-run": "Output"}

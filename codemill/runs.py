@@ -141,4 +141,8 @@ def collect_summary(run_dir: str, stages: tuple = STAGES) -> dict:
                 entry["report"] = io.join(out, name)
                 break
         summary["stages"][stage] = entry
+    # r1: each stage's model was registered by the comparison; show its version with the stage
+    for row in summary["stages"].get("r1_compare", {}).get("stats", {}).get("stages", []):
+        if row.get("stage") in summary["stages"]:
+            summary["stages"][row["stage"]]["model_version"] = row.get("registry")
     return summary

@@ -179,8 +179,3 @@ _TABLE = (
 )
 
 STEPS: dict[str, Step] = {s.name: s for s in _TABLE}
-
-
-def of_stage(stage: str) -> list[Step]:
-    """A stage's steps in DAG order."""
-    return [s for s in _TABLE if s.stage == stage]

@@ -8,8 +8,9 @@ standard library only), so it must not import anything outside the standard libr
 The server receives one job per sample (JSON, plus the sample's stdout, stderr and control
 pipes as file descriptors) and forks; each sample then runs as two processes:
 
-* the **outer** process (trusted) starts its own session, creates the namespaces
-  (network and PID; as an ordinary user inside a new user namespace), forks the inner
+* the **outer** process (trusted) starts its own session, creates the PID namespace (the
+  network namespace, and for an ordinary user the user namespace that owns it, are the
+  server's, created once when it starts: ``_worker_namespaces``), forks the inner
   process, enforces the wall-clock limit by killing it, and reports on the control pipe
   (JSON lines) what happened: the inner pid, then its exit status, whether it timed out,
   the setup report and the completion marker it wrote. No untrusted code ever runs in it.
@@ -20,6 +21,12 @@ pipes as file descriptors) and forks; each sample then runs as two processes:
   Landlock (read-only system paths, writes only in its working directory, no TCP, no
   signals to processes outside its domain), reports the setup on a pipe it then closes,
   and only then runs the untrusted code.
+
+Call mode. The outer process does not supervise one inner process but a series: it forks
+the inner process (PID 2 under a sleeping PID 1 that keeps the namespace alive), frames
+its reply lines in turn and restarts it for the next call after a crash or a hang
+(``_sandbox_calls.outer_calls``). Check mode runs a trusted harness in the inner process
+(``_sandbox_check.py``).
 
 Completion marker. In "function" mode the program (prompt + completion + tests +
 ``check(entry_point)``) is executed and, only if ``exec`` returns normally, the line

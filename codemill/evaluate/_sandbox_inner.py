@@ -27,6 +27,7 @@ from os import _exit as _hard_exit
 from os import write as _raw_write
 
 import _sandbox_calls as calls  # loaded from this folder by the fork server, like this file
+import _sandbox_check as check
 
 CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG = 1
@@ -109,7 +110,7 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
     if job["mode"] == "calls":
         calls.run_inner_calls(job, done_w)
     if job["mode"] == "check":
-        calls.run_check(job, done_w)
+        check.run_check(job, done_w)
     _run_function(job.pop("code"), job.pop("nonce"), done_w)
 
 

@@ -4,7 +4,8 @@ Generation (the model step) writes ``samples/tasks.jsonl`` for every ``split == 
 task (greedy, pass@1); scoring goes through the tasks stage's one scorer
 (:func:`codemill.tasks.score.score`, its sandbox and strict comparison) and lands in the same
 ``results.jsonl``, ``metrics.json`` (``tasks: {greedy: {pass@1, tasks_total, by_kind}}``) and
-report as the other benchmarks.
+report as the other benchmarks. With ``--sandbox-url`` the samples are scored on the sandbox
+service instead (:func:`codemill.evaluate.remote.task_results`), with the same results.
 
 Prompts by ``--prompt-style``:
 
@@ -81,10 +82,15 @@ def score(config: EvalConfig, output: str, generation: dict) -> tuple[dict, list
     by_id = {t.task_id: t for t in tasks}
     samples, quarantine = read_samples(url, NAME, by_id) if tasks else ([], [])
     limits = Limits(timeout=config.timeout, memory_mb=config.memory_mb, output_bytes=config.output_bytes)
-    # expected outputs were recorded under PYTHONHASHSEED 0 (codemill.tasks.score), so samples run under it too
-    with Sandbox(limits, config.sandbox_python, config.require_isolation, hash_seed="0") as box:
-        verdicts = score_tasks(tasks, [(s.task_id, s.completion) for s in samples], config.parallel_runs, box,
-                               config.timeout)
+    if config.sandbox_url:  # the service's sandbox runs under PYTHONHASHSEED 0 too (its default)
+        from codemill.evaluate import remote
+
+        verdicts = remote.task_results(config, tasks, [(s.task_id, s.completion) for s in samples])
+    else:
+        # expected outputs were recorded under PYTHONHASHSEED 0 (codemill.tasks.score), so samples run under it too
+        with Sandbox(limits, config.sandbox_python, config.require_isolation, hash_seed="0") as box:
+            verdicts = score_tasks(tasks, [(s.task_id, s.completion) for s in samples], config.parallel_runs, box,
+                                   config.timeout)
     results = [Result(NAME, s.task_id, s.mode, s.index, s.completion, v.passed, v.detail)
                for s, v in zip(samples, verdicts)]
     return {NAME: metrics(results, [by_id[r.task_id].kind for r in results], config.k, len(tasks))}, results, \

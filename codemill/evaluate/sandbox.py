@@ -76,6 +76,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -91,6 +92,7 @@ from codemill.evaluate._sandbox_pipes import Capture, communicate, events, remov
 from codemill.stage import InputError
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
+CHANNEL_BYTES = 32 << 20  # all of a call-mode run's results; past this a call's value is "unserializable"
 STARTUP_GRACE = 10.0  # seconds on top of the timeout before the evaluator's own backstop fires
 PROBE = ("import math, re, hashlib, typing, collections, itertools, functools, heapq, bisect, string, "
          "random, fractions, statistics, json, decimal, datetime\n")
@@ -171,6 +173,9 @@ class Sandbox:
         os.chmod(self.root, 0o711)  # the sample's uid may pass through, not list
         tried = []
         for python in self._candidates():
+            if self.as_root and not _reachable(python, self.uid, self.gid):
+                tried.append(f"{python}: not readable by uid {self.uid} (a folder on its path is closed)")
+                continue
             try:
                 self._start_server(python)
             except OSError as e:
@@ -264,7 +269,7 @@ class Sandbox:
             if mode in ("calls", "check"):
                 job.update(calls or {})
             if mode == "calls":
-                job["channel_bytes"] = len(job["inputs"]) * (job["result_bytes"] + 512) + 4096
+                job["channel_bytes"] = min(CHANNEL_BYTES, len(job["inputs"]) * (job["result_bytes"] + 512) + 4096)
             out = Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
             pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, control
             extra = [_memfd("check", check)] if mode == "check" else []
@@ -320,6 +325,25 @@ class Sandbox:
         else:
             ex.result = "failed: " + _failure(end, ex)
         return ex
+
+
+def _reachable(path: str, uid: int, gid: int) -> bool:
+    """Whether uid/gid may execute ``path`` and search every folder above it (by mode bits):
+    a root evaluator's venv under /root is not, and probing it with a real run costs a second."""
+    real = os.path.realpath(path)
+    checks = [(os.path.dirname(real), stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH)]
+    while checks[-1][0] not in ("/", ""):
+        checks.append((os.path.dirname(checks[-1][0]), stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH))
+    checks.insert(0, (real, stat.S_IXUSR | stat.S_IRUSR, stat.S_IXGRP | stat.S_IRGRP, stat.S_IXOTH | stat.S_IROTH))
+    for where, owner, group, other in checks:
+        try:
+            st = os.stat(where)
+        except OSError:
+            return False
+        need = owner if st.st_uid == uid else group if st.st_gid == gid else other
+        if st.st_mode & need != need:
+            return False
+    return True
 
 
 def _memfd(name: str, text: str) -> int:

@@ -171,6 +171,7 @@ class PackStats:
     languages: dict[str, dict]
     tokenizer: dict
     split_documents: int = 0
+    fim_to_plain: int = 0
 
 
 def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_size: int) -> PackStats:
@@ -182,6 +183,7 @@ def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_si
             for k in ("documents", "units", "sequences", "tokens", "pad_tokens", "text_bytes")
         }
         merged["formats"] = {f: sum(p["formats"].get(f, 0) for p in parts) for f in ("plain", "psm", "spm")}
+        merged["fim_to_plain"] = sum(p.get("fim_to_plain", 0) for p in parts)  # absent in older shard stats
         splits[split] = merged
     total = {k: sum(s[k] for s in splits.values()) for k in ("documents", "units", "sequences", "tokens", "pad_tokens")}
     formats = {f: sum(s["formats"][f] for s in splits.values()) for f in ("plain", "psm", "spm")}
@@ -212,6 +214,7 @@ def merge_stats(shards: list[dict], config: PackConfig, tok_info: dict, vocab_si
         cycles_broken=sum(s["cycles_broken"] for s in shards),
         languages=dict(sorted(languages.items())),
         tokenizer={"source": tok_info["tokenizer"], "vocab_size": vocab_size, "added_tokens": tok_info["added_tokens"]},
+        fim_to_plain=sum(s["fim_to_plain"] for s in splits.values()),
     )
 
 

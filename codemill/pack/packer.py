@@ -3,10 +3,11 @@ examples to fit.
 
 Ding et al. 2024 ("Fewer Truncations Improve Language Modeling"): a document that fits
 in a row is never split; a longer one is cut into row-sized pieces from its start, and
-its remainder is packed like a short document. "Fits" is said of the document's unit:
-``BOS document EOS``, plus the four FIM tokens when FIM is drawn for it, so a document a
-few tokens under the row length is split when FIM is drawn (FIM examples are never cut
-across rows, and ``--fim-rate`` holds). Then every piece that waits for a row,
+its remainder is packed like a short document. "Fits" is said of the plain unit
+``BOS document EOS``: a document (or remainder) that fits a row as plain text but not
+with the FIM tokens (or whose FIM cut re-encodes a token longer) is packed plain even
+when FIM is drawn for it, and counted (:attr:`Packer.fim_to_plain`), since a FIM
+example is never cut across rows. Then every piece that waits for a row,
 longest first, goes into the open row with the least free space that holds it (a new
 row when none does). Concatenation cuts most documents at a row boundary; this packs
 as tightly and cuts only what must be cut.
@@ -67,7 +68,8 @@ class Packed:
 
     @property
     def split_documents(self) -> int:
-        """Documents that span more than one unit (only those longer than a row)."""
+        """Documents that span more than one unit: only those longer than a row (``BOS doc EOS``
+        does not fit), as a document that fits plain is packed plain when FIM would split it."""
         seen: dict[int, int] = {}
         for u in self.units:
             seen[u.document] = seen.get(u.document, 0) + 1
@@ -126,6 +128,7 @@ class Packer:
         self.ids = encoder.ids
         self.full: list[tuple[np.ndarray, int, str]] = []  # (unit, document, format): a row each
         self.pieces: list[tuple[np.ndarray, int, str]] = []  # whole short documents and remainders
+        self.fim_to_plain = 0  # drawn FIM, packed plain: the rest fits a row only without the FIM tokens
         self._out: Packed | None = None
 
     def add(self, document: int, ids: np.ndarray, data: bytes) -> None:
@@ -141,7 +144,10 @@ class Packer:
         while pos < n:
             fmt = self._draw()
             unit, take = self._fim(doc, pos, self.seq_len, fmt) if fmt != PLAIN else (None, 0)
-            if unit is None:  # plain drawn, or no FIM cut fits a whole row (rare)
+            if unit is not None and pos + take < n and n - pos + 2 <= self.seq_len:
+                unit = None  # the rest fits a row as plain text: a FIM unit would split it
+                self.fim_to_plain += 1
+            if unit is None:  # plain drawn, the rest fits only as plain, or no FIM cut fits a row (rare)
                 fmt, (unit, take) = PLAIN, self._plain(doc, pos, self.seq_len)
             # the rest fits in a row as this unit: it waits for the best fit; else a row of its own
             (self.pieces if pos + take == n else self.full).append((unit, document, fmt))

@@ -43,7 +43,7 @@ def render_report(stats: dict, config: PackConfig, examples: dict[str, dict], or
         "",
         f"- sequence length {config.seq_len}; packing efficiency (non-pad / all tokens) "
         f"**{s['packing_efficiency']:.4f}**; {s.get('split_documents', 0):,} documents longer than a row split "
-        "(best-fit packing splits no other)",
+        f"(no other is: {s.get('fim_to_plain', 0):,} drawn FIM that fit a row only as plain text were packed plain)",
         f"- FIM rate {s['fim_rate_observed']:.4f} observed (config {config.fim_rate}); SPM share of FIM "
         f"{s['spm_share_observed']:.4f} (config {config.spm_rate}); units plain/psm/spm: "
         f"{s['formats']['plain']:,} / {s['formats']['psm']:,} / {s['formats']['spm']:,}",

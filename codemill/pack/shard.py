@@ -25,7 +25,7 @@ from codemill import io, runner, stage
 from codemill.pack import corpus, documents, tokenizer
 from codemill.pack.config import PackConfig
 from codemill.pack.packer import Packer
-from codemill.pack.steps import SPLITS, read_plan, work_url
+from codemill.pack.steps import SPLITS, finished_output, read_plan, say_finished, work_url
 from codemill.stage import InputError
 from codemill.tracking import Tracker
 
@@ -47,6 +47,9 @@ def pack_shard(
 
 def shard_step(config: PackConfig, ctx: runner.Context) -> dict:
     input, output, rank, world_size, tracker = ctx.input("input"), ctx.output, ctx.rank, ctx.world_size, ctx.tracker
+    if finished_output(output, config) is not None:  # its marker was lost after finish removed _work/
+        say_finished(output, f"shard {stage.shard_name(rank, world_size)}")
+        return {"rank": rank, "finished_output": True}
     plan = read_plan(output, config)
     if sorted(corpus.input_urls(input)) != sorted(plan["inputs"]):
         raise InputError(f"{input}: not the input the tokenizer step planned ({len(plan['inputs'])} shards)")
@@ -200,6 +203,7 @@ def _write_split(packer: Packer, docs: list[documents.Document], languages: dict
         "tokens": used,
         "pad_tokens": int(tokens.size - used),
         "formats": dict(Counter(u.format for u in units)),
+        "fim_to_plain": packer.fim_to_plain,
     }
 
 

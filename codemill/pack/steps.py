@@ -6,7 +6,9 @@ builds its repositories' documents and packs them per split into ``_work/``; ``f
 (:mod:`codemill.pack.finish`) concatenates the shards into the contract's ``train/``,
 ``val/``, ``heldout/``, ``meta.json``, ``stats.json`` and ``report.md`` (see
 docs/architecture.md) and removes ``_work/``. Each step writes a completion marker; a
-retried step that finds its marker does nothing.
+retried step that finds its marker does nothing. A step whose marker is lost or
+unreadable after finish (the plan went with ``_work/``) finds the finished output
+(:func:`finished_output`) and does nothing either, saying so.
 """
 
 from __future__ import annotations
@@ -41,6 +43,37 @@ def work_url(output: str, *parts: str) -> str:
     return io.join(output, "_work", *parts)
 
 
+# values meta.json records, so a rerun into a finished output can be checked against them
+META_FIELDS = ("seq_len", "fim_rate", "spm_rate", "seed")
+
+
+def finished_output(output: str, config: PackConfig | None = None) -> dict | None:
+    """The stats of a finished pack in ``output`` (meta.json and stats.json, no ``_work/`` plan),
+    or None. A config with other values than the finished pack's is refused."""
+    meta_url = io.join(output, "meta.json")
+    if io.exists(work_url(output, "plan.json")) or not io.exists(meta_url):
+        return None
+    if not io.exists(io.join(output, "stats.json")):
+        return None
+    if config is not None:
+        meta = io.read_json(meta_url)
+        diff = [k for k in META_FIELDS if meta.get(k) != getattr(config, k)]
+        if diff:
+            raise InputError(
+                f"{output}: a finished pack made with other values of {', '.join(diff)}; "
+                "use a new --output (or remove this one to redo it)"
+            )
+    return stage.read_stats(output)
+
+
+def say_finished(output: str, step: str) -> None:
+    print(
+        f"[pack] {output} is a finished pack (meta.json, stats.json); {step}: nothing to do "
+        "(remove the output to redo it)",
+        flush=True,
+    )
+
+
 # ---------------------------------------------------------------------------- tokenizer
 
 
@@ -51,6 +84,17 @@ def train_tokenizer(config: PackConfig, input: str, output: str, tracker: Tracke
 
 def tokenizer_step(config: PackConfig, ctx: runner.Context) -> dict:
     input, output, tracker = ctx.input("input"), ctx.output, ctx.tracker
+    finished = finished_output(output, config)
+    if finished is not None:  # its marker was lost; training again would overwrite tokenizer/
+        say_finished(output, "tokenizer")
+        tok = finished["tokenizer"]
+        return {
+            "tokenizer": tok["source"],
+            "added_tokens": tok["added_tokens"],
+            "seconds": 0.0,
+            "repos": sum(finished["repos"].values()),
+            "heldout_repos": finished["repos"]["val"],
+        }
     plan = corpus.make_plan(corpus.input_urls(input), config.val_fraction, config.seed)
     plan["config"] = stage.config_dict(config)
     with stage.Timer() as timer, io.staged_dir(io.join(output, "tokenizer")) as tok_dir:

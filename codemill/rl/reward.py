@@ -10,8 +10,9 @@
 runs them in parallel; ``--sandbox-url`` sends them to the verifier service instead) and
 returns futures, so the trainer computes reference log-probabilities while the code runs.
 With ``--sandbox-url`` (``codemill sandbox serve``; key in ``$CODEMILL_SANDBOX_API_KEY``)
-each batch is one request to the service, every test case sent as its own task so that
-the share of cases passed comes back (:func:`remote_batch`).
+each batch is one request per source to the service, one sample per completion; the
+service's ``passed_cases`` and ``total`` give the share of cases passed. A service without
+those fields gets every test case sent as its own task instead (:func:`remote_batch`).
 The reward (``pass``, ``fraction`` or open-r1's ``weighted`` = pass + 0.1 x fraction) plus
 ``format_weight`` x the format reward is what enters the advantage.
 """
@@ -95,10 +96,53 @@ def _task_row(task, tests: list[tuple[str, str]], task_id: str) -> dict:
             "answer": task.answer, "split": task.split, "repo": task.repo, "path": task.path}
 
 
+def _problem_row(t: RLTask, cases, case_id: str) -> dict:
+    return {"question_id": case_id, "question_title": t.statement[0], "question_content": t.statement[1],
+            "public_test_cases": [{"input": i, "output": o, "testtype": "stdin"} for i, o in cases]}
+
+
 def remote_batch(url: str, tasks: list[RLTask], completions: list[str], chat: bool, api_key: str) -> list[Score]:
-    """Score a batch on the verifier service. The service answers pass/fail per sample, so
-    every test case is sent as a task (or problem) of its own and the shares are added up
-    here: the same verdicts, case by case, as the in-process scorer."""
+    """Score a batch on the verifier service: one sample per completion, the share of cases
+    from the rows' ``passed_cases``/``total``; :func:`remote_batch_by_case` when the service
+    does not report them."""
+    from codemill.verify import client
+
+    out: list[Score | None] = [None] * len(tasks)
+    for kind in ("tasks", "stdio"):
+        mine = [i for i, t in enumerate(tasks) if (t.source == "problems") == (kind == "stdio")]
+        if not mine:
+            continue
+        rows: dict[str, dict] = {}
+        for i in mine:
+            t = tasks[i]
+            rows.setdefault(t.task_id, _task_row(t.task, list(t.task.tests), t.task_id) if kind == "tasks"
+                            else _problem_row(t, t.problem.cases, t.task_id))
+        texts = [code_block(completions[i]) if kind == "stdio" and chat else completions[i] for i in mine]
+        samples = [{"task_id": tasks[i].task_id, "completion": text} for i, text in zip(mine, texts)]
+        extra = {"tasks": list(rows.values())} if kind == "tasks" else {"problems": list(rows.values())}
+        results = client.score(kind, samples, url=url, api_key=api_key, extra={"all_cases": True}, **extra)
+        if not all("passed_cases" in r and "total" in r for r in results):
+            scores = remote_batch_by_case(url, [tasks[i] for i in mine], [completions[i] for i in mine], chat, api_key)
+        else:
+            scores = [Score(bool(r["passed"]), r["passed_cases"] / max(r["total"], 1), str(r["result"]),
+                            executions=_executions(tasks[i], r)) for i, r in zip(mine, results)]
+        for i, score in zip(mine, scores):
+            out[i] = score
+    return out  # type: ignore[return-value]
+
+
+def _executions(task: RLTask, row: dict) -> int:
+    """Sandboxed runs, counted as the in-process scorers count them."""
+    if task.source == "problems":
+        return int(row["total"])
+    return 0 if task.kind == "output" or str(row["result"]).startswith("parse error") else 1
+
+
+def remote_batch_by_case(url: str, tasks: list[RLTask], completions: list[str], chat: bool,
+                         api_key: str) -> list[Score]:
+    """For a service that answers only pass/fail per sample: every test case is sent as a
+    task (or problem) of its own and the shares are added up here: the same verdicts, case
+    by case, as the in-process scorer."""
     from codemill.verify import client
 
     owners: dict[str, list[int]] = {"tasks": [], "stdio": []}
@@ -111,9 +155,8 @@ def remote_batch(url: str, tasks: list[RLTask], completions: list[str], chat: bo
         for number, (given, expected) in enumerate(cases):
             case_id = f"{t.task_id}#case{number}"
             if case_id not in rows[kind]:
-                rows[kind][case_id] = _task_row(t.task, [(given, expected)], case_id) if kind == "tasks" else {
-                    "question_id": case_id, "question_title": t.statement[0], "question_content": t.statement[1],
-                    "public_test_cases": [{"input": given, "output": expected, "testtype": "stdin"}]}
+                rows[kind][case_id] = _task_row(t.task, [(given, expected)], case_id) if kind == "tasks" else \
+                    _problem_row(t, [(given, expected)], case_id)
             samples[kind].append({"task_id": case_id, "completion": text})
             owners[kind].append(i)
     passed = [[0, 0] for _ in tasks]  # cases passed, cases run

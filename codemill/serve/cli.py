@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a model over an OpenAI-compatible HTTP API",
         description="Serve a model (local directory, s3:// prefix or models:/NAME@ALIAS) on "
-        "/v1/completions with FIM (suffix), streaming, dynamic batching, "
+        "/v1/completions (FIM suffix, logprobs, echo, prompt arrays) and /v1/chat/completions, "
+        "with streaming, dynamic batching, "
         "/health, /ready and Prometheus /metrics.",
     )
     _serve_args(s)
@@ -79,7 +80,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         args, [("serve-rollout", config, {"model": args.model, "eval_dir": args.eval_dir, "train_dir": args.train_dir})]
     )
     print(f"[serve] {stats['decision']}")
-    print(f"[serve] serve it by hand: {stats['serve_command']}")
+    if stats["rolled_out"]:
+        print(f"[serve] serve it by hand: {stats['serve_command']}")
+    else:  # the serving model is unchanged; this is only how to inspect the refused one
+        print(f"[serve] to try the refused model by hand: {stats['serve_command']}")
     return 0
 
 

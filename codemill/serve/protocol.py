@@ -8,9 +8,10 @@ becomes a 4xx whose OpenAI-style body names the offending field::
 
 Rules: unknown fields are rejected (a typo such as ``max_token`` must not be silently
 ignored); ``true`` is not an integer; NaN/Infinity are not JSON; parameters codemill does
-not implement (``echo``, ``logprobs``, penalties, ``logit_bias``, ``best_of`` > n) are
-accepted only at their no-op value, so a client never gets a different behaviour than
-it asked for. Limits that depend on the model (context length) are checked by the server
+not implement (penalties, ``logit_bias``, ``best_of`` > n) are accepted only at their
+no-op value, so a client never gets a different behaviour than it asked for. ``echo``
+and ``logprobs`` are implemented (:mod:`codemill.serve.logprobs`); chat bodies are
+:mod:`codemill.serve.chat`'s. Limits that depend on the model (context length) are checked by the server
 after tokenization.
 """
 

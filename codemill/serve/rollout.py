@@ -33,9 +33,16 @@ from dataclasses import dataclass, field
 
 from codemill import io
 from codemill.serve import registry
-from codemill.serve.gate import DEFAULT_GATE, comparable_metrics, compare_with_champion, evaluate_gate, gate_metrics
+from codemill.serve.gate import (
+    DEFAULT_GATE,
+    comparable_metrics,
+    compare_with_champion,
+    direction,
+    evaluate_gate,
+    gate_metrics,
+)
 from codemill.serve.report import render_report
-from codemill.stage import InputError, log_config, numeric_metrics, write_stats
+from codemill.stage import InputError, numeric_metrics, write_stats
 
 _SERVICE_URL = "http://codemill-serve.codemill.svc.cluster.local:8000"
 
@@ -151,6 +158,13 @@ def _champion(config: RolloutConfig, challenger: dict, tracker) -> dict:
             "passed": True,
             "note": f"version {version} was registered without metrics: judged by the absolute rules",
         }
+    if not any(direction(k) for k in recorded):  # else the comparison would pass with no check at all
+        return {
+            **entry,
+            "passed": True,
+            "note": f"version {version} was registered with no metric to compare (held-out perplexity or "
+            "pass@k): judged by the absolute rules",
+        }
     return {**entry, "metrics": recorded, **compare_with_champion(challenger, recorded, config.max_regression)}
 
 
@@ -242,7 +256,6 @@ def rollout(
 
     An empty ``model`` means train's model directory, ``<train_dir>/model``.
     """
-    log_config("serve", config, tracker)
     model = model or io.join(train_dir, "model")
     target = config.resolved_target()
     if not io.exists(io.join(model, "config.json")):
@@ -290,8 +303,6 @@ def rollout(
     if stats["smoke"]:
         tracker.log_metrics(numeric_metrics(stats["smoke"], prefix="smoke."))
     tracker.set_tags({"codemill.decision": stats["decision"][:250]})
-    with tempfile.TemporaryDirectory(prefix="codemill-serve-") as tmp:
-        for name in ("stats.json", "report.md"):
-            io.write_bytes(os.path.join(tmp, name), io.read_bytes(io.join(output, name)))
-            tracker.log_artifact(os.path.join(tmp, name))
+    for name in ("stats.json", "report.md"):
+        tracker.log_text(io.read_text(io.join(output, name)), name)
     return stats

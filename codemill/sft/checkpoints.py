@@ -66,6 +66,25 @@ def mark_complete(output: str, scratch: str, step: int, keep: int) -> None:
             io.remove_tree(io.join(output, DIRNAME, f"checkpoint-{old}"))
 
 
+def finished(folder: str) -> bool:
+    """The checkpoint in local ``folder`` is the run's last step (its Trainer state reached max_steps)."""
+    path = os.path.join(folder, "trainer_state.json")
+    if not os.path.isfile(path):
+        return False
+    state = io.read_json(path)
+    return bool(state.get("max_steps")) and state.get("global_step", 0) >= state["max_steps"]
+
+
+def load_finished(trainer, folder: str) -> float:
+    """Put the weights and Trainer state of a finished checkpoint into ``trainer`` without training;
+    returns the training seconds, unknown here, as 0."""
+    from transformers import TrainerState
+
+    trainer._load_from_checkpoint(folder)  # full weights, or the LoRA adapter into the peft model
+    trainer.state = TrainerState.load_from_json(os.path.join(folder, "trainer_state.json"))
+    return 0.0
+
+
 class SigtermFlag:
     """Turns SIGTERM into a flag the training callback checks after each step (main thread only)."""
 

@@ -103,20 +103,30 @@ def _run(c: SftConfig, model_uri: str, data_dirs: str, output: str, tracker: Tra
     trainer, sigterm_cb, tokens_cb = _trainer(c, model, tokenizer, train_rows, val_rows, output, scratch, tracker)
     summary = {k: v for k, v in config_dict(c).items() if k not in RESUME_MAY_CHANGE}
     resume = _resume_point(c, output, scratch, summary)
-    with checkpoints.SigtermFlag() as flag:
-        sigterm_cb.flag = flag
-        start = _val_loss_start(trainer, output, resume is not None)
-        result = trainer.train(resume_from_checkpoint=resume[1] if resume else None)
-        if flag.raised and trainer.state.global_step < trainer.state.max_steps:
-            raise SftInterrupted(trainer.state.global_step, output)
+    if resume and checkpoints.finished(resume[1]):
+        # A rerun of a finished run (a KFP retry after a failed upload): resuming would skip the done
+        # batches and take one step past max_steps, so it exports from the last checkpoint instead.
+        if _is_complete(output, resume[0]):
+            print(f"[sft] {output} is finished at step {resume[0]}; nothing to do", flush=True)
+            return io.read_json(io.join(output, "stats.json"))
+        print(f"[sft] checkpoint-{resume[0]} is the last step; exporting it without training", flush=True)
+        runtime = checkpoints.load_finished(trainer, resume[1])
+        start = _val_loss_start(trainer, output, True)
+    else:
+        with checkpoints.SigtermFlag() as flag:
+            sigterm_cb.flag = flag
+            start = _val_loss_start(trainer, output, resume is not None)
+            result = trainer.train(resume_from_checkpoint=resume[1] if resume else None)
+            if flag.raised and trainer.state.global_step < trainer.state.max_steps:
+                raise SftInterrupted(trainer.state.global_step, output)
+        runtime = float(result.metrics.get("train_runtime") or 0.0)
     val_loss = _evaluate(trainer)
 
     # ------------------------------------------------------------------------ model/, stats, report
     if not trainer.is_world_process_zero():
         export.save_collective(trainer, os.path.join(scratch, "model"))  # ZeRO-3 gathers on every rank
         return {}
-    stats = report.stats(trainer.state.log_history, start, val_loss, tokens_cb.session_tokens,
-                         float(result.metrics.get("train_runtime") or 0.0), train_info,
+    stats = report.stats(trainer.state.log_history, start, val_loss, tokens_cb.session_tokens, runtime, train_info,
                          examples=len(train_rows["input_ids"]), val_examples=len(val_rows["input_ids"]),
                          loaded=loaded, chat_template=chat_template, resumed_from_step=resume[0] if resume else 0,
                          steps=trainer.state.global_step, preset=c.preset, lora=c.lora)
@@ -220,6 +230,14 @@ def _resume_point(c: SftConfig, output: str, scratch: str, summary: dict) -> tup
                          "use a new --output or --no-resume")
     print(f"[sft] resuming from checkpoint-{found[0]} of {output}", flush=True)
     return found
+
+
+def _is_complete(output: str, step: int) -> bool:
+    """model/ and stats.json were written for the run that ended at ``step``."""
+    stats_url = io.join(output, "stats.json")
+    if not io.exists(stats_url) or not io.exists(io.join(output, "model", "config.json")):
+        return False
+    return io.read_json(stats_url).get("steps") == step
 
 
 def _evaluate(trainer) -> float:

@@ -55,6 +55,11 @@ class SynthConfig:
     exec_timeout_s: float = field(default=10.0, metadata=_help("sandbox seconds per solution and its tests"))
     exec_memory_mb: int = field(default=1024, metadata=_help("sandbox address-space limit per run, MiB"))
     workers: int = field(default=2, metadata=_help("sandboxed executions in parallel"))
+    sandbox_url: str = field(default="", metadata=_help(
+        "send every execution to the sandbox service at this URL (codemill sandbox serve; its own limits apply) "
+        "instead of a sandbox in this process"))
+    sandbox_api_key_env: str = field(default="CODEMILL_SANDBOX_API_KEY", metadata=_help(
+        "environment variable holding the sandbox service's API key (with --sandbox-url)"))
     dedup_threshold: float = field(default=0.8, metadata=_help(
         "MinHash Jaccard (problem + solution) above which a sample is a near-duplicate of a kept one"))
     decontam_paths: list[str] = field(default_factory=lambda: ["humaneval"], metadata=_help(

@@ -28,7 +28,9 @@ from codemill.stage import InputError
 from codemill.synth import answers, mutual, prompts
 from codemill.synth.filters import Contamination, normalized_key
 from codemill.synth.output import Outcome
+from codemill.synth.service import Remote
 from codemill.synth.teacher import Request, Teacher
+from codemill.verify import client
 
 
 def _tasks(config, url: str) -> tuple[list, dict]:
@@ -132,12 +134,48 @@ def _judge(config, sandbox, outcomes: list[Outcome], by_task: dict) -> None:
                 else result.detail
         return stdio.judge(sandbox, task, code)
 
-    for outcome, (passed, detail) in zip(todo, run_parallel(one, todo, config.workers, "distill: verify")):
+    if isinstance(sandbox, Remote):
+        verdicts = _remote_judge(sandbox, todo, by_task)
+    else:
+        verdicts = run_parallel(one, todo, config.workers, "distill: verify")
+    for outcome, (passed, detail) in zip(todo, verdicts):
         if passed:
             continue
         reason = "unparseable" if detail.startswith("unparseable") else \
             "timeout" if detail.startswith("timed out") else "failed_tests"
         outcome.drop(reason, detail.removeprefix("unparseable: "))
+
+
+def _remote_judge(remote: Remote, todo: list[Outcome], by_task: dict) -> list[tuple[bool, str]]:
+    """``_judge``'s verdicts from the service: one "tasks" and one "stdio" request (per batch)."""
+    verdicts: list[tuple[bool, str] | None] = [None] * len(todo)
+    sent: dict[str, list[tuple[int, str]]] = {"tasks": [], "stdio": []}
+    for number, outcome in enumerate(todo):
+        try:
+            code = answers.last_python_block(outcome.answer)
+        except answers.Unusable as e:
+            verdicts[number] = (False, f"unparseable: {e}")
+            continue
+        if outcome.source == "distill:tasks":
+            sent["tasks"].append((number, f"```python\n{code}```"))
+        else:
+            sent["stdio"].append((number, code))
+    ids = {kind: sorted({todo[n].task_id for n, _ in items}) for kind, items in sent.items()}
+    # the service puts evaluate's prompt (the statement as comments, then "import sys") before a stdio program
+    # as evaluate's loader builds it; the task id stands in for the statement, which changes no verdict
+    extra = {"tasks": {"tasks": [client.task_row(by_task[t]) for t in ids["tasks"]]},
+             "stdio": {"problems": [{"question_id": t, "question_content": t, "public_test_cases": [
+                 {"input": i, "output": o, "testtype": "stdin"} for i, o in by_task[t].cases]} for t in ids["stdio"]]}}
+    for kind, items in sent.items():
+        if not items:
+            continue
+        rows = remote.score(kind, [{"task_id": todo[n].task_id, "completion": text} for n, text in items],
+                            **extra[kind])
+        for (number, _), row in zip(items, rows):
+            detail = str(row["result"])
+            verdicts[number] = (bool(row["passed"]), "unparseable: " + detail if detail.startswith("parse error")
+                                else detail)
+    return verdicts  # type: ignore[return-value]
 
 
 def _pass_rates(config, outcomes: list[Outcome]) -> dict:

@@ -25,6 +25,7 @@ from codemill.evaluate.data import read_jsonl
 from codemill.evaluate.sandbox import run_parallel
 from codemill.synth import answers
 from codemill.synth.output import Outcome
+from codemill.synth.service import Remote
 
 OUTPUT_BYTES = 64 << 10
 
@@ -58,6 +59,16 @@ def share_bin(share: float) -> str:
     return f"{low:.1f}-{low + 0.1:.1f}"
 
 
+def _remote_outputs(remote: Remote, outcomes: list[Outcome], code: dict[int, str],
+                    by_id: dict[str, Unlabelled]) -> dict[tuple[int, int], str | None]:
+    """``run_one``'s answers from the service's "stdio_outputs" requests."""
+    numbers = sorted(code)
+    inputs = {outcomes[n].task_id: list(by_id[outcomes[n].task_id].inputs) for n in numbers}
+    found = remote.outputs([(outcomes[n].task_id, "import sys\n" + code[n]) for n in numbers], inputs, OUTPUT_BYTES)
+    return {(n, i): normalized(o["stdout"]) if o["status"] == "completed" and not o["truncated"] else None
+            for n, outs in zip(numbers, found) for i, o in enumerate(outs)}
+
+
 def verify(config, sandbox, outcomes: list[Outcome], problems: list[Unlabelled]) -> dict:
     """Judge the answers of unlabelled problems in place; returns the agreement stats."""
     if not problems:
@@ -79,8 +90,10 @@ def verify(config, sandbox, outcomes: list[Outcome], problems: list[Unlabelled])
         run = sandbox.run("import sys\n" + code[number], mode="stdio", stdin=given, stdout_bytes=OUTPUT_BYTES)
         return normalized(run.stdout) if run.passed and not run.truncated else None
 
-    produced: dict[tuple[int, int], str | None] = dict(zip(runs, run_parallel(run_one, runs, config.workers,
-                                                                              "distill: mutual verification")))
+    if isinstance(sandbox, Remote):
+        produced = _remote_outputs(sandbox, outcomes, code, by_id)
+    else:
+        produced = dict(zip(runs, run_parallel(run_one, runs, config.workers, "distill: mutual verification")))
     groups: dict[str, list[int]] = defaultdict(list)
     for number, o in enumerate(outcomes):
         groups[o.task_id].append(number)

@@ -13,6 +13,7 @@ from codemill.evaluate.sandbox import run_parallel
 from codemill.synth import answers, prompts, seeds
 from codemill.synth.filters import Contamination, Dedup
 from codemill.synth.output import Outcome
+from codemill.synth.service import Remote
 from codemill.synth.teacher import Request, Teacher
 
 
@@ -44,7 +45,11 @@ def run(config, input_url: str, teacher: Teacher, sandbox, contamination: Contam
         return sandbox.run(written[number].solution + "\n\n" + written[number].tests, mode="function")
 
     order = sorted(written)
-    for number, run_ in zip(order, run_parallel(execute, order, config.workers, "oss-instruct: tests")):
+    if isinstance(sandbox, Remote):  # --sandbox-url: the same programs, judged by the service
+        runs = sandbox.programs([written[n].solution + "\n\n" + written[n].tests for n in order])
+    else:
+        runs = run_parallel(execute, order, config.workers, "oss-instruct: tests")
+    for number, run_ in zip(order, runs):
         if run_.timed_out:
             outcomes[number].drop("timeout", f"the solution and its tests ran past {config.exec_timeout_s:g}s")
         elif not run_.passed:

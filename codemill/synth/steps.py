@@ -1,5 +1,6 @@
 """The ``synth`` step: ask the teacher, verify every answer in the sandbox, write the contract.
 
+With ``--sandbox-url`` every execution goes to the sandbox service (``service.py``).
 Not sharded and without a completion marker: a rerun redoes the (cheap) checks and takes
 every answer it already has from the response cache under ``<output>/_cache/teacher/``,
 so it sends no request twice. With no ``teacher_url`` the step records that it was
@@ -15,6 +16,7 @@ from codemill import io, stage
 from codemill.evaluate.sandbox import Limits, Sandbox
 from codemill.synth import distill, oss, output
 from codemill.synth.filters import Contamination
+from codemill.synth.service import Remote
 from codemill.synth.teacher import Teacher
 
 SKIP_REASON = ("no teacher: --teacher-url is empty (the local pipeline has none; the tasks stage feeds SFT and RL "
@@ -49,7 +51,9 @@ def synth_step(config, ctx) -> dict:
     contamination = Contamination(config.decontam_paths, config.decontam_fields, config.decontam_ngram,
                                   config.decontam_min_tokens)
     limits = dataclasses.replace(Limits(), timeout=config.exec_timeout_s, memory_mb=config.exec_memory_mb)
-    with Sandbox(limits, require_isolation=os.environ.get("_KFP_RUNTIME") == "true") as sandbox:
+    box = Remote(config.sandbox_url, config.sandbox_api_key_env) if config.sandbox_url else \
+        Sandbox(limits, require_isolation=os.environ.get("_KFP_RUNTIME") == "true")
+    with box as sandbox:
         if config.mode == "oss-instruct":
             outcomes, extra = oss.run(config, ctx.input("input"), teacher, sandbox, contamination)
         else:

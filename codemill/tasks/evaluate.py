@@ -6,6 +6,9 @@ against mined tasks with :mod:`codemill.tasks.score`, writing what evaluate writ
 - ``metrics.json``: ``{"tasks": {mode: {pass@k..., tasks_total, fraction, by_kind}}}``;
 - ``report.html`` (evaluate's), ``stats.json`` and ``quarantine.jsonl`` for sample rows
   that could not be used (unknown task, no completion).
+
+With ``--sandbox-url`` the samples are scored on the sandbox service
+(:func:`codemill.evaluate.remote.task_results`): the same results.jsonl and metrics.json.
 """
 
 from __future__ import annotations
@@ -51,9 +54,17 @@ def score_samples(config: EvalConfig, samples: str, tasks_url: str, output: str,
     by_id = {t.task_id: t for t in tasks}
     rows, quarantine = read_samples(samples, NAME, by_id)
     limits = Limits(timeout=config.timeout, memory_mb=config.memory_mb, output_bytes=config.output_bytes)
-    with Timer() as timer, Sandbox(limits, config.sandbox_python, config.require_isolation, hash_seed="0") as box:
-        isolation = dict(box.isolation, python=box.python)
-        verdicts = score(tasks, [(s.task_id, s.completion) for s in rows], config.parallel_runs, box, config.timeout)
+    if config.sandbox_url:
+        from codemill.evaluate import remote
+
+        with Timer() as timer:
+            isolation = remote.isolation(config.sandbox_url)
+            verdicts = remote.task_results(config, tasks, [(s.task_id, s.completion) for s in rows])
+    else:
+        with Timer() as timer, Sandbox(limits, config.sandbox_python, config.require_isolation, hash_seed="0") as box:
+            isolation = dict(box.isolation, python=box.python)
+            verdicts = score(tasks, [(s.task_id, s.completion) for s in rows], config.parallel_runs, box,
+                             config.timeout)
     results = [EvalResult(NAME, s.task_id, s.mode, s.index, s.completion, v.passed, v.detail)
                for s, v in zip(rows, verdicts)]
     metrics = _metrics(results, [v.fraction for v in verdicts], [v.kind for v in verdicts], config.k, len(tasks))

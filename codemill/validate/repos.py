@@ -9,7 +9,8 @@ source files of the repository, the way ``.git`` is not.
 Files that are listed but cannot be used are records, quarantined with a reason: a
 symbolic link whose target lies outside its repository (``symlink_outside_repo``: never
 followed, so nothing from elsewhere on the machine is read as the repository's), and a
-file that cannot be stat'ed or read, such as a broken link (``unreadable``).
+file that cannot be stat'ed or read, such as a broken link, or that is not a regular file
+(a FIFO, a socket, a device: never opened, since reading a FIFO blocks) (``unreadable``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import csv
 import fnmatch
 import os
 import re
+import stat
 import sysconfig
 from collections import Counter
 from collections.abc import Iterator
@@ -261,10 +263,21 @@ def _local_file(url: str, path: str, repo_root: str) -> RepoFile:
                 ),
             )
     try:
-        size = os.path.getsize(local)
+        info = os.stat(local)
     except OSError as e:
         return RepoFile(url, path, None, ("unreadable", f"{local}: cannot stat: {e.strerror or e}"))
-    return RepoFile(url, path, size)
+    if not stat.S_ISREG(info.st_mode):  # opening a FIFO blocks until a writer comes: never open one
+        kind = _SPECIAL.get(stat.S_IFMT(info.st_mode), "special file")
+        return RepoFile(url, path, None, ("unreadable", f"{local}: is a {kind}, not a regular file; not read"))
+    return RepoFile(url, path, info.st_size)
+
+
+_SPECIAL = {
+    stat.S_IFIFO: "named pipe (FIFO)",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
 
 
 # ---------------------------------------------------------------------------- picking and reading

@@ -21,6 +21,7 @@ string, behind detect-secrets' gibberish filter, which needs a package not insta
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from functools import lru_cache
 
@@ -75,22 +76,31 @@ AWS_KEY_ID = re.compile(r"(?<![0-9A-Z])(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-
 AWS_SECRET = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/])")
 
 # A keyword, then within 40 characters (newlines allowed, as TruffleHog's PrefixRegex) a
-# base64/url-safe/hex run of 20+ characters, "=" only as padding at its end (so in
+# base64/url-safe/hex run of 12+ characters, "=" only as padding at its end (so in
 # "code=u3F05aE..." the value is what follows "=").
 # The keyword must end its word ("api_key", "secretKey", "tokens:"; not "tokenize" nor the
 # "...aKEYr..." that lower-casing finds inside base64 such as a certificate), and not be
 # an earlier pass's "<KEY>" placeholder (checked after the word: a pattern that starts
 # with a lookbehind loses re's fast literal search, 3x slower).
+SHORT_MIN_LENGTH = 12  # a shorter value near a key word is too often a word or a name to judge by its letters
 NEAR_KEYWORD = tuple(
     re.compile(  # on the lower-cased text, like the triggers; one per keyword (speed)
         word + f"(?<!<{word})" + r"s?(?![a-z0-9+/])[\s\S]{0,40}?"
-        r"(?<![a-z0-9+/_\-])([a-z0-9+/_\-]{20,}={0,2})(?![a-z0-9+/=_\-])"
+        r"(?<![a-z0-9+/_\-])([a-z0-9+/_\-]{%d,}={0,2})(?![a-z0-9+/=_\-])" % SHORT_MIN_LENGTH
     )
     for word in ("key", "secret", "token", "password", "passwd", "pwd", "credential")
 )
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 HEX = re.compile(r"[0-9a-fA-F]+")
 BASE64_LIMIT, HEX_LIMIT, HEX_MIN_LENGTH = 4.5, 3.0, 32  # detect-secrets' default limits
+# Below 40 characters 4.5 bits is out of reach (log2(20) = 4.32 is the most 20 characters can
+# have), so a shorter value is judged against the most its length allows: random alphanumerics
+# of 12-40 characters reach 0.85 of log2(length) 98 times in 100, words and names seldom do.
+# CamelCase names (``Ed25519PublicKey``, ``MLKEM1024P384PublicKey``) pass that, so the class of
+# character (lower, upper, digit, other) must also change at half the neighbours or more (random: 62%;
+# those names: 32-46%). 72-88% of random 12-30 character alphanumerics pass all (docs/validate.md).
+SHORT_MAX_LENGTH, SHORT_ENTROPY_SHARE, SHORT_MAX_RUN, SHORT_CLASS_CHANGES = 40, 0.85, 5, 0.5
+CLASS_RUN = re.compile(r"[a-z]{%d}|[A-Z]{%d}|[0-9]{%d}" % ((SHORT_MAX_RUN + 1,) * 3))
 
 
 @lru_cache(maxsize=1)
@@ -151,8 +161,9 @@ IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+){2,}")
 
 
 def high_entropy(value: str) -> bool:
-    """detect-secrets' entropy test (hex or base64 charset), plus a digit, no UUID shape, and
-    not a name made of three or more ``_``-joined parts (``id_GostR3410_2001_KeyTransport``)."""
+    """detect-secrets' entropy test (hex or base64 charset), or for a value under 40 characters
+    the length-aware :func:`_random_short`; plus a digit, no UUID shape, and not a name made of
+    three or more ``_``-joined parts (``id_GostR3410_2001_KeyTransport``)."""
     from detect_secrets.filters.heuristic import is_potential_uuid
 
     if not any(c.isdigit() for c in value) or is_potential_uuid(value) or IDENTIFIER.fullmatch(value):
@@ -160,7 +171,29 @@ def high_entropy(value: str) -> bool:
     base64_entropy, hex_entropy = _entropy()
     if HEX.fullmatch(value):
         return len(value) >= HEX_MIN_LENGTH and hex_entropy(value) > HEX_LIMIT
-    return base64_entropy(value.rstrip("=")) > BASE64_LIMIT
+    bare = value.rstrip("=")
+    entropy = base64_entropy(bare)
+    return entropy > BASE64_LIMIT or (len(bare) < SHORT_MAX_LENGTH and _random_short(bare, entropy))
+
+
+def _random_short(value: str, entropy: float) -> bool:
+    """A short random password or token: lower, upper and digit, no run of more than 5 of one
+    class (``Password123456``, ``changeme``), entropy near the most its length allows, and
+    the class changing often (not ``Ed25519PublicKey``)."""
+    return (
+        len(value) >= SHORT_MIN_LENGTH
+        and any(c.islower() for c in value)
+        and any(c.isupper() for c in value)
+        and not CLASS_RUN.search(value)
+        and entropy >= SHORT_ENTROPY_SHARE * math.log2(len(value))
+        and _class_changes(value) >= SHORT_CLASS_CHANGES * (len(value) - 1)
+    )
+
+
+def _class_changes(value: str) -> int:
+    """How many neighbouring characters differ in class (lower, upper, digit, other)."""
+    kinds = [0 if c.islower() else 1 if c.isupper() else 2 if c.isdigit() else 3 for c in value]
+    return sum(a != b for a, b in zip(kinds, kinds[1:]))
 
 
 def aws_pair_secrets(text: str) -> list[str]:

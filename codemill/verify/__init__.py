@@ -13,9 +13,10 @@ Call mode (``calls.py``)::
 - ``source`` (a reference or a candidate) runs in the sandbox of
   ``codemill.evaluate.sandbox`` with every isolation layer; ``inputs`` are argument source
   texts (``"-3, low=-2, high=2"``), each evaluated inside the sandbox, with the builtins
-  as they were before the sample ran, in a fresh call process: ``entry_point(<input>)``.
-  Calls are independent (one fork of the loaded harness each: state, crashes and
-  ``os._exit`` of one call do not reach the next).
+  as they were before the sample ran: ``entry_point(<input>)``. The sample is loaded once
+  and its calls run in order in one process (module state carries over, as in a test
+  file); a call that crashes (``os._exit``, a signal), hangs or replies out of turn ends
+  that process and the next call runs in a fresh one.
 - ``timeout`` bounds the whole run (wall seconds), ``call_timeout`` each call (default:
   ``timeout``); calls that the run's limit cuts off are ``timeout``.
 - ``CallResult(status, value, detail)``: ``status`` is ``ok`` (``value`` holds the
@@ -41,15 +42,16 @@ value``, ``strict_equal(a, b, numbers="exact"|"value")``, ``Unserializable``; ex
 types only, ``NaN`` equals ``NaN``, ``-0.0`` differs from ``0.0`` in exact mode.
 
 What holds: the expected values and the verdict never exist in a process that runs
-untrusted code. The sandboxed call harness forks a call process per input, which closes
-the result channel before it evaluates the input or loads the sample, and replies on a
-pipe of its own; the harness (which runs no untrusted code) frames one result per call
-with the run's nonce. A sample can therefore only choose the plain values its own calls
-report, which is what returning them does: return-value subclasses, patched builtins or
-serializers, trace functions, ``atexit`` hooks, fake lines on any descriptor, frame and
-memory scans, forks that outlive the call and ``BaseException`` subclasses gain nothing
-(each has a test in ``tests/verify/test_verify_adversarial.py``). What does not hold:
-a sample that can compute the expected value passes (that is solving the task), and
+untrusted code. The sample writes only on its own reply pipe, one ``<index> <status>
+<text>`` line per call; the trusted outer process (which runs no untrusted code) reads
+those lines in turn, with a per-call deadline, and frames each with the run's nonce for
+this process, which decodes the text strictly and compares. A sample can therefore only
+choose the plain values its calls report, which is what returning them does:
+return-value subclasses, patched builtins or serializers, trace functions, ``atexit``
+hooks, fake lines on any descriptor, frame and memory scans, forks that outlive the call
+and ``BaseException`` subclasses gain nothing (each has a test in
+``tests/verify/test_verify_adversarial.py``, run as root and as uid 65534). What does not
+hold: a sample that can compute the expected value passes (that is solving the task), and
 what the sandbox itself does not cover (its docstring) applies here too.
 """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 
@@ -52,8 +53,13 @@ def run_serve(args: argparse.Namespace) -> int:
         layers = ", ".join(f"{k}={v}" for k, v in sandbox.isolation["layers"].items())
         print(f"[sandbox] serving on {args.host}:{args.port} workers={config.workers} python={sandbox.python} "
               f"{layers}", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, _stop)  # a pod's stop: leave through the with block (sandbox cleaned up)
         try:
             serve(config, sandbox, args.host, args.port)
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt

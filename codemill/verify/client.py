@@ -1,9 +1,10 @@
 """Score samples on a ``codemill sandbox serve`` service, or in this process when no URL is given.
 
-    score(benchmark, samples, url="", api_key="", tasks=None, problems=None) -> list[dict]
+    score(benchmark, samples, url="", api_key="", tasks=None, problems=None, extra=None) -> list[dict]
 
 The rows are those of ``results.jsonl`` (``service.py``), the same either way, so eval,
-synth and rl call this one function and pass ``--sandbox-url`` through. Over HTTP a
+synth and rl call this one function and pass ``--sandbox-url`` through. ``extra`` holds
+the other request fields (``inputs``, ``stdout_bytes``, ``all_cases``: ``programs.py``). Over HTTP a
 429 is retried after its ``Retry-After`` (up to ``retries`` times); any other error is
 :class:`SandboxServiceError` with the service's message.
 """
@@ -25,22 +26,30 @@ class SandboxServiceError(InputError):
 
 
 def request_body(benchmark: str, samples: list[dict], tasks: list[dict] | None = None,
-                 problems: list[dict] | None = None) -> dict:
+                 problems: list[dict] | None = None, extra: dict | None = None) -> dict:
     body: dict = {"benchmark": benchmark,
                   "samples": [{"task_id": s["task_id"], "completion": s["completion"]} for s in samples]}
     if tasks is not None:
         body["tasks"] = tasks
     if problems is not None:
         body["problems"] = problems
+    body.update(extra or {})
     return body
+
+
+def task_row(task) -> dict:
+    """A ``codemill.tasks.score.Task`` as the inline task row a "tasks" request carries."""
+    return {"task_id": task.task_id, "kind": task.kind, "entry_point": task.entry_point, "prompt": task.prompt,
+            "reference": task.reference, "tests": json.dumps([{"input": i, "output": o} for i, o in task.tests]),
+            "answer": task.answer, "split": task.split, "repo": task.repo, "path": task.path}
 
 
 def score(benchmark: str, samples: list[dict], *, url: str = "", api_key: str = "", tasks: list[dict] | None = None,
           problems: list[dict] | None = None, timeout: float = 3.0, workers: int = 0, sandbox=None,
-          http_timeout: float = 1800.0, retries: int = 20) -> list[dict]:
+          http_timeout: float = 1800.0, retries: int = 20, extra: dict | None = None) -> list[dict]:
     """One row per sample, in order. ``timeout``, ``workers`` and ``sandbox`` apply in-process
     only (the service has its own)."""
-    body = request_body(benchmark, samples, tasks, problems)
+    body = request_body(benchmark, samples, tasks, problems, extra)
     if not url:
         from codemill.evaluate.config import cpu_budget
         from codemill.verify.calls import default_sandbox

@@ -156,6 +156,13 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
             if body is not None:
                 self._score(body)
 
+        def _other_method(self):
+            if self._authorized():
+                self._discard_body()
+                self._error(405, f"{self.command} is not served; use POST /v1/score", "invalid_request_error")
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
+
         def _read_body(self):
             length = self.headers.get("Content-Length")
             if self.headers.get("Transfer-Encoding") or not (length and length.isdigit()):
@@ -190,8 +197,8 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
             metrics.latency.observe(time.monotonic() - start)
             metrics.executions.inc(len(rows))
             for row in rows:
-                outcome = "passed" if row["passed"] else "timed_out" if row["result"].startswith("timed out") \
-                    else "failed"
+                outcome = "no_verdict" if "passed" not in row else "passed" if row["passed"] else "timed_out" \
+                    if row["result"].startswith("timed out") else "failed"
                 metrics.verdicts.labels(row["benchmark"], outcome).inc()
             self._send(200, {"results": rows})
 

@@ -50,3 +50,23 @@ def test_an_early_exit_case_would_pass_by_exit_status_alone(sandbox):
     assert not run.passed and run.exit_code == 1  # the harness turns SystemExit(0) into a failure
     run = sandbox.run("import os\nos._exit(0)")
     assert not run.passed and run.exit_code == 0 and run.result == "failed: ended before the tests finished"
+
+
+def test_installed_packages_are_outside_what_samples_may_read(sandbox):
+    # What the fork server computes for its interpreter: system folders and the prefix,
+    # minus every site-packages / dist-packages folder (benchmark answers live there).
+    import json
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(adversarial.__file__)).replace("tests/evaluate", "codemill/evaluate")
+    code = (f"import json, sys\nsys.path.insert(0, {here!r})\nimport _sandbox_inner as i\n"
+            "print(json.dumps([i.read_paths(), i.package_dirs()]))")
+    out = subprocess.run([sandbox.python, "-s", "-S", "-c", code], capture_output=True, text=True, check=True)
+    paths, packages = json.loads(out.stdout)
+    assert packages, "no package folder found to exclude: the check would be empty"
+    for path in paths:
+        real = os.path.realpath(path)
+        assert not any(real == p or real.startswith(p + "/") or p.startswith(real + "/") for p in packages), path
+    stdlib = os.path.dirname(subprocess.run([sandbox.python, "-s", "-S", "-c", "import os; print(os.__file__)"],
+                                            capture_output=True, text=True, check=True).stdout.strip())
+    assert any(stdlib == p or stdlib.startswith(p + "/") or os.path.join(stdlib, "os.py") == p for p in paths)

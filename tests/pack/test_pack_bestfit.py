@@ -52,12 +52,22 @@ def test_a_document_that_fits_a_row_is_never_split(encoder, texts, fim_rate):
     by_doc = units_by_document(out)
     assert len(by_doc) == len(texts)
     for doc, n in enumerate(lengths):
-        if n + 2 + FIM_OVERHEAD <= 256:  # fits as plain and as FIM, however the cuts re-encode
+        if n + 2 <= 256:  # fits as plain text: never split, FIM drawn or not (issue 17)
             assert len(by_doc[doc]) == 1, f"document {doc} ({n} tokens) was split"
     longer = [doc for doc, n in enumerate(lengths) if n + 2 > 256]
-    assert len(longer) > 20 and out.split_documents >= len(longer)
-    if fim_rate == 0.0:  # plain: "fits" is exactly n + 2 <= seq_len
-        assert out.split_documents == len(longer)
+    assert len(longer) > 20 and out.split_documents == len(longer)
+
+
+def test_a_document_that_fits_only_without_the_fim_tokens_is_packed_plain(encoder, texts):
+    lengths = [len(x) for x in encoder.encode(texts)]
+    near = [t for t, n in zip(texts, lengths) if 256 - FIM_OVERHEAD < n <= 256 - 2]  # BOS+EOS fit, FIM does not
+    assert len(near) >= 3  # real documents a few tokens under the row
+    packer = Packer(encoder, 256, 1.0, 0.5, 8, np.random.default_rng(0))  # FIM drawn for every unit
+    for i, (text, doc_ids) in enumerate(zip(near, encoder.encode(near))):
+        packer.add(i, doc_ids, text.encode("utf-8"))
+    out = packer.out
+    assert out.split_documents == 0 and len(out.units) == len(near)
+    assert {u.format for u in out.units} == {"plain"} and packer.fim_to_plain == len(near)
 
 
 def test_a_long_document_is_full_rows_then_one_remainder(encoder, texts):
@@ -106,3 +116,5 @@ def test_stage_reports_split_documents(tmp_path):
     assert json.load(open(os.path.join(out, "stats.json")))["split_documents"] == stats["split_documents"]
     report = open(os.path.join(out, "report.md"), encoding="utf-8").read()
     assert f"{stats['split_documents']:,} documents longer than a row split" in report
+    assert stats["fim_to_plain"] == sum(stats["splits"][s]["fim_to_plain"] for s in ("train", "val"))
+    assert f"{stats['fim_to_plain']:,} drawn FIM that fit a row only as plain text were packed plain" in report

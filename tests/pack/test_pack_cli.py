@@ -106,3 +106,38 @@ def test_pack_and_inspect_on_s3(codemill, source, capsys, monkeypatch):
         assert codemill(["inspect", "s3://mill/pack", "--limit", "2", "--json"]) == 0
         assert len(capsys.readouterr().out.splitlines()) == 2
     io.reset_s3_client()
+
+
+def _tree_bytes(root: str) -> dict[str, bytes]:
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if "_markers" not in folder:
+                out[os.path.relpath(os.path.join(folder, name), root)] = open(os.path.join(folder, name), "rb").read()
+    return out
+
+
+@pytest.mark.parametrize("marker", ["pack.shard-00000-of-00001.done", "pack-tokenizer.shard-00000-of-00001.done"])
+def test_a_finished_pack_with_an_unreadable_marker_is_left_as_it_is(codemill, source, tmp_path, capsys, marker):
+    out = str(tmp_path / "pack")
+    assert codemill(["pack", "--input", source, "--output", out, *FLAGS]) == 0
+    before = _tree_bytes(out)
+    path = os.path.join(out, "_markers", marker)
+    assert os.path.exists(path)
+    open(path, "w").close()  # `: > marker`: a kill between create and write
+    capsys.readouterr()
+    assert codemill(["pack", "--input", source, "--output", out, *FLAGS]) == 0
+    said = capsys.readouterr().out
+    assert "is a finished pack (meta.json, stats.json)" in said and "nothing to do" in said
+    assert _tree_bytes(out) == before  # no byte of the output changed
+    assert not os.path.exists(os.path.join(out, "_work"))
+
+
+def test_a_finished_pack_refuses_a_rerun_with_other_values(codemill, source, tmp_path, capsys):
+    out = str(tmp_path / "pack")
+    assert codemill(["pack", "--input", source, "--output", out, *FLAGS]) == 0
+    for step in ("pack-tokenizer", "pack"):  # both lost: only the finished output can say what it was made with
+        open(os.path.join(out, "_markers", f"{step}.shard-00000-of-00001.done"), "w").close()
+    other = [f if f != "96" else "128" for f in FLAGS]
+    assert codemill(["pack", "--input", source, "--output", out, *other]) == 2
+    assert "a finished pack made with other values of seq_len" in capsys.readouterr().err

@@ -113,7 +113,13 @@ def test_rows_are_full(encoder, blocks):
 
 def test_no_fim_and_all_fim(encoder, blocks):
     assert {u.format for u in pack(encoder, blocks[:500], fim_rate=0.0).units} == {PLAIN}
-    assert PLAIN not in {u.format for u in pack(encoder, blocks[:500], fim_rate=1.0).units}
+    packer = Packer(encoder, 256, 1.0, 0.5, 8, np.random.default_rng(0))
+    for i, (text, ids) in enumerate(zip(blocks[:500], encoder.encode(blocks[:500]))):
+        packer.add(i, ids, text.encode("utf-8"))
+    # all FIM, but for the units that fit a row only as plain text (a FIM unit would split them)
+    plain = [u for u in packer.out.units if u.format == PLAIN]
+    assert len(plain) == packer.fim_to_plain < len(packer.out.units) / 20
+    assert all(256 - 12 < u.length <= 256 for u in plain)  # within the FIM sentinels (and a re-encoded cut) of a row
 
 
 def test_same_seed_same_rows_and_another_seed_other_rows(encoder):

@@ -39,8 +39,11 @@ def test_a_run_makes_only_its_pipelines_stage_folders(tmp_path):
 
 def test_the_summary_lists_stages_in_the_pipelines_order(tmp_path):
     run_dir = tmp_path / "run"
+    version = {"name": "codemill-r1", "version": "1", "model_uri": "models:/codemill-r1/1"}
+    stats = {"r1_compare": {"stages": [{"stage": "r1_zero", "registry": version}]}}
     for stage in ("r1_compare", "validate", "r1_zero"):
         (run_dir / stage).mkdir(parents=True)
-        (run_dir / stage / "stats.json").write_text(json.dumps({"stage": stage}))
+        (run_dir / stage / "stats.json").write_text(json.dumps(stats.get(stage, {"stage": stage})))
     summary = runs.collect_summary(str(run_dir), runs.PIPELINE_STAGES["r1"])
     assert list(summary["stages"]) == ["validate", "r1_zero", "r1_compare"]
+    assert summary["stages"]["r1_zero"]["model_version"] == version  # registered by the comparison

@@ -250,3 +250,50 @@ def test_a_champion_registered_without_metrics_leaves_the_absolute_rules(tiny_mo
 def test_max_regression_below_zero_is_an_input_error():
     with pytest.raises(InputError, match="max_regression"):
         RolloutConfig(max_regression=-0.1).ensure_valid()
+
+
+def test_the_step_logs_its_config_once_and_its_outputs_as_artifacts(tiny_model_dir, tmp_path, mlflow_template, capsys):
+    from codemill import runner
+
+    uri = new_mlflow_store(tmp_path, mlflow_template)
+    eval_dir, train_dir, out = write_inputs(tmp_path, val_loss_end=6.5)  # the gate refuses: nothing is served
+    with stage_run("serve", uri=uri) as tracker:
+        stats = runner.run(
+            "serve-rollout",
+            RolloutConfig(target="local"),
+            output=out,
+            tracker=tracker,
+            model=tiny_model_dir,
+            eval_dir=eval_dir,
+            train_dir=train_dir,
+        )
+        run_id = tracker.run_id
+    assert not stats["gate_passed"]
+    assert capsys.readouterr().out.count("config: {") == 1  # the runner logs it; the step does not again
+    client = registry.client_for(uri)
+    assert {a.path for a in client.list_artifacts(run_id)} == {"stats.json", "report.md"}
+    artifacts = client.download_artifacts(run_id, "stats.json", str(tmp_path))
+    assert json.loads(open(artifacts).read()) == json.loads((tmp_path / "out" / "stats.json").read_text())
+
+
+def test_a_champion_with_nothing_comparable_says_so_instead_of_passing_an_empty_comparison(
+    tiny_model_dir, tmp_path, mlflow_template
+):
+    uri = new_mlflow_store(tmp_path, mlflow_template)
+    _champion(uri, tiny_model_dir, {"humaneval.greedy.tasks_total": 20})  # no perplexity, no pass@k
+    with stage_run("serve", uri=uri) as tracker:
+        stats = rollout(
+            _kube_config("http://127.0.0.1:9"),
+            tiny_model_dir,
+            *write_inputs(tmp_path, val_loss_end=6.5),
+            tracker,
+            kube_api=FakeApps(),
+        )
+    assert stats["champion"] == {
+        "version": "1",
+        "model_uri": "models:/codemill/1",
+        "passed": True,
+        "note": "version 1 was registered with no metric to compare (held-out perplexity or pass@k): "
+        "judged by the absolute rules",
+    }
+    assert "no metric to compare" in (tmp_path / "out" / "report.md").read_text()

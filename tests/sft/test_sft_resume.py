@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 import pytest
@@ -83,3 +84,37 @@ def test_the_cli_exits_143_on_sigterm_and_resumes(tiny_model_dir, chat_data, tmp
     monkeypatch.setattr(callbacks.TrackerCallback, "on_log", log)
     assert main(flags) == 0
     assert json.load(open(os.path.join(out, "stats.json")))["resumed_from_step"] == 6
+
+
+# max_steps below the steps per epoch (6 train examples): the case where resuming took one step too many
+FINISHED = fast(max_steps=4, batch_size=1, save_steps=50, eval_fraction=0.25)
+
+
+def test_a_rerun_of_a_finished_run_changes_nothing(tiny_model_dir, chat_data, tmp_path):
+    out = str(tmp_path / "out")
+    first = sft(SftConfig(**FINISHED), tiny_model_dir, chat_data, out)
+    assert complete_steps(out) == [4] and first["steps"] == 4
+    model_file = os.path.join(out, "model", "model.safetensors")
+    before = open(model_file, "rb").read(), os.path.getmtime(model_file)
+
+    again = sft(SftConfig(**FINISHED), tiny_model_dir, chat_data, out)  # a KFP retry of a finished step
+    assert again == first and complete_steps(out) == [4]
+    assert (open(model_file, "rb").read(), os.path.getmtime(model_file)) == before
+    assert not os.path.exists(os.path.join(out, "checkpoints", "checkpoint-5"))
+
+
+def test_a_finished_checkpoint_without_model_is_exported_without_training(tiny_model_dir, chat_data, tmp_path):
+    out = str(tmp_path / "out")
+    first = sft(SftConfig(**FINISHED), tiny_model_dir, chat_data, out)
+    expected = weights(out)
+    os.remove(os.path.join(out, "stats.json"))  # the upload of model/ and stats.json failed
+    shutil.rmtree(os.path.join(out, "model"))
+
+    stats = sft(SftConfig(**FINISHED), tiny_model_dir, chat_data, out)
+    assert complete_steps(out) == [4] and stats["steps"] == 4 and stats["resumed_from_step"] == 4
+    for key in ("train_loss_start", "train_loss_end", "val_loss_start", "val_loss", "examples", "tokens"):
+        assert stats[key] == first[key], key
+    got = weights(out)
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name

@@ -15,6 +15,7 @@ from codemill.cli import main
 from codemill.serve import registry
 from codemill.sft import SftConfig, SftInterrupted, base, sft
 from codemill.sft.checkpoints import complete_steps
+from codemill.stage import InputError
 from codemill.tracking import stage_run
 from tests.sft.conftest import conversations, fast, write_synth
 from tests.sft.test_sft_resume import SigtermAtStep
@@ -22,10 +23,38 @@ from tests.sft.test_sft_resume import SigtermAtStep
 SHORT = fast(max_steps=8, save_steps=4, logging_steps=2, eval_steps=4, eval_fraction=0.25)
 
 
-def test_a_hub_id_is_passed_through_and_never_downloaded(tmp_path):
+def test_a_hub_id_is_passed_through_and_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(base, "unreachable", lambda address: "")  # the hub answers; nothing is fetched here
     assert base.resolve("deepseek-ai/deepseek-coder-6.7b-base", str(tmp_path)) == "deepseek-ai/deepseek-coder-6.7b-base"
     assert not os.listdir(tmp_path)
     assert not base.is_hub_id(str(tmp_path)) and not base.is_hub_id("s3://b/model")
+
+
+def test_a_mistyped_local_path_offline_is_one_line_not_a_minute_of_retries(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError, match=r"^nope-org/no-such-model: not a local folder.*HF_HUB_OFFLINE is set"):
+        base.resolve("nope-org/no-such-model", str(tmp_path))
+
+
+def test_an_unreachable_hub_ends_the_cli_at_once_with_exit_2(chat_data, tmp_path, monkeypatch, capsys):
+    import socket
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    with socket.socket() as s:  # a port that was free a moment ago: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    began = time.monotonic()
+    code = main(["sft", "--model", "deepseek-ai/deepseek-coder-1.3b-base", "--data", chat_data,
+                 "--output", str(tmp_path / "o"), "--no-tracking", "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - began < 10
+    assert "deepseek-ai/deepseek-coder-1.3b-base: not a local folder" in err and f"127.0.0.1:{port}" in err
+    assert not os.path.exists(tmp_path / "o" / "model")
 
 
 def test_base_data_and_output_on_s3_with_a_resume(s3_endpoint, tiny_model_dir, tmp_path):

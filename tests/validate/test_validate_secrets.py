@@ -170,8 +170,30 @@ def test_high_entropy_values_near_key_words_are_redacted(text):
 
 
 @pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('DB_PASSWORD = "h7Gk2pQz9XvB4nLw8RtY"\n', "h7Gk2pQz9XvB4nLw8RtY"),  # 20 characters: 4.32 bits at most
+        ("the password is Xk9pL2mQ7vRt4 for now", "Xk9pL2mQ7vRt4"),  # prose, 13 characters
+        ("api_key: 'Zr4Tq8Wm2Nc6Hs1Vb9Ky3F'", "Zr4Tq8Wm2Nc6Hs1Vb9Ky3F"),
+    ],
+)
+def test_short_random_values_near_key_words_are_redacted(text, value):
+    assert redact(text) == (text.replace(value, "<KEY>"), {"high_entropy_secret": 1})
+
+
+@pytest.mark.parametrize(
     "text",
     [
+        'password = "Password123456"',  # a word and a digit run
+        'token = "changeme"',
+        'api_key = "<your-token>"',
+        'key = os.environ["API_KEY_PRODUCTION_2"]',
+        'secret = "${SECRET_VALUE_2024}"',
+        'token = "xxxxxxxxxxxxxxxxxxxx"',
+        "key: HelloWorld2024",  # words: entropy well under the most 14 characters allow
+        "apiKey = getApiKeyForService1()",  # an identifier
+        "def public_key(self) -> Ed25519PublicKey, Ed448PublicKey",  # CamelCase class names
+        'password = "h7Gk2pQz9Xv"',  # 11 characters: below the minimum length
         "--hash=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # pip lock hash
         '{file = "x.whl", hash = "sha256:9d71491b50023b06fc76928e6eddb952a8f1c7b35e"}',  # poetry.lock
         '"integrity": "sha512-Vo0ZEaVzAaHq8yY3lc+mRbf1xJ9xl8qQ8PbM4c2Bv7y3kW2sTvHx0aBc=="',  # package-lock

@@ -103,6 +103,33 @@ def world_dir():
     shutil.rmtree(path)
 
 
+def test_a_named_pipe_or_socket_is_quarantined_not_opened(tmp_path):
+    """Opening a FIFO for reading blocks until a writer comes: the walk must not open one."""
+    import socket
+
+    source = tmp_path / "repos"
+    _write(str(source / "r1" / "a.py"))
+    os.mkfifo(source / "r1" / "pipe.py")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(source / "r1" / "sock.py"))
+    os.symlink("pipe.py", source / "r1" / "link_to_pipe.py")  # a link inside the repository to the FIFO
+    out = str(tmp_path / "out")
+    try:
+        stats = run_all(str(source), out)
+    finally:
+        sock.close()
+    held = {r["path"]: r for r in rows(out, "quarantine")}
+    assert {p: r["reason"] for p, r in held.items()} == {
+        "pipe.py": "unreadable",
+        "sock.py": "unreadable",
+        "link_to_pipe.py": "unreadable",
+    }
+    assert "is a named pipe (FIFO), not a regular file; not read" in held["pipe.py"]["detail"]
+    assert "is a socket, not a regular file; not read" in held["sock.py"]["detail"]
+    assert [r["path"] for r in rows(out, "files")] == ["a.py"]
+    assert stats["input_records"] == 4 == stats["kept"] + stats["quarantined"] and stats["invariant_ok"]
+
+
 def test_an_unreadable_folder_is_quarantined_as_an_ordinary_user(world_dir):
     source = os.path.join(world_dir, "repos")
     _write(os.path.join(source, "r1", "ok.py"))

@@ -78,3 +78,12 @@ def test_hash_seed_is_the_sandboxes():
             with pytest.raises(ValueError, match="PYTHONHASHSEED"):
                 run_calls(source, "order", [words], sandbox=sb, hash_seed="99")
     assert len(seen) > 1  # set order depends on the seed: what the tasks stage checks for
+
+
+def test_a_run_s_results_are_bounded_in_all(sandbox, monkeypatch):
+    import codemill.evaluate.sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "CHANNEL_BYTES", 1 << 20)
+    results = run_calls("def f(x):\n    return 'x' * 200_000\n", "f", [str(i) for i in range(8)], sandbox=sandbox)
+    assert [r.status for r in results] == ["ok"] * 5 + ["unserializable"] * 3
+    assert results[0].value == "x" * 200_000 and "exceed 1048576 bytes" in results[-1].detail

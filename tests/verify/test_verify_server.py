@@ -65,6 +65,9 @@ def test_health_needs_no_key_and_everything_else_does(service):
             assert code == 401 and headers["WWW-Authenticate"] == "Bearer", (path, key)
             assert "API key" in json.loads(text)["error"]["message"]
     assert call(service, "/nope")[0] == 404 and call(service, "/v1/score")[0] == 405
+    assert call(service, "/v1/score", method="DELETE", key="")[0] == 401
+    code, _, text = call(service, "/v1/score", method="PUT", raw=b"{}")
+    assert code == 405 and "POST /v1/score" in json.loads(text)["error"]["message"]
 
 
 def test_verdicts_over_http_equal_in_process_scoring(service, sandbox):
@@ -97,7 +100,11 @@ def test_stdio_and_tasks_requests(service):
     (b"{not json", "not JSON"), (b"[]", "JSON object"), (b'{"benchmark": "mbpp", "samples": []}', "benchmark"),
     (b'{"benchmark": "humaneval", "samples": [{"task_id": 1}]}', "samples[0]"),
     (b'{"benchmark": "humaneval", "samples": [{"task_id": "HumanEval/999", "completion": ""}]}', "HumanEval/999"),
-    (b'{"benchmark": "tasks", "samples": [], "tasks": [{"task_id": "x"}]}', "task row")])
+    (b'{"benchmark": "tasks", "samples": [], "tasks": [{"task_id": "x"}]}', "task row"),
+    (json.dumps({"benchmark": "tasks", "samples": [{"task_id": "t", "completion": "x"}],
+                 "tasks": [{"task_id": "t", "kind": "generate", "entry_point": "f", "prompt": "def f(x):\n",
+                            "reference": "def f(x):\n    return x\n", "tests": "[]"}]}).encode(),
+     "not valid Python")])
 def test_malformed_requests_get_400_with_the_reason(service, body, message):
     code, _, text = call(service, "/v1/score", raw=body)
     assert code == 400 and message in json.loads(text)["error"]["message"]
