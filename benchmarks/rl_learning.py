@@ -29,9 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from codemill.rl import policy as _policy, data  # noqa: E402
-from codemill.rl.loop import run  # noqa: E402
+from codemill.rl import data
+from codemill.rl import policy as _policy  # noqa: E402
 from codemill.rl.config import RLConfig  # noqa: E402
+from codemill.rl.loop import run  # noqa: E402
 from codemill.rl.reward import Rewarder  # noqa: E402
 from tests.rl.line_model import build_model, write_problems  # noqa: E402
 
@@ -63,9 +64,22 @@ def main() -> None:
     model = build_model(os.path.join(work, "model"), seed=args.seed)
     train = write_problems(os.path.join(work, "train.jsonl"), OPS, per_op=3, cases=2)
     heldout = write_problems(os.path.join(work, "heldout.jsonl"), OPS, per_op=2, cases=2, start=102)  # other inputs
-    config = RLConfig(problems=train, decontaminate=[], max_steps=args.steps, num_generations=8, prompts_per_step=4,
-                      max_completion_tokens=1, mask_truncated=False, lr=args.lr, eval_every=0, checkpoint_every=0,
-                      npr_threshold=1.01, workers=2, num_threads=1, seed=args.seed)
+    config = RLConfig(
+        problems=train,
+        decontaminate=[],
+        max_steps=args.steps,
+        num_generations=8,
+        prompts_per_step=4,
+        max_completion_tokens=1,
+        mask_truncated=False,
+        lr=args.lr,
+        eval_every=0,
+        checkpoint_every=0,
+        npr_threshold=1.01,
+        workers=2,
+        num_threads=1,
+        seed=args.seed,
+    )
     base = heldout_pass_rate(model, heldout, 16, args.seed)
     results = {"steps": args.steps, "heldout_before": base}
     curves = {}
@@ -75,11 +89,14 @@ def main() -> None:
         stats = run(config, model, None, out, shuffle_rewards=shuffle)
         curves[name] = stats["monitors"]["pass_rate"]
         k = max(1, args.steps // 5)
-        results[name] = {"train_pass_first5": round(sum(curves[name][:k]) / k, 3),
-                         "train_pass_last5": round(sum(curves[name][-k:]) / k, 3),
-                         "heldout_after": heldout_pass_rate(os.path.join(out, "model"), heldout, 16, args.seed),
-                         "seconds": round(time.perf_counter() - start, 1),
-                         "zero_variance_groups": stats["zero_variance_groups"], "groups": stats["groups"]}
+        results[name] = {
+            "train_pass_first5": round(sum(curves[name][:k]) / k, 3),
+            "train_pass_last5": round(sum(curves[name][-k:]) / k, 3),
+            "heldout_after": heldout_pass_rate(os.path.join(out, "model"), heldout, 16, args.seed),
+            "seconds": round(time.perf_counter() - start, 1),
+            "zero_variance_groups": stats["zero_variance_groups"],
+            "groups": stats["groups"],
+        }
     print(json.dumps(results, indent=1))
     if args.plot:
         import matplotlib

@@ -88,8 +88,9 @@ def bare(tasks, completions):
     for t, c in zip(tasks, completions):
         ok = 0
         for given, expected in t.problem.cases:
-            run = subprocess.run([sys.executable, "-c", t.problem.prompt + c], input=given, capture_output=True,
-                                 text=True, timeout=10)
+            run = subprocess.run(
+                [sys.executable, "-c", t.problem.prompt + c], input=given, capture_output=True, text=True, timeout=10
+            )
             ok += run.returncode == 0 and stdout_matches(run.stdout, expected)
         passed.append(ok == len(t.problem.cases))
     return passed, time.perf_counter() - start
@@ -105,18 +106,22 @@ def main() -> None:
     executions = sum(len(t.problem.cases) for t in tasks)
     scores, warm_s = warm(tasks, completions, args.workers)
     remote, service_s = service(tasks, completions, args.workers)
-    cold, cold_s = cold_sandbox(tasks[:args.cold_limit], completions[:args.cold_limit])
-    cold_exec = sum(len(t.problem.cases) for t in tasks[:args.cold_limit])
+    cold, cold_s = cold_sandbox(tasks[: args.cold_limit], completions[: args.cold_limit])
+    cold_exec = sum(len(t.problem.cases) for t in tasks[: args.cold_limit])
     bare_passed, bare_s = bare(tasks, completions)
     assert [s.passed for s in scores] == bare_passed == [s.passed for s in remote]
-    assert [s.passed for s in cold] == bare_passed[:args.cold_limit]
-    out = {"completions": len(tasks), "executions": executions, "workers": args.workers,
-           "warm_executions_per_s": round(executions / warm_s, 1),
-           "service_executions_per_s": round(executions / service_s, 1),
-           "cold_sandbox_executions_per_s": round(cold_exec / cold_s, 1),
-           "bare_interpreter_executions_per_s": round(executions / bare_s, 1),
-           "warm_vs_cold_sandbox": round((executions / warm_s) / (cold_exec / cold_s), 1),
-           "passed": sum(s.passed for s in scores)}
+    assert [s.passed for s in cold] == bare_passed[: args.cold_limit]
+    out = {
+        "completions": len(tasks),
+        "executions": executions,
+        "workers": args.workers,
+        "warm_executions_per_s": round(executions / warm_s, 1),
+        "service_executions_per_s": round(executions / service_s, 1),
+        "cold_sandbox_executions_per_s": round(cold_exec / cold_s, 1),
+        "bare_interpreter_executions_per_s": round(executions / bare_s, 1),
+        "warm_vs_cold_sandbox": round((executions / warm_s) / (cold_exec / cold_s), 1),
+        "passed": sum(s.passed for s in scores),
+    }
     print(json.dumps(out, indent=1))
 
 

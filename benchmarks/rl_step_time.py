@@ -21,8 +21,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from codemill.rl.loop import run  # noqa: E402
 from codemill.rl.config import RLConfig  # noqa: E402
+from codemill.rl.loop import run  # noqa: E402
 
 
 def tiny_model(path: str) -> str:
@@ -33,13 +33,23 @@ def tiny_model(path: str) -> str:
 
     tok = build_tiny_tokenizer(path)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
-    GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id).save_pretrained(path)
+    GenerationConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    ).save_pretrained(path)
     return path
 
 
@@ -65,12 +75,15 @@ def measure(args) -> None:
     model = tiny_model(os.path.join(work, "model"))
     out = {}
     for n in args.threads:
-        stats = run(RLConfig(max_steps=args.steps, eval_every=0, num_threads=n), model, None,
-                    os.path.join(work, f"t{n}"))
+        stats = run(
+            RLConfig(max_steps=args.steps, eval_every=0, num_threads=n), model, None, os.path.join(work, f"t{n}")
+        )
         m = stats["monitors"]
-        out[f"threads_{n}"] = {"s_per_step": round(sum(m["step_seconds"]) / args.steps, 2),
-                               "generation_s_per_step": round(sum(m["generation_seconds"]) / args.steps, 2),
-                               "mean_completion_tokens": round(sum(m["response_length"]) / args.steps, 1)}
+        out[f"threads_{n}"] = {
+            "s_per_step": round(sum(m["step_seconds"]) / args.steps, 2),
+            "generation_s_per_step": round(sum(m["generation_seconds"]) / args.steps, 2),
+            "mean_completion_tokens": round(sum(m["response_length"]) / args.steps, 1),
+        }
     print(json.dumps({"busy_processes": args.busy, **out}, indent=1))
 
 

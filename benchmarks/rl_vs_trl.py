@@ -22,16 +22,28 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from codemill.rl import data  # noqa: E402
-from codemill.rl.loop import run  # noqa: E402
 from codemill.rl.config import RLConfig  # noqa: E402
+from codemill.rl.loop import run  # noqa: E402
 from codemill.rl.reward import Rewarder  # noqa: E402
 from tests.rl.line_model import build_model, write_problems  # noqa: E402
 
 
 def codemill_seconds(model: str, problems: str, steps: int, out: str) -> float:
-    config = RLConfig(problems=problems, decontaminate=[], max_steps=steps, num_generations=8, prompts_per_step=4,
-                      max_completion_tokens=1, mask_truncated=False, lr=1e-2, eval_every=0, checkpoint_every=0,
-                      npr_threshold=1.01, workers=2, num_threads=1)
+    config = RLConfig(
+        problems=problems,
+        decontaminate=[],
+        max_steps=steps,
+        num_generations=8,
+        prompts_per_step=4,
+        max_completion_tokens=1,
+        mask_truncated=False,
+        lr=1e-2,
+        eval_every=0,
+        checkpoint_every=0,
+        npr_threshold=1.01,
+        workers=2,
+        num_threads=1,
+    )
     stats = run(config, model, None, out)
     return sum(stats["monitors"]["step_seconds"][1:]) / (steps - 1)  # the first step warms up
 
@@ -59,14 +71,34 @@ def trl_seconds(model_dir: str, problems: str, steps: int, out: str) -> float:
         def on_step_end(self, *a, **k):
             times.append(time.perf_counter() - self.t)
 
-    args = GRPOConfig(output_dir=out, use_cpu=True, bf16=False, per_device_train_batch_size=32, num_generations=8,
-                      max_completion_length=1, max_steps=steps, learning_rate=1e-2, beta=0.0, loss_type="dapo",
-                      logging_steps=1000, save_strategy="no", report_to=[], temperature=1.0, seed=0,
-                      dataloader_num_workers=0, disable_tqdm=True)
+    args = GRPOConfig(
+        output_dir=out,
+        use_cpu=True,
+        bf16=False,
+        per_device_train_batch_size=32,
+        num_generations=8,
+        max_completion_length=1,
+        max_steps=steps,
+        learning_rate=1e-2,
+        beta=0.0,
+        loss_type="dapo",
+        logging_steps=1000,
+        save_strategy="no",
+        report_to=[],
+        temperature=1.0,
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     tok = AutoTokenizer.from_pretrained(model_dir)
-    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=sandbox_reward,
-                          args=args, train_dataset=Dataset.from_list([{"prompt": t.prompt} for t in loaded.train]),
-                          processing_class=tok, callbacks=[Timer()])
+    trainer = GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        reward_funcs=sandbox_reward,
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": t.prompt} for t in loaded.train]),
+        processing_class=tok,
+        callbacks=[Timer()],
+    )
     try:
         trainer.train()
     finally:
@@ -83,8 +115,17 @@ def main() -> None:
     problems = write_problems(os.path.join(work, "p.jsonl"), ["plus-one", "twice"], per_op=3, cases=2)
     ours = codemill_seconds(model, problems, args.steps, os.path.join(work, "ours"))
     theirs = trl_seconds(model, problems, args.steps, os.path.join(work, "trl"))
-    print(json.dumps({"steps": args.steps, "codemill_s_per_step": round(ours, 3), "trl_s_per_step": round(theirs, 3),
-                      "trl_over_codemill": round(theirs / ours, 2)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "codemill_s_per_step": round(ours, 3),
+                "trl_s_per_step": round(theirs, 3),
+                "trl_over_codemill": round(theirs / ours, 2),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

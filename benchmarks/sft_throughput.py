@@ -42,16 +42,29 @@ def build_base(folder: str) -> str:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=list(special.values()), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=512,
+        special_tokens=list(special.values()),
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator([Path(f).read_text(encoding="utf-8") for f in stdlib_files()], trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, **special)
     fast.save_pretrained(folder)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=128, intermediate_size=384, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
-                         bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
-                         pad_token_id=fast.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
 
@@ -67,8 +80,12 @@ def conversations(n: int) -> list[list[dict]]:
         for node in ast.parse(source).body:
             if isinstance(node, ast.FunctionDef) and len(rows) < n:
                 code = "\n".join(ast.get_source_segment(source, node).splitlines()[:25])
-                rows.append([{"role": "user", "content": f"Write `{node.name}` as in {os.path.basename(path)}."},
-                             {"role": "assistant", "content": f"```python\n{code}\n```"}])
+                rows.append(
+                    [
+                        {"role": "user", "content": f"Write `{node.name}` as in {os.path.basename(path)}."},
+                        {"role": "assistant", "content": f"```python\n{code}\n```"},
+                    ]
+                )
     return rows
 
 
@@ -85,8 +102,20 @@ def write_data(folder: str, rows: list) -> str:
 def run_sft(base: str, data: str, out: str, steps: int, packing: bool) -> float:
     from codemill.sft import SftConfig, sft
 
-    stats = sft(SftConfig(preset="tiny", max_steps=steps, packing=packing, eval_fraction=0.0, save_steps=10**6,
-                          logging_steps=steps, eval_steps=10**6), base, data, out)
+    stats = sft(
+        SftConfig(
+            preset="tiny",
+            max_steps=steps,
+            packing=packing,
+            eval_fraction=0.0,
+            save_steps=10**6,
+            logging_steps=steps,
+            eval_steps=10**6,
+        ),
+        base,
+        data,
+        out,
+    )
     return stats["tokens_per_second"]
 
 
@@ -106,7 +135,7 @@ def bare_loop(base: str, rows: list, steps: int, packing: bool) -> float:
     encoded = [template.encode(tok, r, 512) for r in rows]
     examples = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
     collate = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=packing)
-    batches = [collate(examples[i:i + 8]) for i in range(0, len(examples) - 7, 8)]
+    batches = [collate(examples[i : i + 8]) for i in range(0, len(examples) - 7, 8)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     tokens, start = 0, time.perf_counter()
     for step in range(steps + WARMUP):
@@ -139,8 +168,17 @@ def main() -> None:
             "bare_loop_packing": bare_loop(base, rows, args.steps, True),
             "bare_loop_padded": bare_loop(base, rows, args.steps, False),
         }
-    print(json.dumps({"steps": args.steps, "threads": args.threads, "examples": len(rows),
-                      "tokens_per_second": {k: round(v) for k, v in results.items()}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "threads": args.threads,
+                "examples": len(rows),
+                "tokens_per_second": {k: round(v) for k, v in results.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

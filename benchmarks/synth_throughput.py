@@ -41,6 +41,7 @@ def respond(delay: float):
         tests = f"assert scale_{n}([1, 2], 3) == [3, 6]\nassert scale_{n}([], 5) == []\n"
         problem = f"Write scale_{n}(xs, k), the list of every member of xs times k (task {n})."
         return Reply(content=answer(problem, solution, tests), delay=delay)
+
     return one
 
 
@@ -52,12 +53,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        files = [(os.path.basename(p), "python", Path(p).read_text(encoding="utf-8", errors="replace"))
-                 for p in python_sources(60)]
+        files = [
+            (os.path.basename(p), "python", Path(p).read_text(encoding="utf-8", errors="replace"))
+            for p in python_sources(60)
+        ]
         corpus = write_corpus(Path(tmp) / "corpus", files)
         out = f"{tmp}/out"
-        flags = ["synth", "--input", corpus, "--output", out, "--max-samples", str(args.samples), "--concurrency",
-                 str(args.concurrency), "--workers", str(args.workers), "--no-tracking"]
+        flags = [
+            "synth",
+            "--input",
+            corpus,
+            "--output",
+            out,
+            "--max-samples",
+            str(args.samples),
+            "--concurrency",
+            str(args.concurrency),
+            "--workers",
+            str(args.workers),
+            "--no-tracking",
+        ]
         seconds = []
         with ScriptedTeacher(respond(args.delay)) as teacher:
             for _ in range(2):
@@ -65,11 +80,15 @@ def main() -> None:
                 assert codemill([*flags, "--teacher-url", teacher.url]) == 0
                 seconds.append(time.perf_counter() - start)
                 stats = io.read_json(f"{out}/stats.json")
-                print(f"kept {stats['kept']} / {stats['answered']}, {stats['http_requests']} HTTP requests",
-                      file=sys.stderr)
+                print(
+                    f"kept {stats['kept']} / {stats['answered']}, {stats['http_requests']} HTTP requests",
+                    file=sys.stderr,
+                )
     n = args.samples
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {n} answers, teacher delay "
-          f"{args.delay}s, concurrency {args.concurrency}, {args.workers} sandbox workers\n")
+    print(
+        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {n} answers, teacher delay "
+        f"{args.delay}s, concurrency {args.concurrency}, {args.workers} sandbox workers\n"
+    )
     print("| run | seconds | answers/s |\n|---|---|---|")
     print(f"| 1: teacher + checks | {seconds[0]:.1f} | {n / seconds[0]:.1f} |")
     print(f"| 2: cache + checks | {seconds[1]:.1f} | {n / seconds[1]:.1f} |")

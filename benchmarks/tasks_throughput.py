@@ -46,26 +46,38 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [
         ("repositories / Python files", f"{stats['repos']} / {stats['python_files']}"),
-        ("candidates / run in the sandbox / with cases / kept after dedup", f"{stats['candidates']} / "
-         f"{stats['functions_run']} / {stats['functions_executed']} / {stats['functions_kept']}"),
+        (
+            "candidates / run in the sandbox / with cases / kept after dedup",
+            f"{stats['candidates']} / "
+            f"{stats['functions_run']} / {stats['functions_executed']} / {stats['functions_kept']}",
+        ),
         ("tasks (by kind)", f"{stats['tasks']} ({', '.join(f'{k} {v}' for k, v in stats['by_kind'].items())})"),
-        ("wall seconds: total / read / static / sandbox phase", f"{wall:.1f} / {timing['read_seconds']:.1f} / "
-         f"{timing['static_seconds']:.1f} / {timing['execute_seconds']:.1f}"),
+        (
+            "wall seconds: total / read / static / sandbox phase",
+            f"{wall:.1f} / {timing['read_seconds']:.1f} / "
+            f"{timing['static_seconds']:.1f} / {timing['execute_seconds']:.1f}",
+        ),
         ("share of wall time in the sandbox phase", f"{timing['execute_seconds'] / wall:.1%}"),
-        ("sandboxed reference seconds (summed over workers)", f"{timing['sandbox_seconds']:.1f} "
-         f"({timing['workers']} workers)"),
+        (
+            "sandboxed reference seconds (summed over workers)",
+            f"{timing['sandbox_seconds']:.1f} ({timing['workers']} workers)",
+        ),
         ("candidates/s (wall)", f"{stats['candidates'] / wall:.0f}"),
         ("tasks/s (wall)", f"{stats['tasks'] / wall:.2f}"),
         ("CPU seconds of this process (static phase, without the sandboxes)", f"{cpu:.1f}"),
         ("peak RSS of this process", f"{peak_mb:.0f} MB"),
     ]
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"--max-repos {args.max_repos}\n")
+    print(
+        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"--max-repos {args.max_repos}\n"
+    )
     print("| measure | value |\n|---|---:|")
     for name, value in rows:
         print(f"| {name} | {value} |")
-    print(f"\nby_reason: {stats['by_reason']}\nby_split: {stats['by_split']}; examples_disagreeing: "
-          f"{stats['examples_disagreeing']}; generate_skipped_wrong_doctest: {stats['generate_skipped_wrong_doctest']}")
+    print(
+        f"\nby_reason: {stats['by_reason']}\nby_split: {stats['by_split']}; examples_disagreeing: "
+        f"{stats['examples_disagreeing']}; generate_skipped_wrong_doctest: {stats['generate_skipped_wrong_doctest']}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,5 +27,18 @@ def evaluate(config: EvalConfig, model: str, pack: str, output: str, tracker) ->
     return score(config, output, tracker)
 
 
-__all__ = ["BENCHMARKS", "CODE_BENCHMARKS", "EvalConfig", "Execution", "IsolationUnavailable", "Limits", "Sandbox",
-           "evaluate", "generate", "pass_at_k", "score", "score_samples", "stdout_matches"]
+__all__ = [
+    "BENCHMARKS",
+    "CODE_BENCHMARKS",
+    "EvalConfig",
+    "Execution",
+    "IsolationUnavailable",
+    "Limits",
+    "Sandbox",
+    "evaluate",
+    "generate",
+    "pass_at_k",
+    "score",
+    "score_samples",
+    "stdout_matches",
+]

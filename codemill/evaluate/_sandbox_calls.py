@@ -52,8 +52,16 @@ def run_inner_calls(job, done_w):
     except BaseException as e:  # SyntaxError, or a source too deep to compile
         compiled, load_error = None, _describe(e)
     job.pop("nonce", None)
-    _calls(compiled, load_error, job["entry_point"], job["inputs"], job["start"], done_w, job["result_bytes"],
-           clean_builtins)
+    _calls(
+        compiled,
+        load_error,
+        job["entry_point"],
+        job["inputs"],
+        job["start"],
+        done_w,
+        job["result_bytes"],
+        clean_builtins,
+    )
     _hard_exit(0)
 
 
@@ -87,8 +95,13 @@ def outer_calls(job, start_inner, setup, namespaces):
         if init is not None:
             os.kill(init, signal.SIGKILL)
             os.waitpid(init, 0)
-    report = {"event": "exit", "timed_out": False, "exit_code": 0, "marker": "".join(f + "\n" for f in frames),
-              "setup": setup}
+    report = {
+        "event": "exit",
+        "timed_out": False,
+        "exit_code": 0,
+        "marker": "".join(f + "\n" for f in frames),
+        "setup": setup,
+    }
     if reports and "_setup_error" not in reports[0]:
         report["setup"] = dict(setup, **reports[0])
     elif reports:
@@ -260,8 +273,10 @@ def _calls(compiled, load_error, entry, inputs, start, w, result_bytes, clean_bu
             _line(w, index, *failure)
             continue
         try:
-            args, kwargs = eval(compile("_pack(%s\n)" % inputs[index], "<input>", "eval"),
-                                {"__builtins__": clean_builtins, "_pack": _pack})
+            args, kwargs = eval(
+                compile("_pack(%s\n)" % inputs[index], "<input>", "eval"),
+                {"__builtins__": clean_builtins, "_pack": _pack},
+            )
         except BaseException as e:
             _line(w, index, "bad_input", _describe(e))
             continue
@@ -283,14 +298,14 @@ def _calls(compiled, load_error, entry, inputs, start, w, result_bytes, clean_bu
 def _line(w, index, word, text):
     payload = ("%d %s %s\n" % (index, word, text.replace("\n", " "))).encode("ascii", "backslashreplace")
     while payload:
-        payload = payload[_raw_write(w, payload):]
+        payload = payload[_raw_write(w, payload) :]
 
 
 def _send(w, word, text):
     try:
         payload = (word + " " + text.replace("\n", " ") + "\n").encode("ascii", "backslashreplace") if word else b""
         while payload:
-            payload = payload[_raw_write(w, payload):]
+            payload = payload[_raw_write(w, payload) :]
     except BaseException:
         pass
     for stream in (sys.stdout, sys.stderr):  # after the reply: a stream the sample broke changes nothing

@@ -91,8 +91,16 @@ def _call_server(compiled, load_error, entry, job, clean_builtins, req_r, rep_w)
             got = []
             try:
                 os.write(to_worker, b"%d " % index + line)
-                _relay(replies, pid, index, index + 1, per_call, time.monotonic() + per_call, cap,
-                       lambda _, word, detail: got.append((word, detail)))
+                _relay(
+                    replies,
+                    pid,
+                    index,
+                    index + 1,
+                    per_call,
+                    time.monotonic() + per_call,
+                    cap,
+                    lambda _, word, detail, got=got: got.append((word, detail)),
+                )
             except OSError as e:  # the call process is gone
                 got = [("crashed", "the call process is gone: %s" % e)]
             status, text = got[0]

@@ -36,7 +36,6 @@ or a stray ``print`` cannot produce it: leaving early is a failure. (A sample th
 introspects this process's memory could find the nonce; see sandbox.py.)
 """
 
-
 import ctypes
 import json
 import os
@@ -72,8 +71,19 @@ def _errno_text():
 # Imported once here so that each sample's process starts with them (what HumanEval's
 # prompts and tests import, and what this file needs). Nothing with per-process entropy
 # (random) is preloaded: a sample imports it fresh and seeds it from the kernel.
-PRELOAD = ("typing", "collections", "math", "string", "copy", "hashlib", "itertools", "functools",
-           "heapq", "bisect", "socket")
+PRELOAD = (
+    "typing",
+    "collections",
+    "math",
+    "string",
+    "copy",
+    "hashlib",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "socket",
+)
 HEADER = struct.Struct("!Q")
 
 
@@ -152,8 +162,14 @@ def outer_main(job, fds, read_paths, shared=(False, "not set up")):
     if not namespaces:
         setup["namespaces_error"] = why_not
         if job["require_isolation"]:
-            _send(ctl, {"event": "exit", "setup": setup, "error": "cannot create network/PID namespaces: "
-                        + setup["namespaces_error"]})
+            _send(
+                ctl,
+                {
+                    "event": "exit",
+                    "setup": setup,
+                    "error": "cannot create network/PID namespaces: " + setup["namespaces_error"],
+                },
+            )
             return
     stdin_fd = null
     if job["mode"] == "stdio":
@@ -187,8 +203,12 @@ def outer_main(job, fds, read_paths, shared=(False, "not set up")):
     _send(ctl, {"event": "started", "pid": pid, "outer_pid": os.getpid()})
     caps = {setup_r: MARKER_BYTES, done_r: job.get("channel_bytes", MARKER_BYTES)}
     status, timed_out, streams = _supervise(pid, job["limits"]["timeout"], caps, in_namespace=namespaces)
-    report = {"event": "exit", "timed_out": timed_out, "setup": setup,
-              "marker": streams[done_r].decode("utf-8", "replace")}
+    report = {
+        "event": "exit",
+        "timed_out": timed_out,
+        "setup": setup,
+        "marker": streams[done_r].decode("utf-8", "replace"),
+    }
     try:
         report["setup"] = dict(setup, **json.loads(streams[setup_r].decode("utf-8")))
     except ValueError:
@@ -210,8 +230,11 @@ def _worker_namespaces():
     if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         return False, _errno_text()
     try:
-        for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)),
-                           ("gid_map", "%d %d 1" % (gid, gid))):
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", "%d %d 1" % (uid, uid)),
+            ("gid_map", "%d %d 1" % (gid, gid)),
+        ):
             with open("/proc/self/" + name, "w") as f:
                 f.write(text)
     except OSError as e:
@@ -284,7 +307,7 @@ def _drain(streams, open_fds, caps):
                 streams[fd] += chunk
         except BlockingIOError:
             pass
-    return {fd: data[:caps[fd]] for fd, data in streams.items()}
+    return {fd: data[: caps[fd]] for fd, data in streams.items()}
 
 
 if __name__ == "__main__":

@@ -54,13 +54,20 @@ SOCK_TYPE_MASK, SOCK_STREAM, SOCK_SEQPACKET = 0xF, 1, 5
 X32_SYSCALL_BIT = 0x40000000
 # machine: (AUDIT_ARCH_*, socket, socketpair, io_uring_setup, deny the x32 ABI)
 SECCOMP_ARCHES = {"x86_64": (0xC000003E, 41, 53, 425, True), "aarch64": (0xC00000B7, 198, 199, 425, False)}
-DEVICE_PATHS = {"/dev/null": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE,
-                "/dev/zero": FS_READ_FILE, "/dev/urandom": FS_READ_FILE, "/dev/random": FS_READ_FILE}
+DEVICE_PATHS = {
+    "/dev/null": FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE,
+    "/dev/zero": FS_READ_FILE,
+    "/dev/urandom": FS_READ_FILE,
+    "/dev/random": FS_READ_FILE,
+}
 
 
 class RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class SockFilter(ctypes.Structure):
@@ -102,7 +109,7 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
         os._exit(121)
     os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
     os.close(setup_w)
-    sys.stdin = open(0, "r", closefd=False)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the sample's stdin for its whole life
     sys.argv = ["<sample>"]
     builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them
     if job["mode"] == "stdio":
@@ -130,10 +137,15 @@ def _missing_isolation(setup, report):
 def _set_limits(limits):
     cpu = int(limits["timeout"]) + 1
     memory = limits["memory_mb"] << 20
-    for name, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_DATA, memory),
-                        (resource.RLIMIT_FSIZE, limits["fsize_mb"] << 20),
-                        (resource.RLIMIT_NOFILE, limits["nofile"]), (resource.RLIMIT_NPROC, limits["nproc"]),
-                        (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_CORE, 0)):
+    for name, value in (
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_DATA, memory),
+        (resource.RLIMIT_FSIZE, limits["fsize_mb"] << 20),
+        (resource.RLIMIT_NOFILE, limits["nofile"]),
+        (resource.RLIMIT_NPROC, limits["nproc"]),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_CORE, 0),
+    ):
         resource.setrlimit(name, (value, value + 1 if name == resource.RLIMIT_CPU else value))
 
 
@@ -158,8 +170,11 @@ def package_dirs():
     bases = {"/usr", "/usr/local", sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     found = []
     for base in bases:
-        for pattern in ("lib*/python3*/site-packages", "lib*/python3*/dist-packages",
-                        "local/lib*/python3*/dist-packages"):
+        for pattern in (
+            "lib*/python3*/site-packages",
+            "lib*/python3*/dist-packages",
+            "local/lib*/python3*/dist-packages",
+        ):
             found += glob.glob(os.path.join(base, pattern))
     return sorted({os.path.realpath(p) for p in found})
 
@@ -194,10 +209,17 @@ def _landlock(workdir, read_paths):
     abi = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
     if abi < 1:
         return 0
-    fs = FS_RIGHTS_V1 | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0) | (
-        FS_IOCTL_DEV if abi >= 5 else 0)
-    attr = RulesetAttr(fs, NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
-                       SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0)
+    fs = (
+        FS_RIGHTS_V1
+        | (FS_REFER if abi >= 2 else 0)
+        | (FS_TRUNCATE if abi >= 3 else 0)
+        | (FS_IOCTL_DEV if abi >= 5 else 0)
+    )
+    attr = RulesetAttr(
+        fs,
+        NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
+        SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0,
+    )
     ruleset = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
     if ruleset < 0:
         return 0
@@ -232,22 +254,35 @@ def _seccomp_no_sockets():
     audit_arch, nr_socket, nr_socketpair, nr_io_uring_setup, deny_x32 = arch
     deny, allow = SECCOMP_RET_ERRNO | errno.EPERM, SECCOMP_RET_ALLOW
     # Jumps name their target; the three returns follow the body, in order ALLOW, DENY, KILL.
-    body = [(BPF_LD_W_ABS, 0, 0, SECCOMP_ARCH), (BPF_JEQ_K, 0, "kill", audit_arch),
-            (BPF_LD_W_ABS, 0, 0, SECCOMP_NR)]
+    body = [(BPF_LD_W_ABS, 0, 0, SECCOMP_ARCH), (BPF_JEQ_K, 0, "kill", audit_arch), (BPF_LD_W_ABS, 0, 0, SECCOMP_NR)]
     if deny_x32:
         body.append((BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT))
-    body += [(BPF_JEQ_K, "deny", 0, nr_socket), (BPF_JEQ_K, "deny", 0, nr_io_uring_setup),
-             (BPF_JEQ_K, 0, "allow", nr_socketpair), (BPF_LD_W_ABS, 0, 0, SECCOMP_ARG1_LOW),
-             (BPF_AND_K, 0, 0, SOCK_TYPE_MASK), (BPF_JEQ_K, "allow", 0, SOCK_STREAM),
-             (BPF_JEQ_K, "allow", "deny", SOCK_SEQPACKET)]
+    body += [
+        (BPF_JEQ_K, "deny", 0, nr_socket),
+        (BPF_JEQ_K, "deny", 0, nr_io_uring_setup),
+        (BPF_JEQ_K, 0, "allow", nr_socketpair),
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_ARG1_LOW),
+        (BPF_AND_K, 0, 0, SOCK_TYPE_MASK),
+        (BPF_JEQ_K, "allow", 0, SOCK_STREAM),
+        (BPF_JEQ_K, "allow", "deny", SOCK_SEQPACKET),
+    ]
     targets = {"allow": len(body), "deny": len(body) + 1, "kill": len(body) + 2}
     program = []
     for i, (code, jt, jf, k) in enumerate(body):
-        jump = code == BPF_JEQ_K or code == BPF_JGE_K
-        program.append(SockFilter(code, targets[jt] - i - 1 if jump and jt in targets else 0,
-                                  targets[jf] - i - 1 if jump and jf in targets else 0, k))
-    program += [SockFilter(BPF_RET_K, 0, 0, allow), SockFilter(BPF_RET_K, 0, 0, deny),
-                SockFilter(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS)]
+        jump = code in (BPF_JEQ_K, BPF_JGE_K)
+        program.append(
+            SockFilter(
+                code,
+                targets[jt] - i - 1 if jump and jt in targets else 0,
+                targets[jf] - i - 1 if jump and jf in targets else 0,
+                k,
+            )
+        )
+    program += [
+        SockFilter(BPF_RET_K, 0, 0, allow),
+        SockFilter(BPF_RET_K, 0, 0, deny),
+        SockFilter(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
+    ]
     instructions = (SockFilter * len(program))(*program)
     prog = SockFprog(len(program), instructions)
     zero = ctypes.c_ulong(0)

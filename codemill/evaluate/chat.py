@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 
-INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem in a "
-                      "markdown code block:")
-RESPONSE_PREFIX = ("Below is a Python script with a self-contained function that solves the problem and passes "
-                   "corresponding tests:")
+INSTRUCTION_PREFIX = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
+RESPONSE_PREFIX = (
+    "Below is a Python script with a self-contained function that solves the problem and passes corresponding tests:"
+)
 FENCE_OPEN = "```python\n"
 FENCE_CLOSE = "```"
 STOP = (FENCE_CLOSE,)

@@ -48,8 +48,10 @@ class Result:
 
 
 def write_jsonl(url: str, records) -> None:
-    lines = [json.dumps(dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r, ensure_ascii=False,
-                        sort_keys=True) for r in records]
+    lines = [
+        json.dumps(dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r, ensure_ascii=False, sort_keys=True)
+        for r in records
+    ]
     io.write_text(url, "".join(line + "\n" for line in lines))
 
 
@@ -70,8 +72,14 @@ def read_numbered_jsonl(url: str) -> tuple[list[tuple[int, dict]], list[dict]]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            bad.append({"reason": "not_utf8", "detail": f"byte {e.start}: {e.reason}", "source": source,
-                        "raw": raw.decode("utf-8", "replace")[:2000]})
+            bad.append(
+                {
+                    "reason": "not_utf8",
+                    "detail": f"byte {e.start}: {e.reason}",
+                    "source": source,
+                    "raw": raw.decode("utf-8", "replace")[:2000],
+                }
+            )
             continue
         if not line.strip():
             continue
@@ -83,8 +91,7 @@ def read_numbered_jsonl(url: str) -> tuple[list[tuple[int, dict]], list[dict]]:
         if isinstance(row, dict):
             rows.append((number, row))
         else:
-            bad.append({"reason": "not_an_object", "detail": type(row).__name__, "source": source,
-                        "raw": line[:2000]})
+            bad.append({"reason": "not_an_object", "detail": type(row).__name__, "source": source, "raw": line[:2000]})
     return rows, bad
 
 
@@ -105,20 +112,34 @@ def read_samples(url: str, benchmark: str, tasks: dict[str, Task]) -> tuple[list
     for number, row in rows:
         task_id, completion = row.get("task_id"), row.get("completion")
         if not isinstance(task_id, str) or task_id not in tasks:
-            quarantine.append({"reason": "unknown_task", "detail": f"task_id {task_id!r} is not in {benchmark}",
-                               "source": f"{url}:{number}", "raw": json.dumps(row)[:2000]})
+            quarantine.append(
+                {
+                    "reason": "unknown_task",
+                    "detail": f"task_id {task_id!r} is not in {benchmark}",
+                    "source": f"{url}:{number}",
+                    "raw": json.dumps(row)[:2000],
+                }
+            )
             continue
         if not isinstance(completion, str):
-            quarantine.append({"reason": "no_completion", "detail": "completion missing or not a string",
-                               "source": f"{url}:{number}", "raw": json.dumps(row)[:2000]})
+            quarantine.append(
+                {
+                    "reason": "no_completion",
+                    "detail": "completion missing or not a string",
+                    "source": f"{url}:{number}",
+                    "raw": json.dumps(row)[:2000],
+                }
+            )
             continue
         mode = str(row.get("mode", "given"))
         index = seen.get((task_id, mode), 0)
         seen[(task_id, mode)] = index + 1
         samples.append(Sample(benchmark, task_id, completion, mode, index))
     if not samples:
-        raise InputError(f"{url}: no usable {benchmark} samples ({len(quarantine)} rows quarantined; "
-                         "expected JSON lines with task_id and completion)")
+        raise InputError(
+            f"{url}: no usable {benchmark} samples ({len(quarantine)} rows quarantined; "
+            "expected JSON lines with task_id and completion)"
+        )
     return samples, quarantine
 
 

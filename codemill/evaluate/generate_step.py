@@ -64,11 +64,15 @@ def _complete(gen, name: str, tasks: list[Task], config: EvalConfig) -> tuple[li
         max_new = min(config.max_new_tokens, benchmarks.INFILL_MAX_NEW_TOKENS)
         budget = gen.budget(max_new)
         encoded = [gen.encode_fim(t.prompt, t.suffix, budget) for t in tasks]
-        texts = gen.complete([ids for ids, _ in encoded], max_new, max_lines=[1] * len(tasks),
-                             batch_size=config.batch_size, desc=name)
+        texts = gen.complete(
+            [ids for ids, _ in encoded], max_new, max_lines=[1] * len(tasks), batch_size=config.batch_size, desc=name
+        )
         samples = [Sample(name, t.task_id, infilling.first_line(text)) for t, text in zip(tasks, texts)]
-        return samples, {"tasks": len(tasks), "samples": len(samples),
-                         "prompts_truncated": sum(cut for _, cut in encoded)}
+        return samples, {
+            "tasks": len(tasks),
+            "samples": len(samples),
+            "prompts_truncated": sum(cut for _, cut in encoded),
+        }
     stop = benchmarks.stop_sequences(name)
     as_chat = config.prompt_style == "chat" and name == humaneval.NAME
     if as_chat:  # instruct mode: EvalPlus's instruction, the reply ends at the closing fence
@@ -82,26 +86,45 @@ def _complete(gen, name: str, tasks: list[Task], config: EvalConfig) -> tuple[li
     samples = [Sample(name, t.task_id, text) for t, text in zip(tasks, texts)]
     if config.n_samples:
         n = config.n_samples
-        texts = gen.complete([p for p in prompts for _ in range(n)], config.max_new_tokens, stop, sample=True,
-                             temperature=config.temperature, top_p=config.top_p, seed=config.seed,
-                             batch_size=config.batch_size, desc=f"{name} sampled")
+        texts = gen.complete(
+            [p for p in prompts for _ in range(n)],
+            config.max_new_tokens,
+            stop,
+            sample=True,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            desc=f"{name} sampled",
+        )
         texts = [chat.extract_code(t) for t in texts] if as_chat else texts
-        samples += [Sample(name, t.task_id, texts[i * n + j], "sampled", j)
-                    for i, t in enumerate(tasks) for j in range(n)]
-    return samples, {"tasks": len(tasks), "samples": len(samples), "prompt_style": "chat" if as_chat else "completion",
-                     "prompts_truncated": sum(cut for _, cut in encoded)}
+        samples += [
+            Sample(name, t.task_id, texts[i * n + j], "sampled", j) for i, t in enumerate(tasks) for j in range(n)
+        ]
+    return samples, {
+        "tasks": len(tasks),
+        "samples": len(samples),
+        "prompt_style": "chat" if as_chat else "completion",
+        "prompts_truncated": sum(cut for _, cut in encoded),
+    }
 
 
 def _heldout(gen, heldout, pack: str, output: str, config: EvalConfig) -> dict:
     if not pack:
-        print("[evaluate] heldout: no pack output given, FIM exact match and perplexity skipped",
-              file=sys.stderr, flush=True)
+        print(
+            "[evaluate] heldout: no pack output given, FIM exact match and perplexity skipped",
+            file=sys.stderr,
+            flush=True,
+        )
         return {"skipped": "no pack output given"}
     docs = heldout.load_documents(pack)
     spans = heldout.choose_spans(docs, config.heldout_spans, config.fim_span_lines, config.seed)
     rows = heldout.fim_exact_match(gen, spans, config.max_new_tokens, config.batch_size) if spans else []
     write_jsonl(io.join(output, "samples", f"{heldout.NAME}.jsonl"), rows)
-    result = {"documents": len(docs), "fim_spans": len(rows),
-              "fim_exact_match": sum(r.passed for r in rows) / len(rows) if rows else 0.0}
+    result = {
+        "documents": len(docs),
+        "fim_spans": len(rows),
+        "fim_exact_match": sum(r.passed for r in rows) / len(rows) if rows else 0.0,
+    }
     result.update(heldout.perplexity(gen, pack, config.ppl_sequences))
     return result

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm import tqdm
-from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria,
-                          StoppingCriteriaList)
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from codemill import io
 from codemill.fim import sentinels
@@ -61,8 +60,10 @@ class Generator:
         own assistant header is used)."""
         tok = self.tokenizer
         if not tok.chat_template:
-            raise InputError(f"{self.model_dir}: the model has no chat template, which --prompt-style chat needs "
-                             "(codemill sft saves one with the model)")
+            raise InputError(
+                f"{self.model_dir}: the model has no chat template, which --prompt-style chat needs "
+                "(codemill sft saves one with the model)"
+            )
         if prefill:
             marker = "-[[]]-codemill-prefill-[[]]-"  # any text no template or reply holds
             turns = messages + [{"role": "assistant", "content": prefill + marker}]
@@ -96,14 +97,16 @@ class Generator:
         keep_suf = min(len(suf), room // 2)
         keep_pre = min(len(pre), room - keep_suf)
         keep_suf = min(len(suf), room - keep_pre)
-        ids = self.bos + [begin] + pre[len(pre) - keep_pre:] + [hole] + suf[:keep_suf] + [end]
+        ids = self.bos + [begin] + pre[len(pre) - keep_pre :] + [hole] + suf[:keep_suf] + [end]
         return ids, keep_pre < len(pre) or keep_suf < len(suf)
 
     def budget(self, max_new_tokens: int) -> int:
         room = self.context - max_new_tokens
         if room < 16:
-            raise InputError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the "
-                             f"model's {self.context}-token context")
+            raise InputError(
+                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the "
+                f"model's {self.context}-token context"
+            )
         return room
 
     def fit(self, ids: list[int], max_new_tokens: int) -> tuple[list[int], bool]:
@@ -111,44 +114,64 @@ class Generator:
         room = self.budget(max_new_tokens)
         if len(ids) <= room:
             return ids, False
-        return self.bos + ids[len(ids) - room + len(self.bos):], True
+        return self.bos + ids[len(ids) - room + len(self.bos) :], True
 
     # ------------------------------------------------------------------------ generation
 
-    def complete(self, prompts: Sequence[list[int]], max_new_tokens: int, stop: Sequence[str] = (),
-                 max_lines: Sequence[int] | None = None, sample: bool = False, temperature: float = 1.0,
-                 top_p: float = 1.0, seed: int = 0, batch_size: int = 16, desc: str = "generate") -> list[str]:
+    def complete(
+        self,
+        prompts: Sequence[list[int]],
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        max_lines: Sequence[int] | None = None,
+        sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        batch_size: int = 16,
+        desc: str = "generate",
+    ) -> list[str]:
         """One completion per prompt (decoded new text, cut at the first stop sequence)."""
-        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample,
-                                  temperature=temperature if sample else None, top_p=top_p if sample else None,
-                                  top_k=0 if sample else None, pad_token_id=self.pad_id, eos_token_id=self.stop_ids)
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_p=top_p if sample else None,
+            top_k=0 if sample else None,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.stop_ids,
+        )
         order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
         texts: list[str] = [""] * len(prompts)
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         for number, rows in enumerate(tqdm(batches, desc=desc, file=sys.stderr, disable=len(batches) < 2)):
             width = max(len(prompts[i]) for i in rows)
             ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for r, i in enumerate(rows):
-                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                mask[r, width - len(prompts[i]):] = 1
+                ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                mask[r, width - len(prompts[i]) :] = 1
             lines = [max_lines[i] for i in rows] if max_lines is not None else None
             criterion = _StopOnText(self.tokenizer, width, tuple(stop), lines)
             torch.manual_seed(seed * 1_000_003 + number)
             with torch.no_grad():
-                out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                          generation_config=config,
-                                          stopping_criteria=StoppingCriteriaList([criterion]))
+                out = self.model.generate(
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    generation_config=config,
+                    stopping_criteria=StoppingCriteriaList([criterion]),
+                )
             for r, i in enumerate(rows):
-                texts[i] = cut(self.tokenizer.decode(out[r, width:], skip_special_tokens=True), stop,
-                               lines[r] if lines else None)
+                texts[i] = cut(
+                    self.tokenizer.decode(out[r, width:], skip_special_tokens=True), stop, lines[r] if lines else None
+                )
         return texts
 
 
 def cut(text: str, stop: Sequence[str], max_lines: int | None = None) -> str:
     """Text up to the first stop sequence, and at most ``max_lines`` lines (newlines kept)."""
     positions = [i for i in (text.find(s) for s in stop) if i >= 0]
-    text = text[:min(positions)] if positions else text
+    text = text[: min(positions)] if positions else text
     if max_lines is not None:
         text = "".join(text.splitlines(keepends=True)[:max_lines])
     return text
@@ -161,7 +184,7 @@ class _StopOnText(StoppingCriteria):
         self.tokenizer, self.start, self.stop, self.max_lines = tokenizer, start, stop, max_lines
 
     def __call__(self, input_ids, scores, **kwargs):
-        texts = self.tokenizer.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(input_ids[:, self.start :], skip_special_tokens=True)
         done = []
         for r, text in enumerate(texts):
             hit = any(s in text for s in self.stop)

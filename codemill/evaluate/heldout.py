@@ -58,8 +58,11 @@ def load_documents(pack: str) -> list[tuple[str, str]]:
 
 def choose_spans(docs: list[tuple[str, str]], count: int, max_lines: int, seed: int) -> list[Span]:
     rng = random.Random(seed)
-    usable = [(i, repo, text.splitlines(keepends=True)) for i, (repo, text) in enumerate(docs)
-              if isinstance(text, str) and sum(1 for line in text.splitlines() if line.strip()) >= 2]
+    usable = [
+        (i, repo, text.splitlines(keepends=True))
+        for i, (repo, text) in enumerate(docs)
+        if isinstance(text, str) and sum(1 for line in text.splitlines() if line.strip()) >= 2
+    ]
     spans, seen = [], set()
     for _ in range(count * 4):  # a few redraws when a span repeats
         if len(spans) == count or not usable:
@@ -70,19 +73,35 @@ def choose_spans(docs: list[tuple[str, str]], count: int, max_lines: int, seed: 
         if (doc, start, length) in seen:
             continue
         seen.add((doc, start, length))
-        spans.append(Span(f"{repo}#{doc}:L{start}+{length}", "".join(lines[:start]),
-                          "".join(lines[start:start + length]), "".join(lines[start + length:])))
+        spans.append(
+            Span(
+                f"{repo}#{doc}:L{start}+{length}",
+                "".join(lines[:start]),
+                "".join(lines[start : start + length]),
+                "".join(lines[start + length :]),
+            )
+        )
     return spans
 
 
 def fim_exact_match(gen: Generator, spans: list[Span], max_new_tokens: int, batch_size: int) -> list[Result]:
     budget = gen.budget(max_new_tokens)
     prompts = [gen.encode_fim(s.prefix, s.suffix, budget)[0] for s in spans]
-    middles = gen.complete(prompts, max_new_tokens, max_lines=[s.lines for s in spans], batch_size=batch_size,
-                           desc="heldout fim")
-    return [Result(NAME, s.task_id, "greedy", 0, m, m.strip() == s.middle.strip(),
-                   "exact match" if m.strip() == s.middle.strip() else "mismatch")
-            for s, m in zip(spans, middles)]
+    middles = gen.complete(
+        prompts, max_new_tokens, max_lines=[s.lines for s in spans], batch_size=batch_size, desc="heldout fim"
+    )
+    return [
+        Result(
+            NAME,
+            s.task_id,
+            "greedy",
+            0,
+            m,
+            m.strip() == s.middle.strip(),
+            "exact match" if m.strip() == s.middle.strip() else "mismatch",
+        )
+        for s, m in zip(spans, middles)
+    ]
 
 
 def _load_array(url: str) -> np.ndarray:
@@ -105,7 +124,7 @@ def document_pieces(tokens: np.ndarray, segments: np.ndarray, limit: int, contex
                 continue
             for s in range(start, end, context):
                 if min(end, s + context) - s >= 2:
-                    pieces.append(np.asarray(tokens[row, s:min(end, s + context)], dtype=np.int64))
+                    pieces.append(np.asarray(tokens[row, s : min(end, s + context)], dtype=np.int64))
     return pieces
 
 
@@ -120,13 +139,13 @@ def perplexity(gen: Generator, pack: str, sequences: int, token_budget: int = 40
     while i < len(pieces):
         width = len(pieces[i])
         rows = max(1, token_budget // width)
-        batch = pieces[i:i + rows]
+        batch = pieces[i : i + rows]
         i += len(batch)
         ids = torch.full((len(batch), width), gen.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for r, piece in enumerate(batch):
-            ids[r, :len(piece)] = torch.from_numpy(piece)
-            mask[r, :len(piece)] = 1
+            ids[r, : len(piece)] = torch.from_numpy(piece)
+            mask[r, : len(piece)] = 1
         with torch.no_grad():
             logits = gen.model(input_ids=ids.to(gen.device), attention_mask=mask.to(gen.device)).logits.float()
         target, keep = ids[:, 1:].to(gen.device), mask[:, 1:].to(gen.device).bool()
@@ -135,5 +154,9 @@ def perplexity(gen: Generator, pack: str, sequences: int, token_budget: int = 40
         count += int(keep.sum())
     if count == 0:
         raise InputError(f"{pack}/val: no document with at least two tokens in the first {sequences} sequences")
-    return {"perplexity": math.exp(nll / count), "ppl_tokens": count, "ppl_documents": len(pieces),
-            "ppl_sequences": min(sequences, int(tokens.shape[0]))}
+    return {
+        "perplexity": math.exp(nll / count),
+        "ppl_tokens": count,
+        "ppl_documents": len(pieces),
+        "ppl_sequences": min(sequences, int(tokens.shape[0])),
+    }

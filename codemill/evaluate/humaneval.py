@@ -37,8 +37,17 @@ def _prompts() -> dict[str, str]:
 def load_tasks(limit: int = 0) -> list[Task]:
     problems = load_problems()
     problems = problems[:limit] if limit else problems
-    return [Task(NAME, p["task_id"], p["prompt"], reference=p["canonical_solution"], test=p["test"],
-                 entry_point=p["entry_point"]) for p in problems]
+    return [
+        Task(
+            NAME,
+            p["task_id"],
+            p["prompt"],
+            reference=p["canonical_solution"],
+            test=p["test"],
+            entry_point=p["entry_point"],
+        )
+        for p in problems
+    ]
 
 
 def program(task: Task, completion: str) -> str:
@@ -57,9 +66,12 @@ def verify(sandbox, task: Task, source: str) -> tuple[bool, str]:
     row = humaneval_cases.load()[problem_id(task.task_id)]
     timeout = sandbox.limits.timeout
     if row["mode"] == "check":
-        run = sandbox.run(source, mode="check", check=_prompts()[row["task_id"]] + "\n" + task.test,
-                          calls={"entry_point": task.entry_point, "call_timeout": timeout,
-                                 "result_bytes": RESULT_BYTES})
+        run = sandbox.run(
+            source,
+            mode="check",
+            check=_prompts()[row["task_id"]] + "\n" + task.test,
+            calls={"entry_point": task.entry_point, "call_timeout": timeout, "result_bytes": RESULT_BYTES},
+        )
         return run.passed, run.result
     cases = row["cases"]
     results = run_calls(source, task.entry_point, [given for given, _, _ in cases], timeout, sandbox=sandbox)

@@ -43,13 +43,22 @@ def _kind(call: ast.Call, parents: dict) -> str | None:
     """How the check uses the value of this candidate call, or None when not plain."""
     node, kind = call, "value"
     parent = parents.get(node)
-    if (isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in CONVERSIONS
-            and len(parent.args) == 1 and not parent.keywords):
+    if (
+        isinstance(parent, ast.Call)
+        and isinstance(parent.func, ast.Name)
+        and parent.func.id in CONVERSIONS
+        and len(parent.args) == 1
+        and not parent.keywords
+    ):
         node, kind, parent = parent, parent.func.id, parents.get(parent)
     if isinstance(parent, ast.Assert) and parent.test is node and kind == "value":
         return "truthy"
-    if (isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.Not) and kind == "value"
-            and isinstance(parents.get(parent), ast.Assert)):
+    if (
+        isinstance(parent, ast.UnaryOp)
+        and isinstance(parent.op, ast.Not)
+        and kind == "value"
+        and isinstance(parents.get(parent), ast.Assert)
+    ):
         return "falsy"
     if not (isinstance(parent, ast.Compare) and len(parent.ops) == 1 and isinstance(parents.get(parent), ast.Assert)):
         return None
@@ -70,10 +79,19 @@ def analyse(test: str) -> tuple[str, list[str | None]]:
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     kinds: list[str | None] = []
     # An assert's message runs only when the assert fails: calls there are not sites.
-    in_messages = {id(n) for node in parents.values() if isinstance(node, ast.Assert) and node.msg is not None
-                   for n in ast.walk(node.msg)}
-    used_otherwise = any(isinstance(n, ast.Name) and n.id == "candidate" and id(n) not in in_messages
-                         and not (isinstance(parents.get(n), ast.Call) and parents[n].func is n) for n in parents)
+    in_messages = {
+        id(n)
+        for node in parents.values()
+        if isinstance(node, ast.Assert) and node.msg is not None
+        for n in ast.walk(node.msg)
+    }
+    used_otherwise = any(
+        isinstance(n, ast.Name)
+        and n.id == "candidate"
+        and id(n) not in in_messages
+        and not (isinstance(parents.get(n), ast.Call) and parents[n].func is n)
+        for n in parents
+    )
 
     class Rewrite(ast.NodeTransformer):
         def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -111,10 +129,19 @@ def {site}(site, function):
 def recorder_program(problem: dict) -> tuple[str, list[str | None]]:
     """The program that records a canonical solution's calls (printed as one JSON line)."""
     test, kinds = analyse(problem["test"])
-    strict = open(STRICT_SOURCE, encoding="utf-8").read()
-    program = (RECORDER.format(strict=strict, site=SITE) + problem["prompt"] + problem["canonical_solution"]
-               + "\n" + test + "\n__codemill_random.seed(0)\ncheck(" + problem["entry_point"] + ")\n"
-               + "print(__codemill_json.dumps(__codemill_records))\n")
+    with open(STRICT_SOURCE, encoding="utf-8") as f:
+        strict = f.read()
+    program = (
+        RECORDER.format(strict=strict, site=SITE)
+        + problem["prompt"]
+        + problem["canonical_solution"]
+        + "\n"
+        + test
+        + "\n__codemill_random.seed(0)\ncheck("
+        + problem["entry_point"]
+        + ")\n"
+        + "print(__codemill_json.dumps(__codemill_records))\n"
+    )
     return program, kinds
 
 
@@ -176,8 +203,10 @@ def main() -> None:
         for row in rows:
             f.write(json.dumps(row, sort_keys=True) + "\n")
     calls = sum(r["mode"] == "calls" for r in rows)
-    print(f"{CASES_FILE}: {calls} problems in call mode, {len(rows) - calls} in check mode: "
-          + ", ".join(r["task_id"] for r in rows if r["mode"] == "check"))
+    print(
+        f"{CASES_FILE}: {calls} problems in call mode, {len(rows) - calls} in check mode: "
+        + ", ".join(r["task_id"] for r in rows if r["mode"] == "check")
+    )
 
 
 if __name__ == "__main__":

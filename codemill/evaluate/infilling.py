@@ -22,9 +22,17 @@ def load_tasks(limit: int = 0) -> list[Task]:
             if not line.strip():
                 continue
             middle = line if line.endswith("\n") else line + "\n"
-            tasks.append(Task(NAME, f"{problem.task_id}/L{i}", problem.prompt + "".join(lines[:i]),
-                              suffix="".join(lines[i + 1:]), reference=middle, test=problem.test,
-                              entry_point=problem.entry_point))
+            tasks.append(
+                Task(
+                    NAME,
+                    f"{problem.task_id}/L{i}",
+                    problem.prompt + "".join(lines[:i]),
+                    suffix="".join(lines[i + 1 :]),
+                    reference=middle,
+                    test=problem.test,
+                    entry_point=problem.entry_point,
+                )
+            )
     return tasks
 
 

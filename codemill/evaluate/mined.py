@@ -49,23 +49,35 @@ def generate(gen, url: str, config: EvalConfig, output: str) -> dict:
         if not group:
             continue
         if chat:
-            encoded = [gen.fit(gen.encode_chat([{"role": "user", "content": t.prompt}]), config.max_new_tokens)
-                       for t in group]
+            encoded = [
+                gen.fit(gen.encode_chat([{"role": "user", "content": t.prompt}]), config.max_new_tokens) for t in group
+            ]
             stop, lines = (), None  # the reply ends at the end of the assistant's turn
         else:
             cue = "" if "generate" in kinds else ANSWER_CUE
             encoded = [gen.fit(gen.encode(t.prompt + cue), config.max_new_tokens) for t in group]
-        texts = gen.complete([ids for ids, _ in encoded], config.max_new_tokens, stop,
-                             max_lines=[lines] * len(group) if lines else None, batch_size=config.batch_size,
-                             desc=f"tasks {'/'.join(sorted(kinds))}")
+        texts = gen.complete(
+            [ids for ids, _ in encoded],
+            config.max_new_tokens,
+            stop,
+            max_lines=[lines] * len(group) if lines else None,
+            batch_size=config.batch_size,
+            desc=f"tasks {'/'.join(sorted(kinds))}",
+        )
         samples += [Sample(NAME, t.task_id, text) for t, text in zip(group, texts)]
         truncated += sum(cut for _, cut in encoded)
     write_jsonl(io.join(output, "samples", f"{NAME}.jsonl"), samples)
     by_kind: dict[str, int] = {}
     for t in tasks:
         by_kind[t.kind] = by_kind.get(t.kind, 0) + 1
-    return {"url": url, "tasks": len(tasks), "samples": len(samples), "by_kind": by_kind,
-            "prompts_truncated": truncated, "prompt_style": config.prompt_style}
+    return {
+        "url": url,
+        "tasks": len(tasks),
+        "samples": len(samples),
+        "by_kind": by_kind,
+        "prompts_truncated": truncated,
+        "prompt_style": config.prompt_style,
+    }
 
 
 def score(config: EvalConfig, output: str, generation: dict) -> tuple[dict, list[Result], list[dict]]:
@@ -89,12 +101,13 @@ def score(config: EvalConfig, output: str, generation: dict) -> tuple[dict, list
     else:
         # expected outputs were recorded under PYTHONHASHSEED 0 (codemill.tasks.score), so samples run under it too
         with Sandbox(limits, config.sandbox_python, config.require_isolation, hash_seed="0") as box:
-            verdicts = score_tasks(tasks, [(s.task_id, s.completion) for s in samples], config.parallel_runs, box,
-                                   config.timeout)
-    results = [Result(NAME, s.task_id, s.mode, s.index, s.completion, v.passed, v.detail)
-               for s, v in zip(samples, verdicts)]
-    return {NAME: metrics(results, [by_id[r.task_id].kind for r in results], config.k, len(tasks))}, results, \
-        quarantine
+            verdicts = score_tasks(
+                tasks, [(s.task_id, s.completion) for s in samples], config.parallel_runs, box, config.timeout
+            )
+    results = [
+        Result(NAME, s.task_id, s.mode, s.index, s.completion, v.passed, v.detail) for s, v in zip(samples, verdicts)
+    ]
+    return {NAME: metrics(results, [by_id[r.task_id].kind for r in results], config.k, len(tasks))}, results, quarantine
 
 
 def metrics(results: list[Result], kinds: list[str], ks: list[int], tasks_total: int) -> dict:
@@ -104,7 +117,9 @@ def metrics(results: list[Result], kinds: list[str], ks: list[int], tasks_total:
         rows = [i for i, r in enumerate(results) if r.mode == mode]
         values = metric.aggregate([results[i] for i in rows], ks)
         values["tasks_total"] = tasks_total
-        values["by_kind"] = {kind: metric.aggregate([results[i] for i in rows if kinds[i] == kind], ks)
-                             for kind in sorted({kinds[i] for i in rows})}
+        values["by_kind"] = {
+            kind: metric.aggregate([results[i] for i in rows if kinds[i] == kind], ks)
+            for kind in sorted({kinds[i] for i in rows})
+        }
         out[mode] = values
     return out or {"greedy": {"tasks": 0, "samples": 0, "tasks_total": tasks_total}}

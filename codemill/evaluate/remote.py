@@ -45,33 +45,56 @@ def task_results(config: EvalConfig, tasks: list, samples: list[tuple[str, str]]
     by_id = {t.task_id: t for t in tasks}
     out = []
     for start in range(0, len(samples), BATCH):
-        batch = samples[start:start + BATCH]
-        rows = client.score("tasks", [{"task_id": t, "completion": c} for t, c in batch], url=config.sandbox_url,
-                            api_key=api_key, tasks=[client.task_row(by_id[t]) for t in sorted({t for t, _ in batch})])
+        batch = samples[start : start + BATCH]
+        rows = client.score(
+            "tasks",
+            [{"task_id": t, "completion": c} for t, c in batch],
+            url=config.sandbox_url,
+            api_key=api_key,
+            tasks=[client.task_row(by_id[t]) for t in sorted({t for t, _ in batch})],
+        )
         for (task_id, completion), row in zip(batch, rows):
             if "passed_cases" not in row or "total" not in row:
-                raise client.SandboxServiceError(f"{config.sandbox_url}: the service reports no passed_cases/total "
-                                                 f"for tasks; it is older than this codemill")
-            out.append(Result(task_id, completion, bool(row["passed"]), row["passed_cases"] / max(row["total"], 1),
-                              str(row["result"]), by_id[task_id].kind))
+                raise client.SandboxServiceError(
+                    f"{config.sandbox_url}: the service reports no passed_cases/total "
+                    f"for tasks; it is older than this codemill"
+                )
+            out.append(
+                Result(
+                    task_id,
+                    completion,
+                    bool(row["passed"]),
+                    row["passed_cases"] / max(row["total"], 1),
+                    str(row["result"]),
+                    by_id[task_id].kind,
+                )
+            )
     return out
 
 
 def verdicts(config: EvalConfig, work: list) -> list[tuple[bool, str]]:
     """(passed, result) per (task, sample) pair, in order."""
     api_key = _api_key(config)
-    problems = read_jsonl(config.stdio_problems or stdio.SHIPPED_PROBLEMS)[0] if any(
-        task.benchmark == stdio.NAME for task, _ in work) else None
+    problems = (
+        read_jsonl(config.stdio_problems or stdio.SHIPPED_PROBLEMS)[0]
+        if any(task.benchmark == stdio.NAME for task, _ in work)
+        else None
+    )
     out: list[tuple[bool, str] | None] = [None] * len(work)
     by_benchmark: dict[str, list[int]] = {}
     for i, (task, _) in enumerate(work):
         by_benchmark.setdefault(task.benchmark, []).append(i)
     for benchmark, positions in by_benchmark.items():
         for start in range(0, len(positions), BATCH):
-            batch = positions[start:start + BATCH]
+            batch = positions[start : start + BATCH]
             samples = [{"task_id": work[i][0].task_id, "completion": work[i][1].completion} for i in batch]
-            rows = client.score(benchmark, samples, url=config.sandbox_url, api_key=api_key,
-                                problems=problems if benchmark == stdio.NAME else None)
+            rows = client.score(
+                benchmark,
+                samples,
+                url=config.sandbox_url,
+                api_key=api_key,
+                problems=problems if benchmark == stdio.NAME else None,
+            )
             for i, row in zip(batch, rows):
                 out[i] = (bool(row["passed"]), str(row["result"]))
     return out  # type: ignore[return-value]

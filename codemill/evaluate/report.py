@@ -43,28 +43,39 @@ def _problem_table(bench: str, results: list[Result], tasks: list[Task] | None) 
         passed = sum(r.passed for r in runs)
         shown = next((r for r in runs if not r.passed), runs[0])
         css = "pass" if passed == len(runs) else "fail"
-        rows.append(f"<tr><td>{_e(task_id)}</td><td class='{css}'>{passed}/{len(runs)}</td>"
-                    f"<td>{_e(shown.mode)} #{shown.index}: {_e(shown.result)}</td>"
-                    f"<td><details><summary>completion</summary><pre>{_e(shown.completion)}</pre></details></td></tr>")
+        rows.append(
+            f"<tr><td>{_e(task_id)}</td><td class='{css}'>{passed}/{len(runs)}</td>"
+            f"<td>{_e(shown.mode)} #{shown.index}: {_e(shown.result)}</td>"
+            f"<td><details><summary>completion</summary><pre>{_e(shown.completion)}</pre></details></td></tr>"
+        )
     more = f"<p>{len(order) - MAX_ROWS} more tasks in results.jsonl.</p>" if len(order) > MAX_ROWS else ""
-    return (f"<h2>{_e(bench)}: per problem</h2><table><tr><th>task</th><th>passed</th>"
-            "<th>first failure (or first sample)</th><th>completion shown</th></tr>" + "".join(rows) + "</table>" + more)
+    return (
+        f"<h2>{_e(bench)}: per problem</h2><table><tr><th>task</th><th>passed</th>"
+        "<th>first failure (or first sample)</th><th>completion shown</th></tr>" + "".join(rows) + "</table>" + more
+    )
 
 
 def render(metrics: dict, results: list[Result], tasks: dict[str, list[Task]], stats: dict, config) -> str:
     sandbox = stats.get("sandbox", {})
     layers = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sandbox.get("layers", {}).items())
     missing = sandbox.get("missing") or []
-    warning = (f"<p class='fail'>Unavailable sandbox layers: {_e(', '.join(missing))}</p>" if missing
-               else "<p class='pass'>All sandbox layers in effect.</p>")
+    warning = (
+        f"<p class='fail'>Unavailable sandbox layers: {_e(', '.join(missing))}</p>"
+        if missing
+        else "<p class='pass'>All sandbox layers in effect.</p>"
+    )
     benches = list(dict.fromkeys(r.benchmark for r in results))
     tables = "".join(_problem_table(b, [r for r in results if r.benchmark == b], tasks.get(b)) for b in benches)
-    counts = (f"{stats['samples_scored']} samples scored in {stats['seconds']} s with {stats['workers']} workers "
-              f"({stats['samples_per_second']} samples/s); {stats['passed']} passed, {stats['timed_out']} timed out, "
-              f"{stats['quarantined']} quarantined.")
+    counts = (
+        f"{stats['samples_scored']} samples scored in {stats['seconds']} s with {stats['workers']} workers "
+        f"({stats['samples_per_second']} samples/s); {stats['passed']} passed, {stats['timed_out']} timed out, "
+        f"{stats['quarantined']} quarantined."
+    )
     config_json = _e(json.dumps(getattr(config, "__dict__", {}), sort_keys=True, default=str))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>codemill evaluate</title>"
-            f"<style>{STYLE}</style></head><body><h1>codemill evaluate</h1><p>{_e(counts)}</p>"
-            f"<h2>Metrics</h2>{_metric_rows(metrics)}<h2>Sandbox</h2><p>interpreter: "
-            f"{_e(sandbox.get('python', ''))}; evaluator running as root: {_e(sandbox.get('evaluator_root'))}</p>"
-            f"<table>{layers}</table>{warning}{tables}<h2>Config</h2><pre>{config_json}</pre></body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>codemill evaluate</title>"
+        f"<style>{STYLE}</style></head><body><h1>codemill evaluate</h1><p>{_e(counts)}</p>"
+        f"<h2>Metrics</h2>{_metric_rows(metrics)}<h2>Sandbox</h2><p>interpreter: "
+        f"{_e(sandbox.get('python', ''))}; evaluator running as root: {_e(sandbox.get('evaluator_root'))}</p>"
+        f"<table>{layers}</table>{warning}{tables}<h2>Config</h2><pre>{config_json}</pre></body></html>\n"
+    )

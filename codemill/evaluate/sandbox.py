@@ -82,9 +82,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 from tqdm import tqdm
 
@@ -94,13 +95,21 @@ from codemill.stage import InputError
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
 CHANNEL_BYTES = 32 << 20  # all of a call-mode run's results; past this a call's value is "unserializable"
 STARTUP_GRACE = 10.0  # seconds on top of the timeout before the evaluator's own backstop fires
-PROBE = ("import math, re, hashlib, typing, collections, itertools, functools, heapq, bisect, string, "
-         "random, fractions, statistics, json, decimal, datetime\n")
+PROBE = (
+    "import math, re, hashlib, typing, collections, itertools, functools, heapq, bisect, string, "
+    "random, fractions, statistics, json, decimal, datetime\n"
+)
 HEADER = struct.Struct("!Q")  # payload length, sent with the three pipe descriptors
 # The sample's whole environment (HOME and TMPDIR are set to its working directory):
 # nothing of the evaluator's environment reaches it.
-SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+SANDBOX_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "OMP_NUM_THREADS": "1",
+}
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -142,8 +151,16 @@ class Execution:
 class Sandbox:
     """Runs code in isolated processes. Use as a context manager; ``run`` is thread-safe."""
 
-    def __init__(self, limits: Limits = Limits(), python: str = "", require_isolation: bool = False,
-                 uid: int = 65534, gid: int = 65534, tmp_root: str | None = None, hash_seed: str = "0"):
+    def __init__(
+        self,
+        limits: Limits = Limits(),
+        python: str = "",
+        require_isolation: bool = False,
+        uid: int = 65534,
+        gid: int = 65534,
+        tmp_root: str | None = None,
+        hash_seed: str = "0",
+    ):
         self.limits = limits
         self.hash_seed = str(hash_seed)
         self.python = python
@@ -157,7 +174,7 @@ class Sandbox:
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         self.start()
         return self
 
@@ -193,14 +210,16 @@ class Sandbox:
             tried.append(f"{python}: {probe.result} {self._server_log()}".strip())
             self._stop_server()
         self.close()
-        raise IsolationUnavailable("no Python interpreter can run samples in the sandbox; tried "
-                                   + "; ".join(tried))
+        raise IsolationUnavailable("no Python interpreter can run samples in the sandbox; tried " + "; ".join(tried))
 
     def _candidates(self) -> list[str]:
         if self.python:
             return [self.python]
-        found = [sys.executable, getattr(sys, "_base_executable", ""),
-                 shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or ""]
+        found = [
+            sys.executable,
+            getattr(sys, "_base_executable", ""),
+            shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "",
+        ]
         return list(dict.fromkeys(p for p in found if p))
 
     def _start_server(self, python: str) -> None:
@@ -210,10 +229,15 @@ class Sandbox:
                 # -s -S -B, not -I: -I would also drop PYTHONHASHSEED, which keeps verdicts
                 # reproducible. The sandbox root in the command line names its processes in ps.
                 self._server = subprocess.Popen(
-                    [python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root], stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=log, cwd=self.root, env=dict(SANDBOX_ENV, PYTHONHASHSEED=self.hash_seed),
+                    [python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    cwd=self.root,
+                    env=dict(SANDBOX_ENV, PYTHONHASHSEED=self.hash_seed),
                     pass_fds=(theirs.fileno(),),
-                    start_new_session=True)
+                    start_new_session=True,
+                )
         except OSError:
             ours.close()
             raise
@@ -223,8 +247,10 @@ class Sandbox:
 
     def _server_log(self) -> str:
         path = os.path.join(self.root, "server.log")
-        text = open(path, encoding="utf-8", errors="replace").read() if os.path.exists(path) else ""
-        return tail(text)
+        if not os.path.exists(path):
+            return ""
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return tail(f.read())
 
     def _stop_server(self) -> None:
         if self._sock is not None:
@@ -246,8 +272,16 @@ class Sandbox:
 
     # ------------------------------------------------------------------------ running
 
-    def run(self, code: str, mode: str = "function", stdin: str = "", stdout_bytes: int | None = None,
-            calls: dict | None = None, limits: Limits | None = None, check: str = "") -> Execution:
+    def run(
+        self,
+        code: str,
+        mode: str = "function",
+        stdin: str = "",
+        stdout_bytes: int | None = None,
+        calls: dict | None = None,
+        limits: Limits | None = None,
+        check: str = "",
+    ) -> Execution:
         """Run ``code`` once. mode "function": pass needs the completion marker; "stdio":
         ``stdin`` is fed to the program and its stdout kept (``stdout_bytes`` of it); "calls"
         (use ``codemill.verify.run_calls``): ``calls`` holds ``entry_point``, ``inputs``,
@@ -262,10 +296,23 @@ class Sandbox:
                 os.chown(workdir, self.uid, self.gid)
             nonce = secrets.token_hex(16)
             limits = limits or self.limits
-            job = {"mode": mode, "code": code, "stdin": stdin, "nonce": nonce, "uid": self.uid, "gid": self.gid,
-                   "workdir": workdir, "require_isolation": self.require_isolation,
-                   "limits": {"timeout": limits.timeout, "memory_mb": limits.memory_mb,
-                              "fsize_mb": limits.fsize_mb, "nofile": limits.nofile, "nproc": limits.nproc}}
+            job = {
+                "mode": mode,
+                "code": code,
+                "stdin": stdin,
+                "nonce": nonce,
+                "uid": self.uid,
+                "gid": self.gid,
+                "workdir": workdir,
+                "require_isolation": self.require_isolation,
+                "limits": {
+                    "timeout": limits.timeout,
+                    "memory_mb": limits.memory_mb,
+                    "fsize_mb": limits.fsize_mb,
+                    "nofile": limits.nofile,
+                    "nproc": limits.nproc,
+                },
+            }
             if mode in ("calls", "check"):
                 job.update(calls or {})
             if mode == "calls":
@@ -302,16 +349,21 @@ class Sandbox:
         end = next((e for e in reversed(reported) if e.get("event") == "exit"), None)
         ex = Execution(False, "", stdout=out.text(1), stderr=out.text(2), truncated=out.truncated)
         if end is None:
-            ex.result = "failed: sandbox error: " + ("evaluator deadline reached" if out.killed
-                                                     else "no exit report") + tail(ex.stderr)
+            ex.result = (
+                "failed: sandbox error: "
+                + ("evaluator deadline reached" if out.killed else "no exit report")
+                + tail(ex.stderr)
+            )
             return ex
         ex.setup = end.get("setup", {})
         if mode == "calls":
             ex.frames, ex.channel_errors = _frames(end.get("marker", ""), nonce)
         ex.exit_code, ex.signal, ex.timed_out = end.get("exit_code"), end.get("signal"), end.get("timed_out", False)
         if "error" in end or "error" in ex.setup:  # only reported when isolation is required
-            raise IsolationUnavailable("sandbox isolation is required (require_isolation) but unavailable: "
-                                       + (end.get("error") or ex.setup["error"]))
+            raise IsolationUnavailable(
+                "sandbox isolation is required (require_isolation) but unavailable: "
+                + (end.get("error") or ex.setup["error"])
+            )
         if "setup_error" in end:
             ex.result = f"failed: sandbox error: {end['setup_error']}" + tail(ex.stderr)
         elif ex.timed_out:
@@ -361,8 +413,14 @@ def _frames(text: str, nonce: str) -> tuple[list, int]:
         except ValueError:
             errors += 1
             continue
-        if (type(frame) is list and len(frame) == 4 and frame[0] == nonce and type(frame[1]) is int
-                and type(frame[2]) is str and type(frame[3]) is str):
+        if (
+            type(frame) is list
+            and len(frame) == 4
+            and frame[0] == nonce
+            and type(frame[1]) is int
+            and type(frame[2]) is str
+            and type(frame[3]) is str
+        ):
             frames.append((frame[1], frame[2], frame[3]))
         else:
             errors += 1
@@ -372,7 +430,7 @@ def _frames(text: str, nonce: str) -> tuple[list, int]:
 def _failure(end: dict, ex: Execution) -> str:
     marker = end.get("marker", "")
     if marker.startswith("error "):
-        return marker[len("error "):].splitlines()[0]
+        return marker[len("error ") :].splitlines()[0]
     if ex.signal is not None:
         name = signal.Signals(ex.signal).name if ex.signal in signal.Signals._value2member_map_ else str(ex.signal)
         return f"killed by {name}" + (" (CPU time limit)" if ex.signal == signal.SIGXCPU else "")
@@ -400,5 +458,4 @@ def run_parallel(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: s
     at a time); results come back in input order."""
     items = list(items)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, file=sys.stderr,
-                         disable=len(items) < 2))
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, file=sys.stderr, disable=len(items) < 2))

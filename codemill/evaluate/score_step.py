@@ -52,8 +52,9 @@ def score(config: EvalConfig, output: str, tracker) -> dict:
     tasks_metrics, tasks_rows, tasks_bad = mined.score(config, output, generation)  # the tasks' held-out split
     if not groups and not heldout_rows and not tasks_rows:
         raise InputError(f"{output}: nothing to score (no samples/*.jsonl); run the generate step first")
-    return _score_and_report(config, groups, quarantine + tasks_bad, output, tracker, generation,
-                             heldout_rows + tasks_rows, tasks_metrics)
+    return _score_and_report(
+        config, groups, quarantine + tasks_bad, output, tracker, generation, heldout_rows + tasks_rows, tasks_metrics
+    )
 
 
 def score_samples(config: EvalConfig, samples: str, benchmark: str, output: str, tracker) -> dict:
@@ -68,25 +69,38 @@ def score_samples(config: EvalConfig, samples: str, benchmark: str, output: str,
     return _score_and_report(config, [(benchmark, tasks, rows)], bad + bad_rows, output, tracker, {}, [])
 
 
-def _score_and_report(config: EvalConfig, groups: list[Group], quarantine: list[dict], output: str, tracker,
-                      generation: dict, heldout_rows: list[Result], extra_metrics: dict | None = None) -> dict:
+def _score_and_report(
+    config: EvalConfig,
+    groups: list[Group],
+    quarantine: list[dict],
+    output: str,
+    tracker,
+    generation: dict,
+    heldout_rows: list[Result],
+    extra_metrics: dict | None = None,
+) -> dict:
     by_id = {(name, t.task_id): t for name, tasks, _ in groups for t in tasks}
     work = [(by_id[(name, s.task_id)], s) for name, _, samples in groups for s in samples]
     limits = Limits(timeout=config.timeout, memory_mb=config.memory_mb, output_bytes=config.output_bytes)
     with Timer() as timer:
         verdicts, isolation = _execute(config, work, limits)
-    results = [Result(s.benchmark, s.task_id, s.mode, s.index, s.completion, ok, detail)
-               for (_, s), (ok, detail) in zip(work, verdicts)]
+    results = [
+        Result(s.benchmark, s.task_id, s.mode, s.index, s.completion, ok, detail)
+        for (_, s), (ok, detail) in zip(work, verdicts)
+    ]
     metrics = {**compute_metrics(groups, results, config.k), **(extra_metrics or {})}
     if generation.get("heldout") and "skipped" not in generation["heldout"]:
         metrics["heldout"] = generation["heldout"]
     stats = {  # the metrics at the top, so the run's summary.json shows them per benchmark
         **metrics,
-        "samples_scored": len(results), "passed": sum(r.passed for r in results),
+        "samples_scored": len(results),
+        "passed": sum(r.passed for r in results),
         "timed_out": sum(r.result.startswith("timed out") for r in results),
-        "quarantined": len(quarantine), "by_reason": dict(Counter(q["reason"] for q in quarantine)),
+        "quarantined": len(quarantine),
+        "by_reason": dict(Counter(q["reason"] for q in quarantine)),
         "duplicate_samples": duplicates([s for _, s in work]),
-        "workers": config.parallel_runs, "seconds": round(timer.seconds, 3),
+        "workers": config.parallel_runs,
+        "seconds": round(timer.seconds, 3),
         "samples_per_second": round(len(results) / timer.seconds, 2) if results else 0.0,
         "sandbox": isolation,
     }
@@ -108,8 +122,9 @@ def _execute(config: EvalConfig, work: list, limits: Limits) -> tuple[list[tuple
     with Sandbox(limits, config.sandbox_python, config.require_isolation) as sandbox:
         isolation = dict(sandbox.isolation, python=sandbox.python)
         _log_isolation(isolation)
-        return run_parallel(lambda item: benchmarks.judge(sandbox, item[0], item[1].completion), work,
-                            config.parallel_runs, "score"), isolation
+        return run_parallel(
+            lambda item: benchmarks.judge(sandbox, item[0], item[1].completion), work, config.parallel_runs, "score"
+        ), isolation
 
 
 def compute_metrics(groups: list[Group], results: list[Result], ks: list[int]) -> dict:
@@ -124,8 +139,9 @@ def compute_metrics(groups: list[Group], results: list[Result], ks: list[int]) -
             values = metric.aggregate(subset, ks)
             values["tasks_total"] = len(tasks)
             if name == infilling.NAME:
-                values["exact_match"] = sum(infilling.exact_match(r.completion, references[r.task_id])
-                                            for r in subset) / len(subset)
+                values["exact_match"] = sum(
+                    infilling.exact_match(r.completion, references[r.task_id]) for r in subset
+                ) / len(subset)
             metrics[name][mode] = values
     return metrics
 
@@ -137,15 +153,30 @@ def tracking_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
 
 def _log_isolation(isolation: dict) -> None:
     layers = ", ".join(f"{k}={v}" for k, v in isolation["layers"].items())
-    print(f"[evaluate] sandbox: python={isolation['python']} root={isolation['evaluator_root']} {layers}",
-          file=sys.stderr, flush=True)
+    print(
+        f"[evaluate] sandbox: python={isolation['python']} root={isolation['evaluator_root']} {layers}",
+        file=sys.stderr,
+        flush=True,
+    )
     if isolation["missing"]:
-        print(f"[evaluate] WARNING: sandbox layers unavailable here: {', '.join(isolation['missing'])}; "
-              "samples still run (use --require-isolation to refuse)", file=sys.stderr, flush=True)
+        print(
+            f"[evaluate] WARNING: sandbox layers unavailable here: {', '.join(isolation['missing'])}; "
+            "samples still run (use --require-isolation to refuse)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
-def _write_outputs(output: str, results: list[Result], metrics: dict, stats: dict, quarantine: list[dict],
-                   groups: list[Group], config: EvalConfig, tracker) -> None:
+def _write_outputs(
+    output: str,
+    results: list[Result],
+    metrics: dict,
+    stats: dict,
+    quarantine: list[dict],
+    groups: list[Group],
+    config: EvalConfig,
+    tracker,
+) -> None:
     with tempfile.TemporaryDirectory(prefix="codemill-eval-") as staging:
         write_jsonl(os.path.join(staging, "results.jsonl"), results)
         with open(os.path.join(staging, "metrics.json"), "w", encoding="utf-8") as f:
@@ -162,7 +193,10 @@ def _write_outputs(output: str, results: list[Result], metrics: dict, stats: dic
         os.chmod(staging, 0o755)  # a local copy takes the staging folder's mode
         io.upload_dir(staging, output)
         tracker.log_metrics(tracking_metrics(metrics))
-        tracker.log_metrics(tracking_metrics({k: v for k, v in stats.items()
-                                              if k not in metrics and k not in ("generation", "sandbox")}, "score."))
+        tracker.log_metrics(
+            tracking_metrics(
+                {k: v for k, v in stats.items() if k not in metrics and k not in ("generation", "sandbox")}, "score."
+            )
+        )
         for name in sorted(os.listdir(staging)):
             tracker.log_artifact(os.path.join(staging, name))

@@ -56,8 +56,11 @@ def cases(row: dict) -> list[tuple[str, str]]:
         ins, outs = row.get("inputs") or [], row.get("outputs") or []
         return [(str(i), str(o)) for i, o in zip(ins, outs)] if len(ins) == len(outs) else []
     found = _case_list(row.get("public_test_cases", [])) + _case_list(row.get("private_test_cases", []))
-    return [(str(c["input"]), str(c["output"])) for c in found
-            if c.get("testtype", "stdin") == "stdin" and "input" in c and "output" in c]
+    return [
+        (str(c["input"]), str(c["output"]))
+        for c in found
+        if c.get("testtype", "stdin") == "stdin" and "input" in c and "output" in c
+    ]
 
 
 def load_tasks(url: str = "", limit: int = 0) -> tuple[list[Task], list[dict]]:
@@ -81,11 +84,23 @@ def tasks_from_rows(rows: list[dict], url: str) -> tuple[list[Task], list[dict]]
         statement = row.get("question_content") or row.get("question") or row.get("prompt")
         found = cases(row)
         if not task_id or not isinstance(statement, str):
-            quarantine.append({"reason": "no_statement", "detail": "needs question_id and question(_content)",
-                               "source": url, "raw": json.dumps(row)[:2000]})
+            quarantine.append(
+                {
+                    "reason": "no_statement",
+                    "detail": "needs question_id and question(_content)",
+                    "source": url,
+                    "raw": json.dumps(row)[:2000],
+                }
+            )
         elif not found:
-            quarantine.append({"reason": "no_stdin_tests", "detail": f"{task_id}: no readable stdin test case",
-                               "source": url, "raw": json.dumps(row)[:2000]})
+            quarantine.append(
+                {
+                    "reason": "no_stdin_tests",
+                    "detail": f"{task_id}: no readable stdin test case",
+                    "source": url,
+                    "raw": json.dumps(row)[:2000],
+                }
+            )
         else:
             text = prompt(str(row.get("question_title") or row.get("title") or ""), statement)
             tasks.append(Task(NAME, str(task_id), text, cases=found))

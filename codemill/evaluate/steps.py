@@ -10,8 +10,14 @@ def generate_step(config: EvalConfig, ctx: Context) -> dict:
     """The GPU step: completions and held-out metrics with the model at input ``model``."""
     from codemill.evaluate.generate_step import generate
 
-    return generate(config, ctx.input("model"), ctx.inputs.get("pack", ""), ctx.output, ctx.tracker,
-                    tasks_url=ctx.inputs.get("tasks", ""))
+    return generate(
+        config,
+        ctx.input("model"),
+        ctx.inputs.get("pack", ""),
+        ctx.output,
+        ctx.tracker,
+        tasks_url=ctx.inputs.get("tasks", ""),
+    )
 
 
 def score_step(config: EvalConfig, ctx: Context) -> dict:

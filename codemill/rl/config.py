@@ -32,14 +32,21 @@ class RLConfig:
 
     # ------------------------------------------------------------------------ data
     kinds: list[str] = _opt(list(KINDS), "task kinds to train on (tasks stage kinds)", choices=KINDS)
-    problems: str = _opt("", "stdin/stdout problems JSONL (LiveCodeBench or rStar-Coder layout; local or s3://); "
-                             "'bundled' = the 13 in codemill/evaluate/data (also used when no --tasks is given)")
-    decontaminate: list[str] = _opt(list(BENCHMARKS), "evaluation sets problems must not overlap: humaneval, stdio "
-                                                      "(evaluate's stdio set), or JSONL paths", metavar="SET")
+    problems: str = _opt(
+        "",
+        "stdin/stdout problems JSONL (LiveCodeBench or rStar-Coder layout; local or s3://); "
+        "'bundled' = the 13 in codemill/evaluate/data (also used when no --tasks is given)",
+    )
+    decontaminate: list[str] = _opt(
+        list(BENCHMARKS),
+        "evaluation sets problems must not overlap: humaneval, stdio (evaluate's stdio set), or JSONL paths",
+        metavar="SET",
+    )
     max_tasks: int = _opt(0, "at most this many training prompts, in task-id order (0 = all)")
     heldout_tasks: int = _opt(16, "held-out prompts scored for the pass-rate-vs-compute fit (0 = none)")
-    prompt_style: str = _opt("auto", "auto: the chat template when the tokenizer has one, else the raw prompt",
-                             choices=PROMPT_STYLES)
+    prompt_style: str = _opt(
+        "auto", "auto: the chat template when the tokenizer has one, else the raw prompt", choices=PROMPT_STYLES
+    )
     # ------------------------------------------------------------------------ sampling
     num_generations: int = _opt(8, "completions per prompt (the GRPO group)")
     prompts_per_step: int = _opt(4, "prompts per optimizer step (a multiple of the number of ranks)")
@@ -49,8 +56,9 @@ class RLConfig:
     temperature: float = _opt(1.0, "sampling temperature")
     top_p: float = _opt(1.0, "nucleus sampling")
     # ------------------------------------------------------------------------ reward
-    reward: str = _opt("fraction", "pass (all tests), fraction (share of tests), weighted (pass + 0.1 x fraction)",
-                       choices=REWARDS)
+    reward: str = _opt(
+        "fraction", "pass (all tests), fraction (share of tests), weighted (pass + 0.1 x fraction)", choices=REWARDS
+    )
     format_weight: float = _opt(0.0, "weight of the format reward: a <think>...</think> block then one code block")
     sandbox_url: str = _opt("", "verifier sandbox service URL; empty runs the sandbox in process")
     workers: int = _opt(2, "sandboxed executions in flight at once")
@@ -62,15 +70,17 @@ class RLConfig:
     epsilon: float = _opt(0.2, "lower clip of the importance ratio")
     epsilon_high: float = _opt(0.0, "upper clip (0 = 0.28 for grpo/dapo/dr_grpo, 5.0 for cispo as in ScaleRL)")
     num_iterations: int = _opt(1, "updates per generated batch (mu); > 1 makes the ratio and clipping bite")
-    scale_rewards: str = _opt("batch", "advantage normalisation: group std, batch std (ScaleRL) or none (Dr. GRPO)",
-                              choices=SCALES)
+    scale_rewards: str = _opt(
+        "batch", "advantage normalisation: group std, batch std (ScaleRL) or none (Dr. GRPO)", choices=SCALES
+    )
     mask_truncated: bool = _opt(True, "truncated completions get no loss (reward still logged)")
     max_grad_norm: float = _opt(1.0, "clip the gradient norm (0 = off)")
     micro_batch: int = _opt(16, "sequences per forward/backward pass")
     # ------------------------------------------------------------------------ pool
     zero_variance_filter: bool = _opt(True, "groups whose rewards are all equal do not enter the loss")
-    npr_threshold: float = _opt(0.9, "no-positive-resampling: a task whose recent pass rate reaches this leaves "
-                                     "the pool (1.01 = off)")
+    npr_threshold: float = _opt(
+        0.9, "no-positive-resampling: a task whose recent pass rate reaches this leaves the pool (1.01 = off)"
+    )
     npr_window: int = _opt(2, "recent groups of a task the pass rate is taken over")
     difficulty_samples: int = _opt(0, "completions per task before training for the difficulty filter (0 = off)")
     difficulty_min: float = _opt(0.1, "difficulty filter: keep tasks with pass rate >= this (open-r1: 0.1)")
@@ -84,8 +94,9 @@ class RLConfig:
     keep_checkpoints: int = _opt(2, "recent checkpoints kept")
     resume: bool = _opt(True, "resume from the latest complete checkpoint in the output")
     precision: str = _opt("fp32", "fp32 or bf16 weights for the policy", choices=PRECISIONS)
-    num_threads: int = _opt(0, "CPU threads for torch (0 = 1 on CPU, leaving the cores to the sandbox; "
-                               "torch's default on GPU)")
+    num_threads: int = _opt(
+        0, "CPU threads for torch (0 = 1 on CPU, leaving the cores to the sandbox; torch's default on GPU)"
+    )
     seed: int = _opt(0, "seed: task order, sampling, shuffles; same inputs + seed give the same run")
 
     def clip_high(self) -> float:
@@ -103,8 +114,10 @@ class RLConfig:
             (self.scale_rewards in SCALES, f"scale_rewards {self.scale_rewards!r}: expected one of {SCALES}"),
             (self.prompt_style in PROMPT_STYLES, f"prompt_style {self.prompt_style!r}: expected {PROMPT_STYLES}"),
             (self.precision in PRECISIONS, f"precision {self.precision!r}: expected one of {PRECISIONS}"),
-            (self.num_generations >= 2, f"num_generations must be >= 2 (a group needs a spread), "
-                                        f"got {self.num_generations}"),
+            (
+                self.num_generations >= 2,
+                f"num_generations must be >= 2 (a group needs a spread), got {self.num_generations}",
+            ),
             (self.prompts_per_step >= 1, f"prompts_per_step must be >= 1, got {self.prompts_per_step}"),
             (self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"),
             (self.max_completion_tokens >= 1, f"max_completion_tokens must be >= 1, got {self.max_completion_tokens}"),
@@ -122,13 +135,17 @@ class RLConfig:
             (0 <= self.format_weight <= 1, f"format_weight must be in [0, 1], got {self.format_weight}"),
             (self.npr_window >= 1, f"npr_window must be >= 1, got {self.npr_window}"),
             (self.difficulty_samples >= 0, f"difficulty_samples must be >= 0, got {self.difficulty_samples}"),
-            (0 <= self.difficulty_min <= self.difficulty_max <= 1,
-             f"need 0 <= difficulty_min ({self.difficulty_min}) <= difficulty_max ({self.difficulty_max}) <= 1"),
+            (
+                0 <= self.difficulty_min <= self.difficulty_max <= 1,
+                f"need 0 <= difficulty_min ({self.difficulty_min}) <= difficulty_max ({self.difficulty_max}) <= 1",
+            ),
             (self.max_tasks >= 0 and self.heldout_tasks >= 0, "max_tasks and heldout_tasks must be >= 0"),
             (self.eval_every >= 0 and self.eval_generations >= 1, "need eval_every >= 0 and eval_generations >= 1"),
             (self.fit_min_points >= 3, f"fit_min_points must be >= 3 (three parameters), got {self.fit_min_points}"),
-            (self.checkpoint_every >= 0 and self.keep_checkpoints >= 1,
-             "need checkpoint_every >= 0 and keep_checkpoints >= 1"),
+            (
+                self.checkpoint_every >= 0 and self.keep_checkpoints >= 1,
+                "need checkpoint_every >= 0 and keep_checkpoints >= 1",
+            ),
             (self.num_threads >= 0, f"num_threads must be >= 0, got {self.num_threads}"),
         ]
         for ok, message in checks:

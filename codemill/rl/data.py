@@ -78,8 +78,14 @@ def load_task_rows(url: str, kinds: list[str]) -> tuple[list[RLTask], dict, list
                 task = Task.from_row(row)
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 counts["quarantined"] += 1
-                quarantine.append({"reason": "unreadable_task", "detail": f"row {number}: {e}", "source": path,
-                                   "raw": json.dumps(row, default=str)[:2000]})
+                quarantine.append(
+                    {
+                        "reason": "unreadable_task",
+                        "detail": f"row {number}: {e}",
+                        "source": path,
+                        "raw": json.dumps(row, default=str)[:2000],
+                    }
+                )
                 continue
             tasks.append(RLTask(task.task_id, "tasks", task.kind, task.prompt, task.split, task=task))
     return tasks, counts, quarantine
@@ -115,9 +121,13 @@ def decontaminator(sets: list[str], problems: str):
 def load_problems(url: str, sets: list[str]) -> tuple[list[RLTask], dict, list[dict]]:
     problems, quarantine = stdio.load_tasks(url)
     rows, _ = read_jsonl(url)
-    statements = {str(r.get("question_id") or r.get("task_id")): (
-        str(r.get("question_title") or r.get("title") or ""),
-        r.get("question_content") or r.get("question") or r.get("prompt")) for r in rows}
+    statements = {
+        str(r.get("question_id") or r.get("task_id")): (
+            str(r.get("question_title") or r.get("title") or ""),
+            r.get("question_content") or r.get("question") or r.get("prompt"),
+        )
+        for r in rows
+    }
     matcher, skipped = decontaminator(sets, url)
     kept, dropped = [], []
     for p in problems:
@@ -125,23 +135,37 @@ def load_problems(url: str, sets: list[str]) -> tuple[list[RLTask], dict, list[d
         # the raw text, not the prompt, whose "# " at each line start would break every n-gram across lines
         hit = matcher.find(f"{title}\n{statement}") if matcher else None
         if hit:
-            dropped.append({"reason": "contaminated", "detail": f"{p.task_id}: shares {hit[1]!r} with {hit[0]}",
-                            "source": url, "raw": p.task_id})
+            dropped.append(
+                {
+                    "reason": "contaminated",
+                    "detail": f"{p.task_id}: shares {hit[1]!r} with {hit[0]}",
+                    "source": url,
+                    "raw": p.task_id,
+                }
+            )
         else:
-            kept.append(RLTask(p.task_id, "problems", "stdio", p.prompt, "train", problem=p,
-                               statement=statements[p.task_id]))
-    stats = {"file": url, "read": len(problems) + len(quarantine), "quarantined": len(quarantine),
-             "contaminated": len(dropped), "kept": len(kept),
-             "decontaminated_against": sorted(set(sets) - set(skipped)),
-             "decontamination_skipped": skipped}
+            kept.append(
+                RLTask(p.task_id, "problems", "stdio", p.prompt, "train", problem=p, statement=statements[p.task_id])
+            )
+    stats = {
+        "file": url,
+        "read": len(problems) + len(quarantine),
+        "quarantined": len(quarantine),
+        "contaminated": len(dropped),
+        "kept": len(kept),
+        "decontaminated_against": sorted(set(sets) - set(skipped)),
+        "decontamination_skipped": skipped,
+    }
     return kept, stats, quarantine + dropped
 
 
 def chat_problem(task: RLTask) -> RLTask:
     """The problem for a chat model: the statement as the user turn; the program is the code block it answers."""
     statement = task.problem.prompt.replace("\nimport sys\n", "\n")
-    text = (statement.replace("# ", "").replace("#\n", "\n").strip()
-            + "\n\nThink inside <think>...</think>, then give the whole program in one ```python code block.")
+    text = (
+        statement.replace("# ", "").replace("#\n", "\n").strip()
+        + "\n\nThink inside <think>...</think>, then give the whole program in one ```python code block."
+    )
     return dataclasses.replace(task, prompt=text)
 
 
@@ -168,8 +192,8 @@ def load(config: RLConfig, tasks_url: str | None) -> tuple[Loaded, list[dict]]:
     if len({t.task_id for t in train}) != len(train):
         raise InputError(f"{tasks_url or url}: task ids are not unique")
     if config.max_tasks:
-        train = train[:config.max_tasks]
-    heldout = sorted(heldout, key=lambda t: (_held_out(t.task_id, config.seed), t.task_id))[:config.heldout_tasks]
+        train = train[: config.max_tasks]
+    heldout = sorted(heldout, key=lambda t: (_held_out(t.task_id, config.seed), t.task_id))[: config.heldout_tasks]
     if not train:
         raise InputError(f"rl: no training prompts in {tasks_url or url} for kinds {config.kinds}")
     stats.update(train_prompts=len(train), heldout_prompts=len(heldout))

@@ -43,8 +43,12 @@ def fit(compute: list[float], pass_rate: list[float], min_points: int = 4, skip:
     lo, hi = np.log(c.min()) - 3.0, np.log(c.max()) + 6.0
     a, b, mid, sse = _search(c, r, np.geomspace(0.05, 10.0, 60), np.linspace(lo, hi, 120))
     step_b, step_m = b * 0.12, (hi - lo) / 119
-    a, b, mid, sse = _search(c, r, np.linspace(max(b - step_b, 1e-3), b + step_b, 41),
-                             np.linspace(np.log(mid) - step_m, np.log(mid) + step_m, 41))
+    a, b, mid, sse = _search(
+        c,
+        r,
+        np.linspace(max(b - step_b, 1e-3), b + step_b, 41),
+        np.linspace(np.log(mid) - step_m, np.log(mid) + step_m, 41),
+    )
     return {"A": a, "B": b, "C_mid": mid, "rmse": float(np.sqrt(sse / len(pts))), "points": len(pts)}
 
 
@@ -58,8 +62,12 @@ def plot(compute: list[float], pass_rate: list[float], result: dict | None, path
     ax.plot(compute, pass_rate, "o", label="held-out pass rate")
     if result:
         xs = np.geomspace(max(min(c for c in compute if c > 0), 1e-9), max(compute) * 4, 200)
-        ax.plot(xs, sigmoid(xs, result["A"], result["B"], result["C_mid"]), "-",
-                label=f"A={result['A']:.3f} B={result['B']:.2f} C_mid={result['C_mid']:.3g}")
+        ax.plot(
+            xs,
+            sigmoid(xs, result["A"], result["B"], result["C_mid"]),
+            "-",
+            label=f"A={result['A']:.3f} B={result['B']:.2f} C_mid={result['C_mid']:.3g}",
+        )
         ax.axhline(result["A"], ls=":", color="gray")
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)

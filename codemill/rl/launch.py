@@ -33,30 +33,44 @@ def config_flags(c: RLConfig) -> list[str]:
     return flags
 
 
-def rl_args(c: RLConfig, model: str, tasks: str, output: str, tracking_uri: str = "",
-            parent_run_id: str = "") -> list[str]:
+def rl_args(
+    c: RLConfig, model: str, tasks: str, output: str, tracking_uri: str = "", parent_run_id: str = ""
+) -> list[str]:
     args = ["--model", model, "--output", output] + (["--tasks", tasks] if tasks else []) + config_flags(c)
     args += ["--tracking-uri", tracking_uri] if tracking_uri else []
     return args + (["--parent-run-id", parent_run_id] if parent_run_id else [])
 
 
-def trainjob_manifest(c: RLConfig, model: str, tasks: str, output: str, image: str, num_nodes: int,
-                      gpus_per_node: int, **kwargs) -> dict:
+def trainjob_manifest(
+    c: RLConfig, model: str, tasks: str, output: str, image: str, num_nodes: int, gpus_per_node: int, **kwargs
+) -> dict:
     """train's TrainJob with ``codemill rl`` as the entry (torch-distributed runtime)."""
     from codemill.train import trainjob
 
     name = trainjob.job_name(output).replace("codemill-train-", "codemill-rl-")
-    job = trainjob.manifest(name, trainjob.current_namespace(), image, rl_args(c, model, tasks, output),
-                            num_nodes, gpus_per_node, **kwargs)
+    job = trainjob.manifest(
+        name, trainjob.current_namespace(), image, rl_args(c, model, tasks, output), num_nodes, gpus_per_node, **kwargs
+    )
     command = job["spec"]["trainer"]["command"]
     command[command.index("codemill.cli") + 1] = "rl"
     job["metadata"]["labels"]["codemill.stage"] = "rl"
     return job
 
 
-def run_step(c: RLConfig, model: str, tasks: str, output: str, gpu_count: int = 1, num_nodes: int = 1,
-             node_selector: dict | None = None, tolerations: list | None = None, tracking_uri: str = "",
-             parent_run_id: str = "", image: str = "", credentials_secret: str = "") -> dict:
+def run_step(
+    c: RLConfig,
+    model: str,
+    tasks: str,
+    output: str,
+    gpu_count: int = 1,
+    num_nodes: int = 1,
+    node_selector: dict | None = None,
+    tolerations: list | None = None,
+    tracking_uri: str = "",
+    parent_run_id: str = "",
+    image: str = "",
+    credentials_secret: str = "",
+) -> dict:
     """Run rl with the resources the KFP step was given; returns its stats."""
     if num_nodes > 1:
         import os
@@ -65,9 +79,18 @@ def run_step(c: RLConfig, model: str, tasks: str, output: str, gpu_count: int = 
 
         if not image:
             raise InputError("num_nodes > 1 launches a TrainJob, which needs the CUDA image; pass image=")
-        job = trainjob_manifest(c, model, tasks, output, image, num_nodes, max(gpu_count, 1),
-                                node_selector=node_selector, tolerations=tolerations,
-                                credentials_secret=credentials_secret or os.environ.get("CODEMILL_S3_SECRET", ""))
+        job = trainjob_manifest(
+            c,
+            model,
+            tasks,
+            output,
+            image,
+            num_nodes,
+            max(gpu_count, 1),
+            node_selector=node_selector,
+            tolerations=tolerations,
+            credentials_secret=credentials_secret or os.environ.get("CODEMILL_S3_SECRET", ""),
+        )
         trainjob.run(job)
         return read_stats(output)
     import torch
@@ -75,8 +98,17 @@ def run_step(c: RLConfig, model: str, tasks: str, output: str, gpu_count: int = 
     local_gpus = torch.cuda.device_count()
     if gpu_count > 1 and local_gpus > 1:
         nproc = min(gpu_count, local_gpus)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "codemill.cli", "rl", *rl_args(c, model, tasks, output, tracking_uri, parent_run_id)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            "-m",
+            "codemill.cli",
+            "rl",
+            *rl_args(c, model, tasks, output, tracking_uri, parent_run_id),
+        ]
         print("[rl] " + " ".join(cmd), flush=True)
         code = subprocess.run(cmd, check=False).returncode
         if code != 0:
@@ -84,5 +116,6 @@ def run_step(c: RLConfig, model: str, tasks: str, output: str, gpu_count: int = 
         return read_stats(output)
     from codemill import runner
 
-    return runner.run_tracked("rl", c, output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
-                              model=model, tasks=tasks or None)
+    return runner.run_tracked(
+        "rl", c, output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id, model=model, tasks=tasks or None
+    )

@@ -44,8 +44,16 @@ from codemill.train import dist as _dist
 from codemill.train.loop import SigtermFlag, TrainingInterrupted
 
 # Fields a run and its resume may differ in; every other field must match the checkpoint's.
-RESUME_MAY_CHANGE = {"max_steps", "checkpoint_every", "keep_checkpoints", "resume", "num_threads", "workers",
-                     "sandbox_url", "eval_every"}
+RESUME_MAY_CHANGE = {
+    "max_steps",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "resume",
+    "num_threads",
+    "workers",
+    "sandbox_url",
+    "eval_every",
+}
 
 
 @dataclass
@@ -63,8 +71,14 @@ class RLState:
     task_ids: list[str] = field(default_factory=list)  # the pool after the difficulty filter
 
 
-def run(config: RLConfig, model: str, tasks: str | None, output: str, tracker: Tracker | None = None,
-        shuffle_rewards: bool = False) -> dict:
+def run(
+    config: RLConfig,
+    model: str,
+    tasks: str | None,
+    output: str,
+    tracker: Tracker | None = None,
+    shuffle_rewards: bool = False,
+) -> dict:
     """Train ``model`` on ``tasks`` (and/or ``config.problems``); write model/, rollouts/, stats, report."""
     d = _dist.setup(use_deepspeed=False)
     tracker = tracker if (tracker is not None and d.is_main) else NoOpTracker()
@@ -73,8 +87,9 @@ def run(config: RLConfig, model: str, tasks: str | None, output: str, tracker: T
         # made a step 9x slower next to one other job (docs/rl.md, "CPU threads")
         torch.set_num_threads(config.num_threads or 1)
     if config.prompts_per_step % d.world_size:
-        raise InputError(f"rl: prompts_per_step ({config.prompts_per_step}) must be a multiple of the "
-                         f"{d.world_size} ranks")
+        raise InputError(
+            f"rl: prompts_per_step ({config.prompts_per_step}) must be a multiple of the {d.world_size} ranks"
+        )
     scratch = tempfile.mkdtemp(prefix="codemill-rl-")
     try:
         return _run(config, model, tasks, output, tracker, d, scratch, shuffle_rewards)
@@ -104,8 +119,16 @@ def _load_model(url: str, scratch: str, c: RLConfig, device):
     return local, tokenizer, policy, ref
 
 
-def _run(c: RLConfig, model_url: str, tasks_url: str | None, output: str, tracker: Tracker, d, scratch: str,
-         shuffle_rewards: bool) -> dict:
+def _run(
+    c: RLConfig,
+    model_url: str,
+    tasks_url: str | None,
+    output: str,
+    tracker: Tracker,
+    d,
+    scratch: str,
+    shuffle_rewards: bool,
+) -> dict:
     # ------------------------------------------------------------------------ data and model
     loaded, quarantine = data.load(c, tasks_url)
     model_dir, tokenizer, policy, ref = _load_model(model_url, scratch, c, d.device)
@@ -113,11 +136,14 @@ def _run(c: RLConfig, model_url: str, tasks_url: str | None, output: str, tracke
     if chat:
         loaded.train = [data.chat_problem(t) if t.source == "problems" else t for t in loaded.train]
     by_id = {t.task_id: t for t in loaded.train}
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=c.lr,
-                                  betas=(0.9, 0.99), weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        [p for p in policy.parameters() if p.requires_grad], lr=c.lr, betas=(0.9, 0.99), weight_decay=0.0
+    )
     n_params = sum(p.numel() for p in policy.parameters())
-    d.print(f"[rl] {n_params:,} parameters, {len(loaded.train)} training / {len(loaded.heldout)} held-out prompts, "
-            f"{'chat' if chat else 'raw'} prompts, loss {c.loss}, {d.world_size} x {d.device}")
+    d.print(
+        f"[rl] {n_params:,} parameters, {len(loaded.train)} training / {len(loaded.heldout)} held-out prompts, "
+        f"{'chat' if chat else 'raw'} prompts, loss {c.loss}, {d.world_size} x {d.device}"
+    )
     if d.is_main and quarantine:
         io.write_text(io.join(output, "quarantine.jsonl"), data.rows_json(quarantine))
 
@@ -147,7 +173,7 @@ def _run(c: RLConfig, model_url: str, tasks_url: str | None, output: str, tracke
                 if not ids:
                     d.print(f"[rl] every task left the pool (no-positive-resampling) by step {state.step}; stopping")
                     break
-                mine = ids[d.rank::d.world_size] or ids[:1]
+                mine = ids[d.rank :: d.world_size] or ids[:1]
                 torch.manual_seed(_step_seed(c.seed, state.step, d.rank))
                 result = _step.step(run_, [by_id[t] for t in mine], state.step + 1, shuffle)
                 state.step += 1
@@ -160,8 +186,9 @@ def _run(c: RLConfig, model_url: str, tasks_url: str | None, output: str, tracke
                     _evaluate(run_, loaded.heldout, state, tracker)
                 stop = d.any(sigterm.raised)
                 if last or stop or (c.checkpoint_every and state.step % c.checkpoint_every == 0):
-                    url = checkpointer.save(state.step, partial(_write_checkpoint, policy, optimizer, state, pool,
-                                                                d.is_main), summary)
+                    url = checkpointer.save(
+                        state.step, partial(_write_checkpoint, policy, optimizer, state, pool, d.is_main), summary
+                    )
                     if stop and not last:
                         raise TrainingInterrupted(state.step, url)
 
@@ -181,11 +208,12 @@ def _run(c: RLConfig, model_url: str, tasks_url: str | None, output: str, tracke
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
-    return (seed * 1_000_003 + step * 7_919 + rank) % (2 ** 63)
+    return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
 
 
-def _record(state: RLState, result: _step.StepResult, pool: TaskPool, c: RLConfig, d, n_params: int,
-            output: str) -> dict:
+def _record(
+    state: RLState, result: _step.StepResult, pool: TaskPool, c: RLConfig, d, n_params: int, output: str
+) -> dict:
     """Fold one step into the state (all ranks' groups), write its rollouts, return its monitors."""
     gathered = _gather(d, (result.rows, result.group_pass, result.metrics, result.zero_variance_groups))
     rows = [r for g in gathered for r in g[0]]
@@ -200,8 +228,9 @@ def _record(state: RLState, result: _step.StepResult, pool: TaskPool, c: RLConfi
     state.zero_variance_groups += sum(g[3] for g in gathered)
     state.groups += sum(len(g[1]) for g in gathered)
     metrics["zero_variance_groups"] = float(sum(g[3] for g in gathered))
-    state.compute += 2.0 * n_params * metrics["generated_tokens"] + 6.0 * n_params * metrics["trained_tokens"] \
-        * c.num_iterations
+    state.compute += (
+        2.0 * n_params * metrics["generated_tokens"] + 6.0 * n_params * metrics["trained_tokens"] * c.num_iterations
+    )
     metrics.update(pool_size=float(len(pool.active())), retired=float(len(pool.retired)), compute=state.compute)
     if c.beta <= 0:
         metrics.pop("kl", None)
@@ -227,15 +256,18 @@ def _evaluate(run_: _step.Run, heldout: list, state: RLState, tracker: Tracker) 
     if not heldout:
         return
     torch.manual_seed(_step_seed(run_.config.seed + 1, state.step, d.rank))
-    passed, samples, _ = _step.evaluate(run_, heldout[d.rank::d.world_size])
+    passed, samples, _ = _step.evaluate(run_, heldout[d.rank :: d.world_size])
     passed, samples = d.sum([float(passed), float(samples)])
     rate = passed / max(samples, 1.0)
     state.evals.append({"step": state.step, "compute": state.compute, "pass_rate": rate, "samples": int(samples)})
-    fitted = _fit.fit([e["compute"] for e in state.evals], [e["pass_rate"] for e in state.evals],
-                      run_.config.fit_min_points)
+    fitted = _fit.fit(
+        [e["compute"] for e in state.evals], [e["pass_rate"] for e in state.evals], run_.config.fit_min_points
+    )
     # the curve's parameters as they settle, from the first step with enough points
-    tracker.log_metrics({"heldout_pass_rate": rate, **({f"fit_{k}": fitted[k] for k in ("A", "B", "C_mid")}
-                                                         if fitted else {})}, step=state.step)
+    tracker.log_metrics(
+        {"heldout_pass_rate": rate, **({f"fit_{k}": fitted[k] for k in ("A", "B", "C_mid")} if fitted else {})},
+        step=state.step,
+    )
     d.print(f"[rl] step {state.step} | held-out pass rate {rate:.3f} ({int(samples)} samples)")
 
 
@@ -254,12 +286,12 @@ def _difficulty_filter(run_: _step.Run, tasks: list, state: RLState) -> list[str
     c = run_.config
     rates = {}
     for i in range(0, len(tasks), c.prompts_per_step):
-        chunk = tasks[i:i + c.prompts_per_step]
+        chunk = tasks[i : i + c.prompts_per_step]
         torch.manual_seed(_step_seed(c.seed + 2, i, 0))
         batch, per_row, _ = _step.rollout(run_, chunk, c.difficulty_samples)
         scores = run_.rewarder.score(per_row, batch.texts)
         for j, t in enumerate(chunk):
-            group = scores[j * c.difficulty_samples:(j + 1) * c.difficulty_samples]
+            group = scores[j * c.difficulty_samples : (j + 1) * c.difficulty_samples]
             rates[t.task_id] = sum(s.passed for s in group) / len(group)
     kept, dropped = difficulty_keep(rates, c.difficulty_min, c.difficulty_max)
     state.difficulty = {"scored": len(rates), "kept": len(kept), "dropped": dropped}
@@ -274,8 +306,16 @@ def _difficulty_filter(run_: _step.Run, tasks: list, state: RLState) -> list[str
 
 def _write_checkpoint(policy, optimizer, state: RLState, pool: TaskPool, is_main: bool, folder: str) -> None:
     if is_main:  # every rank holds the same weights (gradients are averaged)
-        torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(), "state": asdict(state),
-                    "pool": pool.state(), "rng": ckpt.rng_state()}, os.path.join(folder, "state.pt"))
+        torch.save(
+            {
+                "model": policy.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "state": asdict(state),
+                "pool": pool.state(),
+                "rng": ckpt.rng_state(),
+            },
+            os.path.join(folder, "state.pt"),
+        )
 
 
 def _resume(checkpointer: ckpt.Checkpointer, step: int, summary: dict, policy, optimizer, pool: TaskPool) -> RLState:
@@ -283,8 +323,10 @@ def _resume(checkpointer: ckpt.Checkpointer, step: int, summary: dict, policy, o
     saved = io.read_json(os.path.join(folder, ckpt.MARKER)).get("config", {})
     changed = sorted(k for k, v in summary["config"].items() if saved.get(k) != v)
     if changed:
-        raise InputError(f"{checkpointer.output}: checkpoint step {step} was made with other settings {changed}; "
-                         "use a new output or --no-resume")
+        raise InputError(
+            f"{checkpointer.output}: checkpoint step {step} was made with other settings {changed}; "
+            "use a new output or --no-resume"
+        )
     # a file this stage wrote into its own output (RNG states are not tensors)
     blob = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=False)
     policy.load_state_dict(blob["model"])

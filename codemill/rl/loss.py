@@ -20,8 +20,9 @@ class Advantages:
     zero_variance: int  # groups whose rewards are all equal
 
 
-def advantages(rewards: torch.Tensor, scale: str, zero_variance_filter: bool, batch_std: float | None = None,
-               eps: float = 1e-4) -> Advantages:
+def advantages(
+    rewards: torch.Tensor, scale: str, zero_variance_filter: bool, batch_std: float | None = None, eps: float = 1e-4
+) -> Advantages:
     """Group-centred rewards, divided by the group std, the batch std (``batch_std`` when the
     batch spans ranks) or nothing; a group with one reward value has no signal."""
     mean = rewards.mean(dim=1, keepdim=True)
@@ -52,9 +53,19 @@ class LossParts:
     kl_sum: torch.Tensor
 
 
-def policy_loss(kind: str, logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                eps_low: float, eps_high: float, beta: float = 0.0, ref_logp: torch.Tensor | None = None,
-                max_completion_tokens: int = 1, normaliser: dict | None = None) -> LossParts:
+def policy_loss(
+    kind: str,
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    eps_low: float,
+    eps_high: float,
+    beta: float = 0.0,
+    ref_logp: torch.Tensor | None = None,
+    max_completion_tokens: int = 1,
+    normaliser: dict | None = None,
+) -> LossParts:
     """One micro-batch's loss. ``adv`` is per sequence ``[B]``. ``normaliser`` holds the
     whole step's ``sequences`` and ``tokens`` so micro-batches add up to the loss of the batch."""
     ratio = torch.exp(logp - old_logp)

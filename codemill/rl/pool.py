@@ -48,8 +48,7 @@ class TaskPool:
         recent = deque(self.history.get(task_id, []), maxlen=self.window)
         recent.append(float(pass_rate))
         self.history[task_id] = list(recent)
-        if (task_id not in self.retired and len(recent) == self.window
-                and sum(recent) / len(recent) >= self.threshold):
+        if task_id not in self.retired and len(recent) == self.window and sum(recent) / len(recent) >= self.threshold:
             self.retired[task_id] = step
             return True
         return False
@@ -66,6 +65,8 @@ class TaskPool:
 def difficulty_keep(pass_rates: dict[str, float], low: float, high: float) -> tuple[list[str], dict[str, int]]:
     """open-r1's offline difficulty filter: tasks whose pass rate lies in [low, high]."""
     kept = sorted(t for t, r in pass_rates.items() if low <= r <= high)
-    dropped = {"too_hard": sum(r < low for r in pass_rates.values()),
-               "too_easy": sum(r > high for r in pass_rates.values())}
+    dropped = {
+        "too_hard": sum(r < low for r in pass_rates.values()),
+        "too_easy": sum(r > high for r in pass_rates.values()),
+    }
     return kept, dropped

@@ -10,15 +10,37 @@ from codemill import io
 from codemill.rl import fit as _fit
 from codemill.stage import config_dict
 
-ROLLOUT_SCHEMA = pa.schema([
-    ("step", pa.int32()), ("task_id", pa.string()), ("kind", pa.string()), ("group", pa.int32()),
-    ("completion", pa.string()), ("reward", pa.float64()), ("passed", pa.bool_()), ("fraction", pa.float64()),
-    ("format", pa.bool_()), ("truncated", pa.bool_()), ("length", pa.int32()), ("in_loss", pa.bool_()),
-    ("detail", pa.string()),
-])
+ROLLOUT_SCHEMA = pa.schema(
+    [
+        ("step", pa.int32()),
+        ("task_id", pa.string()),
+        ("kind", pa.string()),
+        ("group", pa.int32()),
+        ("completion", pa.string()),
+        ("reward", pa.float64()),
+        ("passed", pa.bool_()),
+        ("fraction", pa.float64()),
+        ("format", pa.bool_()),
+        ("truncated", pa.bool_()),
+        ("length", pa.int32()),
+        ("in_loss", pa.bool_()),
+        ("detail", pa.string()),
+    ]
+)
 # The monitors issue 16 asks for, in the report's order (kl only when beta > 0).
-MONITORS = ("pass_rate", "reward_mean", "reward_std", "truncation_rate", "response_length", "zero_variance",
-            "entropy", "kl", "clip_ratio", "sandbox_latency", "executions_per_second")
+MONITORS = (
+    "pass_rate",
+    "reward_mean",
+    "reward_std",
+    "truncation_rate",
+    "response_length",
+    "zero_variance",
+    "entropy",
+    "kl",
+    "clip_ratio",
+    "sandbox_latency",
+    "executions_per_second",
+)
 
 
 def write_rollouts(output: str, step: int, rows: list[dict]) -> str:
@@ -36,23 +58,42 @@ def stats(c, state, data_stats: dict, fit: dict, pool, n_params: int, resumed_fr
     last = state.history[-1] if state.history else {}
     first = state.history[0] if state.history else {}
     return {
-        "steps": state.step, "resumed_from_step": resumed_from, "world_size": world_size, "parameters": n_params,
-        "config": config_dict(c), "data": data_stats,
-        "pass_rate_first": first.get("pass_rate"), "pass_rate_last": last.get("pass_rate"),
-        "heldout": state.evals, "zero_variance_groups": state.zero_variance_groups, "groups": state.groups,
-        "retired_tasks": len(pool.retired), "retired": state.retired, "pool_size": len(pool.active()),
-        "difficulty_filter": state.difficulty, "compute_flops": state.compute,
+        "steps": state.step,
+        "resumed_from_step": resumed_from,
+        "world_size": world_size,
+        "parameters": n_params,
+        "config": config_dict(c),
+        "data": data_stats,
+        "pass_rate_first": first.get("pass_rate"),
+        "pass_rate_last": last.get("pass_rate"),
+        "heldout": state.evals,
+        "zero_variance_groups": state.zero_variance_groups,
+        "groups": state.groups,
+        "retired_tasks": len(pool.retired),
+        "retired": state.retired,
+        "pool_size": len(pool.active()),
+        "difficulty_filter": state.difficulty,
+        "compute_flops": state.compute,
         "executions": sum(h.get("executions", 0) for h in state.history),
-        "fit": {"on": fit["on"], **(fit["result"] or {"A": None, "B": None, "C_mid": None,
-                                                      "points": len(fit["compute"])})},
-        "steps_series": [h["step"] for h in state.history], "monitors": series(state.history),
+        "fit": {
+            "on": fit["on"],
+            **(fit["result"] or {"A": None, "B": None, "C_mid": None, "points": len(fit["compute"])}),
+        },
+        "steps_series": [h["step"] for h in state.history],
+        "monitors": series(state.history),
     }
 
 
 def final_metrics(stats: dict) -> dict[str, float]:
-    out = {k: float(v) for k, v in (("zero_variance_groups", stats["zero_variance_groups"]),
-                                    ("retired_tasks", stats["retired_tasks"]),
-                                    ("compute_flops", stats["compute_flops"])) if v is not None}
+    out = {
+        k: float(v)
+        for k, v in (
+            ("zero_variance_groups", stats["zero_variance_groups"]),
+            ("retired_tasks", stats["retired_tasks"]),
+            ("compute_flops", stats["compute_flops"]),
+        )
+        if v is not None
+    }
     for k in ("A", "B", "C_mid"):
         if stats["fit"].get(k) is not None:
             out[f"fit_{k}"] = float(stats["fit"][k])
@@ -74,7 +115,7 @@ def plot_monitors(history: list[dict], path: str) -> None:
         ax.plot(steps, [h.get(name) for h in history], marker=".")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -99,14 +140,22 @@ def _fmt(v) -> str:
 
 def markdown(stats: dict, fit: dict) -> str:
     c, mon = stats["config"], stats["monitors"]
-    lines = ["# rl", "", f"{stats['steps']} steps of `{c['loss']}` with {c['num_generations']} generations per prompt, "
-             f"{c['prompts_per_step']} prompts per step, reward `{c['reward']}`"
-             + (f" + {c['format_weight']} x format" if c["format_weight"] else "") + f", beta {c['beta']}.", ""]
+    lines = [
+        "# rl",
+        "",
+        f"{stats['steps']} steps of `{c['loss']}` with {c['num_generations']} generations per prompt, "
+        f"{c['prompts_per_step']} prompts per step, reward `{c['reward']}`"
+        + (f" + {c['format_weight']} x format" if c["format_weight"] else "")
+        + f", beta {c['beta']}.",
+        "",
+    ]
     problems = stats["data"].get("problems")
     if problems:
-        lines += [f"Problems: {problems['file']}: {problems['read']} read, {problems['quarantined']} quarantined, "
-                  f"**{problems['contaminated']} dropped as contaminated** (against "
-                  f"{', '.join(problems['decontaminated_against']) or 'nothing'}), {problems['kept']} kept."]
+        lines += [
+            f"Problems: {problems['file']}: {problems['read']} read, {problems['quarantined']} quarantined, "
+            f"**{problems['contaminated']} dropped as contaminated** (against "
+            f"{', '.join(problems['decontaminated_against']) or 'nothing'}), {problems['kept']} kept."
+        ]
         for name, why in problems["decontamination_skipped"].items():
             lines += [f"Not decontaminated against `{name}`: {why}; its pass rate after rl is not a held-out number."]
         lines += [""]
@@ -114,19 +163,27 @@ def markdown(stats: dict, fit: dict) -> str:
     for name in MONITORS:
         if name in mon:
             lines.append(f"| {name} | {_fmt(mon[name][0])} | {_fmt(mon[name][-1])} |")
-    lines += ["", f"Zero-variance groups left out of the loss: {stats['zero_variance_groups']} of {stats['groups']}. "
-              f"Tasks retired by no-positive-resampling: {stats['retired_tasks']} (pool now {stats['pool_size']}).", ""]
+    lines += [
+        "",
+        f"Zero-variance groups left out of the loss: {stats['zero_variance_groups']} of {stats['groups']}. "
+        f"Tasks retired by no-positive-resampling: {stats['retired_tasks']} (pool now {stats['pool_size']}).",
+        "",
+    ]
     if stats["difficulty_filter"]:
         lines += [f"Difficulty filter: {stats['difficulty_filter']}", ""]
     if stats["heldout"]:
         lines += ["| step | compute (FLOPs) | held-out pass rate | samples |", "|---|---|---|---|"]
-        lines += [f"| {e['step']} | {e['compute']:.3g} | {e['pass_rate']:.3f} | {e['samples']} |"
-                  for e in stats["heldout"]]
+        lines += [
+            f"| {e['step']} | {e['compute']:.3g} | {e['pass_rate']:.3f} | {e['samples']} |" for e in stats["heldout"]
+        ]
         lines += [""]
     f = stats["fit"]
     if f.get("A") is not None:
-        lines += [f"ScaleRL fit on the {f['on']} pass rate ({f['points']} points): A = {f['A']:.3f}, B = {f['B']:.3f}, "
-                  f"C_mid = {f['C_mid']:.3g} FLOPs (rmse {f['rmse']:.3f}). ![fit](fit.png)", ""]
+        lines += [
+            f"ScaleRL fit on the {f['on']} pass rate ({f['points']} points): A = {f['A']:.3f}, B = {f['B']:.3f}, "
+            f"C_mid = {f['C_mid']:.3g} FLOPs (rmse {f['rmse']:.3f}). ![fit](fit.png)",
+            "",
+        ]
     else:
         lines += [f"ScaleRL fit: not enough points yet ({len(fit['compute'])}, need {c['fit_min_points']}).", ""]
     lines += ["![monitors](monitors.png)", ""]

@@ -56,8 +56,11 @@ def code_block(completion: str) -> str:
 
 
 def reward_value(score: Score, mode: str, formatted: bool, format_weight: float) -> float:
-    base = {"pass": float(score.passed), "fraction": score.fraction,
-            "weighted": float(score.passed) + 0.1 * score.fraction}[mode]
+    base = {
+        "pass": float(score.passed),
+        "fraction": score.fraction,
+        "weighted": float(score.passed) + 0.1 * score.fraction,
+    }[mode]
     return base + format_weight * float(formatted)
 
 
@@ -67,8 +70,9 @@ def reward_value(score: Score, mode: str, formatted: bool, format_weight: float)
 def score_problem(sandbox, task: RLTask, completion: str, chat: bool) -> Score:
     """Each stdin/stdout case through evaluate's judge on its own, so every case counts."""
     problem = task.problem
-    program_task, text = (dataclasses.replace(problem, prompt=""), code_block(completion)) if chat \
-        else (problem, completion)
+    program_task, text = (
+        (dataclasses.replace(problem, prompt=""), code_block(completion)) if chat else (problem, completion)
+    )
     passed, first = 0, ""
     for number, case in enumerate(problem.cases, start=1):
         ok, detail = stdio.judge(sandbox, dataclasses.replace(program_task, cases=[case]), text)
@@ -91,14 +95,27 @@ def score_task(sandbox, task: RLTask, completion: str, timeout: float) -> Score:
 
 
 def _task_row(task, tests: list[tuple[str, str]], task_id: str) -> dict:
-    return {"task_id": task_id, "kind": task.kind, "entry_point": task.entry_point, "prompt": task.prompt,
-            "reference": task.reference, "tests": json.dumps([{"input": i, "output": o} for i, o in tests]),
-            "answer": task.answer, "split": task.split, "repo": task.repo, "path": task.path}
+    return {
+        "task_id": task_id,
+        "kind": task.kind,
+        "entry_point": task.entry_point,
+        "prompt": task.prompt,
+        "reference": task.reference,
+        "tests": json.dumps([{"input": i, "output": o} for i, o in tests]),
+        "answer": task.answer,
+        "split": task.split,
+        "repo": task.repo,
+        "path": task.path,
+    }
 
 
 def _problem_row(t: RLTask, cases, case_id: str) -> dict:
-    return {"question_id": case_id, "question_title": t.statement[0], "question_content": t.statement[1],
-            "public_test_cases": [{"input": i, "output": o, "testtype": "stdin"} for i, o in cases]}
+    return {
+        "question_id": case_id,
+        "question_title": t.statement[0],
+        "question_content": t.statement[1],
+        "public_test_cases": [{"input": i, "output": o, "testtype": "stdin"} for i, o in cases],
+    }
 
 
 def remote_batch(url: str, tasks: list[RLTask], completions: list[str], chat: bool, api_key: str) -> list[Score]:
@@ -115,8 +132,12 @@ def remote_batch(url: str, tasks: list[RLTask], completions: list[str], chat: bo
         rows: dict[str, dict] = {}
         for i in mine:
             t = tasks[i]
-            rows.setdefault(t.task_id, _task_row(t.task, list(t.task.tests), t.task_id) if kind == "tasks"
-                            else _problem_row(t, t.problem.cases, t.task_id))
+            rows.setdefault(
+                t.task_id,
+                _task_row(t.task, list(t.task.tests), t.task_id)
+                if kind == "tasks"
+                else _problem_row(t, t.problem.cases, t.task_id),
+            )
         texts = [code_block(completions[i]) if kind == "stdio" and chat else completions[i] for i in mine]
         samples = [{"task_id": tasks[i].task_id, "completion": text} for i, text in zip(mine, texts)]
         extra = {"tasks": list(rows.values())} if kind == "tasks" else {"problems": list(rows.values())}
@@ -124,8 +145,15 @@ def remote_batch(url: str, tasks: list[RLTask], completions: list[str], chat: bo
         if not all("passed_cases" in r and "total" in r for r in results):
             scores = remote_batch_by_case(url, [tasks[i] for i in mine], [completions[i] for i in mine], chat, api_key)
         else:
-            scores = [Score(bool(r["passed"]), r["passed_cases"] / max(r["total"], 1), str(r["result"]),
-                            executions=_executions(tasks[i], r)) for i, r in zip(mine, results)]
+            scores = [
+                Score(
+                    bool(r["passed"]),
+                    r["passed_cases"] / max(r["total"], 1),
+                    str(r["result"]),
+                    executions=_executions(tasks[i], r),
+                )
+                for i, r in zip(mine, results)
+            ]
         for i, score in zip(mine, scores):
             out[i] = score
     return out  # type: ignore[return-value]
@@ -138,8 +166,9 @@ def _executions(task: RLTask, row: dict) -> int:
     return 0 if task.kind == "output" or str(row["result"]).startswith("parse error") else 1
 
 
-def remote_batch_by_case(url: str, tasks: list[RLTask], completions: list[str], chat: bool,
-                         api_key: str) -> list[Score]:
+def remote_batch_by_case(
+    url: str, tasks: list[RLTask], completions: list[str], chat: bool, api_key: str
+) -> list[Score]:
     """For a service that answers only pass/fail per sample: every test case is sent as a
     task (or problem) of its own and the shares are added up here: the same verdicts, case
     by case, as the in-process scorer."""
@@ -155,8 +184,11 @@ def remote_batch_by_case(url: str, tasks: list[RLTask], completions: list[str], 
         for number, (given, expected) in enumerate(cases):
             case_id = f"{t.task_id}#case{number}"
             if case_id not in rows[kind]:
-                rows[kind][case_id] = _task_row(t.task, [(given, expected)], case_id) if kind == "tasks" else \
-                    _problem_row(t, [(given, expected)], case_id)
+                rows[kind][case_id] = (
+                    _task_row(t.task, [(given, expected)], case_id)
+                    if kind == "tasks"
+                    else _problem_row(t, [(given, expected)], case_id)
+                )
             samples[kind].append({"task_id": case_id, "completion": text})
             owners[kind].append(i)
     passed = [[0, 0] for _ in tasks]  # cases passed, cases run
@@ -180,8 +212,7 @@ def remote_batch_by_case(url: str, tasks: list[RLTask], completions: list[str], 
 class Rewarder:
     """Scores completions concurrently; counts executions and their latency."""
 
-    def __init__(self, workers: int = 2, timeout: float = 5.0, chat: bool = False, sandbox_url: str = "",
-                 sandbox=None):
+    def __init__(self, workers: int = 2, timeout: float = 5.0, chat: bool = False, sandbox_url: str = "", sandbox=None):
         self.workers, self.timeout, self.chat, self.sandbox_url = workers, timeout, chat, sandbox_url
         self._sandbox, self._own = sandbox, sandbox is None
         self._pool: ThreadPoolExecutor | None = None
@@ -231,8 +262,9 @@ class Rewarder:
 
         items = [Future() for _ in tasks]
         start = time.perf_counter()
-        batch = self._pool.submit(remote_batch, self.sandbox_url, tasks, completions, self.chat,
-                                  os.environ.get(API_KEY_ENV, ""))
+        batch = self._pool.submit(
+            remote_batch, self.sandbox_url, tasks, completions, self.chat, os.environ.get(API_KEY_ENV, "")
+        )
 
         def resolve(done: Future) -> None:
             if done.exception() is not None:

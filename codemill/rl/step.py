@@ -37,8 +37,9 @@ class Run:
 
     def prompt_ids(self, task: RLTask) -> list[int]:
         if task.task_id not in self.prompt_cache:
-            self.prompt_cache[task.task_id] = _policy.encode_prompt(self.tokenizer, task.prompt, self.chat,
-                                                                    self.config.max_prompt_tokens)
+            self.prompt_cache[task.task_id] = _policy.encode_prompt(
+                self.tokenizer, task.prompt, self.chat, self.config.max_prompt_tokens
+            )
         return self.prompt_cache[task.task_id]
 
 
@@ -55,34 +56,49 @@ def rollout(run: Run, tasks: list[RLTask], group: int) -> tuple[_policy.Rollouts
     c = run.config
     start = time.perf_counter()
     run.policy.eval()
-    batch = _policy.sample(run.policy, run.tokenizer, [run.prompt_ids(t) for t in tasks], group,
-                           c.max_completion_tokens, c.temperature, c.top_p, run.dist.device)
+    batch = _policy.sample(
+        run.policy,
+        run.tokenizer,
+        [run.prompt_ids(t) for t in tasks],
+        group,
+        c.max_completion_tokens,
+        c.temperature,
+        c.top_p,
+        run.dist.device,
+    )
     return batch, [t for t in tasks for _ in range(group)], time.perf_counter() - start
 
 
 def _chunks(indices: list[int], size: int):
     for i in range(0, len(indices), size):
-        yield indices[i:i + size]
+        yield indices[i : i + size]
 
 
 @torch.no_grad()
 def _logprobs(model, batch: _policy.Rollouts, rows: list[int], c: RLConfig) -> torch.Tensor:
     out = torch.zeros(batch.completion_ids.shape, dtype=torch.float32, device=batch.sequences.device)
     for mb in _chunks(rows, c.micro_batch):
-        logp, _ = _policy.token_logprobs(model, batch.sequences[mb], batch.attention[mb], batch.prompt_width,
-                                         batch.completion_ids[mb], c.temperature)
+        logp, _ = _policy.token_logprobs(
+            model, batch.sequences[mb], batch.attention[mb], batch.prompt_width, batch.completion_ids[mb], c.temperature
+        )
         out[mb] = logp
     return out
 
 
 def _batch_std(rewards: torch.Tensor, d) -> float:
     """The reward std over the whole batch, every rank's groups included."""
-    n, s, s2 = d.sum([float(rewards.numel()), float(rewards.sum()), float((rewards ** 2).sum())])
+    n, s, s2 = d.sum([float(rewards.numel()), float(rewards.sum()), float((rewards**2).sum())])
     return max(s2 / n - (s / n) ** 2, 0.0) ** 0.5 * (n / max(n - 1, 1)) ** 0.5
 
 
-def update(run: Run, batch: _policy.Rollouts, adv: _loss.Advantages, group: int, old: torch.Tensor | None,
-           ref: torch.Tensor | None) -> dict:
+def update(
+    run: Run,
+    batch: _policy.Rollouts,
+    adv: _loss.Advantages,
+    group: int,
+    old: torch.Tensor | None,
+    ref: torch.Tensor | None,
+) -> dict:
     """``num_iterations`` optimizer steps over the kept groups; entropy over every completion."""
     c = run.config
     keep = [i for i in range(batch.sequences.shape[0]) if bool(adv.keep[i // group])]
@@ -101,8 +117,14 @@ def update(run: Run, batch: _policy.Rollouts, adv: _loss.Advantages, group: int,
         for mb in _chunks(list(range(batch.sequences.shape[0])), c.micro_batch):
             kept = [i for i in mb if i in keep_set]
             with torch.set_grad_enabled(bool(kept)):
-                logp, entropy = _policy.token_logprobs(run.policy, batch.sequences[mb], batch.attention[mb],
-                                                       batch.prompt_width, batch.completion_ids[mb], c.temperature)
+                logp, entropy = _policy.token_logprobs(
+                    run.policy,
+                    batch.sequences[mb],
+                    batch.attention[mb],
+                    batch.prompt_width,
+                    batch.completion_ids[mb],
+                    c.temperature,
+                )
             full = batch.completion_mask[mb].float()
             sums["entropy"] += float((entropy * full).sum())
             sums["ent_tokens"] += float(full.sum())
@@ -110,12 +132,27 @@ def update(run: Run, batch: _policy.Rollouts, adv: _loss.Advantages, group: int,
                 continue
             pos = [mb.index(i) for i in kept]
             lp = logp[pos]
-            parts = _loss.policy_loss(c.loss, lp, old[kept] if old is not None else lp.detach(), seq_adv[kept],
-                                      mask[kept], c.epsilon, c.clip_high(), c.beta,
-                                      ref[kept] if ref is not None else None, c.max_completion_tokens, norm)
+            parts = _loss.policy_loss(
+                c.loss,
+                lp,
+                old[kept] if old is not None else lp.detach(),
+                seq_adv[kept],
+                mask[kept],
+                c.epsilon,
+                c.clip_high(),
+                c.beta,
+                ref[kept] if ref is not None else None,
+                c.max_completion_tokens,
+                norm,
+            )
             parts.loss.backward()
-            for k, v in (("loss", parts.loss), ("low", parts.clip_low), ("high", parts.clip_high),
-                         ("tokens", parts.tokens), ("kl", parts.kl_sum)):
+            for k, v in (
+                ("loss", parts.loss),
+                ("low", parts.clip_low),
+                ("high", parts.clip_high),
+                ("tokens", parts.tokens),
+                ("kl", parts.kl_sum),
+            ):
                 sums[k] += float(v.detach())
         if update_now:
             grad_norm = _finish_gradients(run)
@@ -123,9 +160,17 @@ def update(run: Run, batch: _policy.Rollouts, adv: _loss.Advantages, group: int,
     iters = c.num_iterations
     tokens = max(sums["tokens"], 1.0)
     low, high = sums["low"] / tokens, sums["high"] / tokens
-    return {"loss": sums["loss"] / iters, "clip_ratio_low": low, "clip_ratio_high": high, "clip_ratio": low + high,
-            "kl": sums["kl"] / tokens, "entropy": sums["entropy"] / iters / max(sums["ent_tokens"] / iters, 1.0),
-            "grad_norm": grad_norm, "trained_tokens": sums["tokens"] / iters, "updated": float(update_now)}
+    return {
+        "loss": sums["loss"] / iters,
+        "clip_ratio_low": low,
+        "clip_ratio_high": high,
+        "clip_ratio": low + high,
+        "kl": sums["kl"] / tokens,
+        "entropy": sums["entropy"] / iters / max(sums["ent_tokens"] / iters, 1.0),
+        "grad_norm": grad_norm,
+        "trained_tokens": sums["tokens"] / iters,
+        "updated": float(update_now),
+    }
 
 
 def _finish_gradients(run: Run) -> float:
@@ -161,30 +206,52 @@ def step(run: Run, tasks: list[RLTask], step_number: int, shuffle_rewards: torch
     rewards = torch.tensor(values, dtype=torch.float32).reshape(len(tasks), G)
     if shuffle_rewards is not None:  # the control run of benchmarks/rl_learning.py
         rewards = rewards.reshape(-1)[torch.randperm(rewards.numel(), generator=shuffle_rewards)].reshape(rewards.shape)
-    adv = _loss.advantages(rewards, c.scale_rewards, c.zero_variance_filter,
-                           _batch_std(rewards, d) if c.scale_rewards == "batch" and d.active else None)
+    adv = _loss.advantages(
+        rewards,
+        c.scale_rewards,
+        c.zero_variance_filter,
+        _batch_std(rewards, d) if c.scale_rewards == "batch" and d.active else None,
+    )
     stats = update(run, batch, adv, G, old, ref)
 
     passed = [s.passed for s in scores]
     executions = sum(s.executions for s in scores)
     metrics = {
-        "pass_rate": sum(passed) / len(passed), "reward_mean": float(rewards.mean()),
+        "pass_rate": sum(passed) / len(passed),
+        "reward_mean": float(rewards.mean()),
         "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
         "truncation_rate": sum(batch.truncated) / len(batch.truncated),
         "response_length": sum(batch.lengths) / len(batch.lengths),
-        "zero_variance": adv.zero_variance / len(tasks), "format_rate": sum(formatted) / len(formatted),
+        "zero_variance": adv.zero_variance / len(tasks),
+        "format_rate": sum(formatted) / len(formatted),
         "sandbox_latency": sum(s.seconds for s in scores) / len(scores),
-        "executions_per_second": executions / max(reward_seconds, 1e-9), "executions": float(executions),
-        "generation_seconds": gen_seconds, "reward_seconds": reward_seconds,
-        "generated_tokens": float(sum(batch.lengths)), **stats,
+        "executions_per_second": executions / max(reward_seconds, 1e-9),
+        "executions": float(executions),
+        "generation_seconds": gen_seconds,
+        "reward_seconds": reward_seconds,
+        "generated_tokens": float(sum(batch.lengths)),
+        **stats,
     }
     metrics["step_seconds"] = time.perf_counter() - t0
-    rows = [{"step": step_number, "task_id": per_row[i].task_id, "kind": per_row[i].kind, "group": i // G,
-             "completion": batch.texts[i], "reward": float(rewards.reshape(-1)[i]), "passed": scores[i].passed,
-             "fraction": scores[i].fraction, "format": formatted[i], "truncated": batch.truncated[i],
-             "length": batch.lengths[i], "in_loss": bool(adv.keep[i // G]), "detail": scores[i].detail[:500]}
-            for i in range(len(per_row))]
-    group_pass = {t.task_id: sum(passed[i * G:(i + 1) * G]) / G for i, t in enumerate(tasks)}
+    rows = [
+        {
+            "step": step_number,
+            "task_id": per_row[i].task_id,
+            "kind": per_row[i].kind,
+            "group": i // G,
+            "completion": batch.texts[i],
+            "reward": float(rewards.reshape(-1)[i]),
+            "passed": scores[i].passed,
+            "fraction": scores[i].fraction,
+            "format": formatted[i],
+            "truncated": batch.truncated[i],
+            "length": batch.lengths[i],
+            "in_loss": bool(adv.keep[i // G]),
+            "detail": scores[i].detail[:500],
+        }
+        for i in range(len(per_row))
+    ]
+    group_pass = {t.task_id: sum(passed[i * G : (i + 1) * G]) / G for i, t in enumerate(tasks)}
     return StepResult(metrics, rows, group_pass, adv.zero_variance, len(tasks))
 
 
@@ -195,7 +262,7 @@ def evaluate(run: Run, tasks: list[RLTask]) -> tuple[int, int, float]:
     passed = samples = 0
     tokens = 0.0
     for i in range(0, len(tasks), max(1, run.config.prompts_per_step)):
-        chunk = tasks[i:i + run.config.prompts_per_step]
+        chunk = tasks[i : i + run.config.prompts_per_step]
         batch, per_row, _ = rollout(run, chunk, run.config.eval_generations)
         scores = run.rewarder.score(per_row, batch.texts)
         passed += sum(s.passed for s in scores)

@@ -42,8 +42,10 @@ def hub_source(uri: str) -> str:
         return uri
     why = "HF_HUB_OFFLINE is set" if _offline() else unreachable(_hub_address())
     if why:
-        raise InputError(f"{uri}: not a local folder, and as a hub id it is not cached and could not be reached "
-                         f"({why}); check the path, or the network and HF_ENDPOINT")
+        raise InputError(
+            f"{uri}: not a local folder, and as a hub id it is not cached and could not be reached "
+            f"({why}); check the path, or the network and HF_ENDPOINT"
+        )
     return uri
 
 
@@ -62,8 +64,12 @@ def _offline() -> bool:
 
 def _hub_address() -> tuple[str, int]:
     """The host a download connects to first: the HTTPS proxy if one is set, else the hub endpoint."""
-    url = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or \
-        os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = (
+        os.environ.get("HTTPS_PROXY")
+        or os.environ.get("https_proxy")
+        or os.environ.get("HF_ENDPOINT")
+        or "https://huggingface.co"
+    )
     parsed = urlparse(url if "://" in url else f"http://{url}")
     return parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
 

@@ -28,8 +28,11 @@ class TrackerCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        metrics = {RENAME.get(k, k): float(v) for k, v in logs.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics = {
+            RENAME.get(k, k): float(v)
+            for k, v in logs.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         self.tracker.log_metrics(metrics, step=state.global_step)
 
 

@@ -18,13 +18,22 @@ SHOWN = ("examples", "assistant_token_fraction", "train_loss_start", "train_loss
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "sft", help="instruction-tune a base model on chat data (synth's data/, tasks' generate tasks)",
+        "sft",
+        help="instruction-tune a base model on chat data (synth's data/, tasks' generate tasks)",
         description="Supervised fine-tuning with loss on assistant tokens only. Presets: "
-        + ", ".join(preset_names()) + ". Fields left unset (None) come from the preset.")
-    p.add_argument("--model", required=True,
-                   help="base model: a folder, s3://..., models:/NAME@ALIAS (MLflow registry) or a hub id")
-    p.add_argument("--data", required=True,
-                   help="comma-separated folders: synth's output (data/*.parquet) and/or tasks' (tasks/*.parquet)")
+        + ", ".join(preset_names())
+        + ". Fields left unset (None) come from the preset.",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="base model: a folder, s3://..., models:/NAME@ALIAS (MLflow registry) or a hub id",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="comma-separated folders: synth's output (data/*.parquet) and/or tasks' (tasks/*.parquet)",
+    )
     p.add_argument("--output", required=True, help="where model/, checkpoints/, stats.json and report.md go")
     add_config_args(p, SftConfig)
     add_tracking_args(p)
@@ -38,8 +47,9 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(SftConfig, args)
     try:
         # the registry is the tracking server: --tracking-uri also resolves models:/ references
-        stats = run_steps(args, [("sft", config, {"model": args.model, "data": args.data,
-                                                  "registry_uri": args.tracking_uri})])
+        stats = run_steps(
+            args, [("sft", config, {"model": args.model, "data": args.data, "registry_uri": args.tracking_uri})]
+        )
     except SftInterrupted as e:
         print(f"stopped: {e}", flush=True)
         return 143

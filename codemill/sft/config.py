@@ -35,11 +35,14 @@ class SftConfig:
     max_steps: int | None = _opt(None, "optimizer steps; 0 = run --epochs over the data (None: the preset's)")
     epochs: float | None = _opt(None, "passes over the training examples when max_steps is 0")
     lr: float | None = _opt(None, "peak learning rate (None: the preset's)")
-    batch_size: int | None = _opt(None, "rows per micro-batch per device (with --packing a row holds several "
-                                        "examples, up to seq_len tokens)")
+    batch_size: int | None = _opt(
+        None, "rows per micro-batch per device (with --packing a row holds several examples, up to seq_len tokens)"
+    )
     grad_accum: int | None = _opt(None, "micro-batches per optimizer step")
-    seq_len: int | None = _opt(None, "longest example in tokens; longer ones are cut at the end, ones left "
-                                     "with no assistant token are quarantined")
+    seq_len: int | None = _opt(
+        None,
+        "longest example in tokens; longer ones are cut at the end, ones left with no assistant token are quarantined",
+    )
     warmup_ratio: float | None = _opt(None, "share of the steps spent in linear warmup (cosine decay after)")
     weight_decay: float | None = _opt(None, "AdamW weight decay")
     packing: bool | None = _opt(None, "padding-free packing (best-fit decreasing, position ids restart per example)")
@@ -48,11 +51,13 @@ class SftConfig:
     lora_alpha: int | None = _opt(None, "LoRA alpha (scale = alpha / r)")
     lora_dropout: float | None = _opt(None, "LoRA dropout")
     precision: str | None = _opt(None, "fp32 or bf16", choices=PRECISIONS)
-    attn_implementation: str | None = _opt(None, "attention kernel; flash_attention_2 falls back to sdpa on CPU",
-                                           choices=ATTENTION)
+    attn_implementation: str | None = _opt(
+        None, "attention kernel; flash_attention_2 falls back to sdpa on CPU", choices=ATTENTION
+    )
     gradient_checkpointing: bool | None = _opt(None, "recompute activations in the backward pass")
-    deepspeed: str = _opt("", "DeepSpeed config: zero2, zero3_offload (codemill/train/deepspeed) or a JSON path",
-                          metavar="CONFIG")
+    deepspeed: str = _opt(
+        "", "DeepSpeed config: zero2, zero3_offload (codemill/train/deepspeed) or a JSON path", metavar="CONFIG"
+    )
     eval_fraction: float | None = _opt(None, "share of examples without a split (synth data) held out for val_loss")
     eval_steps: int | None = _opt(None, "optimizer steps between val_loss passes")
     logging_steps: int | None = _opt(None, "optimizer steps between metric logs")
@@ -108,10 +113,14 @@ def check(c: SftConfig) -> None:
         (c.seq_len >= 8, f"seq_len must be >= 8, got {c.seq_len}"),
         (0 <= c.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {c.warmup_ratio}"),
         (0 <= c.eval_fraction < 1, f"eval_fraction must be in [0, 1), got {c.eval_fraction}"),
-        (min(c.eval_steps, c.logging_steps, c.save_steps, c.keep_checkpoints) >= 1,
-         "eval_steps, logging_steps, save_steps and keep_checkpoints must be >= 1"),
-        (not c.lora or (c.lora_r >= 1 and c.lora_alpha >= 1 and 0 <= c.lora_dropout < 1),
-         "lora needs lora_r >= 1, lora_alpha >= 1 and 0 <= lora_dropout < 1"),
+        (
+            min(c.eval_steps, c.logging_steps, c.save_steps, c.keep_checkpoints) >= 1,
+            "eval_steps, logging_steps, save_steps and keep_checkpoints must be >= 1",
+        ),
+        (
+            not c.lora or (c.lora_r >= 1 and c.lora_alpha >= 1 and 0 <= c.lora_dropout < 1),
+            "lora needs lora_r >= 1, lora_alpha >= 1 and 0 <= lora_dropout < 1",
+        ),
         (c.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {c.precision!r}"),
         (c.attn_implementation in ATTENTION, f"attn_implementation must be one of {ATTENTION}"),
     ]

@@ -69,8 +69,14 @@ def load(data: str, eval_fraction: float, seed: int) -> Loaded:
                         continue
                     example, reason = from_task(row, source)
                 if reason:
-                    out.quarantine.append({"reason": reason[0], "detail": reason[1], "source": source,
-                                           "raw": json.dumps(row, default=str, ensure_ascii=False)[:4000]})
+                    out.quarantine.append(
+                        {
+                            "reason": reason[0],
+                            "detail": reason[1],
+                            "source": source,
+                            "raw": json.dumps(row, default=str, ensure_ascii=False)[:4000],
+                        }
+                    )
                 elif example.split == "val":
                     out.val.append(example)
                 elif example.split == "train":
@@ -104,8 +110,10 @@ def _read_rows(url: str) -> list[dict]:
     elif set(TASK_COLUMNS) <= names:
         columns = list(TASK_COLUMNS)
     else:
-        raise InputError(f"{url}: expected a 'messages' column (synth) or the columns {', '.join(TASK_COLUMNS)} "
-                         f"(tasks); found {', '.join(sorted(names)) or 'none'}")
+        raise InputError(
+            f"{url}: expected a 'messages' column (synth) or the columns {', '.join(TASK_COLUMNS)} "
+            f"(tasks); found {', '.join(sorted(names)) or 'none'}"
+        )
     return io.read_parquet(url, columns=columns).to_pylist()
 
 
@@ -138,8 +146,11 @@ def from_task(row: dict, source: str) -> tuple[Example | None, tuple[str, str] |
     if split not in ("train", "heldout"):
         return None, ("bad_split", f"split {split!r}; expected train or heldout")
     answer = f"```python\n{reference.strip()}\n```"
-    return Example([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}], source,
-                   "val" if split == "heldout" else "train"), None
+    return Example(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+        source,
+        "val" if split == "heldout" else "train",
+    ), None
 
 
 def _hash(example: Example, seed: int) -> int:
@@ -159,6 +170,8 @@ def write_quarantine(rows: list[dict], folder: str) -> None:
     """``quarantine/examples.parquet``: one row per example not trained on, with its reason."""
     import pyarrow as pa
 
-    table = pa.table({k: [str(r.get(k, "")) for r in rows] for k in QUARANTINE_COLUMNS},
-                     schema=pa.schema([(k, pa.string()) for k in QUARANTINE_COLUMNS]))
+    table = pa.table(
+        {k: [str(r.get(k, "")) for r in rows] for k in QUARANTINE_COLUMNS},
+        schema=pa.schema([(k, pa.string()) for k in QUARANTINE_COLUMNS]),
+    )
     io.write_parquet(table, io.join(folder, "quarantine", "examples.parquet"))

@@ -28,8 +28,12 @@ def save(trainer, tokenizer, model_dir: str) -> str:
     model.config.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     eos = template.end_of_turn_ids(tokenizer)
-    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos if len(eos) > 1 else eos[0],
-                     pad_token_id=tokenizer.pad_token_id, max_new_tokens=512).save_pretrained(model_dir)
+    GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos if len(eos) > 1 else eos[0],
+        pad_token_id=tokenizer.pad_token_id,
+        max_new_tokens=512,
+    ).save_pretrained(model_dir)
     for name in ("training_args.bin",):  # written by trainer.save_model; not part of the model
         path = os.path.join(model_dir, name)
         if os.path.exists(path):

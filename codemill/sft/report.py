@@ -8,25 +8,48 @@ import os
 from codemill.train.report import plot_loss_curve
 
 
-def stats(log_history: list[dict], val_loss_start: float, val_loss: float, session_tokens: int, runtime: float,
-          info: dict, *, examples: int,
-          val_examples: int, loaded, chat_template: str, resumed_from_step: int, steps: int, preset: str,
-          lora: bool) -> dict:
+def stats(
+    log_history: list[dict],
+    val_loss_start: float,
+    val_loss: float,
+    session_tokens: int,
+    runtime: float,
+    info: dict,
+    *,
+    examples: int,
+    val_examples: int,
+    loaded,
+    chat_template: str,
+    resumed_from_step: int,
+    steps: int,
+    preset: str,
+    lora: bool,
+) -> dict:
     """The stage's stats (docs/sft.md): losses, the share of tokens with loss, counts, throughput."""
     losses = [h for h in log_history if "loss" in h]
     return {
-        "examples": examples, "val_examples": val_examples, "rows": loaded.rows,
-        "quarantined": len(loaded.quarantine), "by_reason": _count(loaded.quarantine),
-        "unused_task_kinds": loaded.unused_task_kinds, "truncated": info["truncated"],
-        "tokens": info["tokens"], "assistant_tokens": info["assistant_tokens"],
+        "examples": examples,
+        "val_examples": val_examples,
+        "rows": loaded.rows,
+        "quarantined": len(loaded.quarantine),
+        "by_reason": _count(loaded.quarantine),
+        "unused_task_kinds": loaded.unused_task_kinds,
+        "truncated": info["truncated"],
+        "tokens": info["tokens"],
+        "assistant_tokens": info["assistant_tokens"],
         "assistant_token_fraction": info["assistant_tokens"] / max(info["tokens"], 1),
         "train_loss_start": losses[0]["loss"] if losses else float("nan"),
         "train_loss_end": losses[-1]["loss"] if losses else float("nan"),
         "val_loss_start": val_loss_start,
         "val_loss": val_loss,
-        "steps": steps, "train_seconds": round(runtime, 3), "session_tokens": session_tokens,
+        "steps": steps,
+        "train_seconds": round(runtime, 3),
+        "session_tokens": session_tokens,
         "tokens_per_second": session_tokens / runtime if runtime else 0.0,
-        "resumed_from_step": resumed_from_step, "chat_template": chat_template, "preset": preset, "lora": lora,
+        "resumed_from_step": resumed_from_step,
+        "chat_template": chat_template,
+        "preset": preset,
+        "lora": lora,
     }
 
 
@@ -69,7 +92,17 @@ def markdown(stats: dict, config: dict, command: str) -> str:
     ]
     lines = ["# sft", "", f"Preset `{config['preset']}`.", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
-    lines += ["", "![loss curve](loss_curve.png)", "",
-              "The model is in `model/` (Hugging Face format, with its chat template).", "",
-              "Reproduce:", "", "```", command, "```", ""]
+    lines += [
+        "",
+        "![loss curve](loss_curve.png)",
+        "",
+        "The model is in `model/` (Hugging Face format, with its chat template).",
+        "",
+        "Reproduce:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+    ]
     return "\n".join(lines)

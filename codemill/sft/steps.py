@@ -10,5 +10,11 @@ def sft_step(config: SftConfig, ctx: Context) -> dict:
     """Fine-tune input ``model`` on input ``data`` (comma-separated folders) into the output."""
     from codemill.sft.train import sft
 
-    return sft(config, ctx.input("model"), ctx.input("data"), ctx.output, ctx.tracker,
-               registry_uri=ctx.inputs.get("registry_uri", ""))
+    return sft(
+        config,
+        ctx.input("model"),
+        ctx.input("data"),
+        ctx.output,
+        ctx.tracker,
+        registry_uri=ctx.inputs.get("registry_uri", ""),
+    )

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from codemill.stage import InputError
 
 IGNORE = -100
-CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-          "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
 
 
@@ -72,10 +74,12 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
         if m["role"] != "assistant":
             continue
         before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
-        upto = render(tokenizer, messages[:i + 1])
+        upto = render(tokenizer, messages[: i + 1])
         if not upto.startswith(before) or not text.startswith(upto):
-            raise InputError("the chat template does not render a conversation as the concatenation of its "
-                             "turns, so assistant tokens cannot be located; use a base with another template")
+            raise InputError(
+                "the chat template does not render a conversation as the concatenation of its "
+                "turns, so assistant tokens cannot be located; use a base with another template"
+            )
         spans.append((len(before), len(upto)))
     return text, spans
 

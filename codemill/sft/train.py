@@ -38,13 +38,15 @@ class SftInterrupted(RuntimeError):
     """SIGTERM arrived; a checkpoint at ``step`` was written and a rerun resumes from it."""
 
     def __init__(self, step: int, output: str):
-        super().__init__(f"sft stopped by SIGTERM after step {step}; checkpoint in {output}/checkpoints; "
-                         "rerun to resume")
+        super().__init__(
+            f"sft stopped by SIGTERM after step {step}; checkpoint in {output}/checkpoints; rerun to resume"
+        )
         self.step = step
 
 
-def sft(config: SftConfig, model: str, data_dirs: str, output: str, tracker: Tracker | None = None,
-        registry_uri: str = "") -> dict:
+def sft(
+    config: SftConfig, model: str, data_dirs: str, output: str, tracker: Tracker | None = None, registry_uri: str = ""
+) -> dict:
     """Fine-tune ``model`` on the chat examples under ``data_dirs``; write model/, stats.json, report.md."""
     import torch
 
@@ -62,8 +64,9 @@ def sft(config: SftConfig, model: str, data_dirs: str, output: str, tracker: Tra
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(c: SftConfig, model_uri: str, data_dirs: str, output: str, tracker: Tracker, registry_uri: str,
-         scratch: str) -> dict:
+def _run(
+    c: SftConfig, model_uri: str, data_dirs: str, output: str, tracker: Tracker, registry_uri: str, scratch: str
+) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
@@ -82,11 +85,16 @@ def _run(c: SftConfig, model_uri: str, data_dirs: str, output: str, tracker: Tra
     if not train_rows["input_ids"]:
         reasons = Counter(q["reason"] for q in loaded.quarantine)  # say why, or the user cannot act on it
         why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
-        raise InputError(f"{data_dirs}: no usable training examples ({len(loaded.quarantine)} quarantined"
-                         f"{': ' + why if why else ''}"
-                         f"{'; raise --seq-len' if 'too_long' in reasons else ''})")
-    print(f"[sft] {len(train_rows['input_ids'])} train / {len(val_rows['input_ids'])} val examples, "
-          f"{len(loaded.quarantine)} quarantined, chat template: {chat_template}", flush=True)
+        raise InputError(
+            f"{data_dirs}: no usable training examples ({len(loaded.quarantine)} quarantined"
+            f"{': ' + why if why else ''}"
+            f"{'; raise --seq-len' if 'too_long' in reasons else ''})"
+        )
+    print(
+        f"[sft] {len(train_rows['input_ids'])} train / {len(val_rows['input_ids'])} val examples, "
+        f"{len(loaded.quarantine)} quarantined, chat template: {chat_template}",
+        flush=True,
+    )
 
     # ------------------------------------------------------------------------ model
     dtype = torch.bfloat16 if c.precision == "bf16" else torch.float32
@@ -126,15 +134,28 @@ def _run(c: SftConfig, model_uri: str, data_dirs: str, output: str, tracker: Tra
     if not trainer.is_world_process_zero():
         export.save_collective(trainer, os.path.join(scratch, "model"))  # ZeRO-3 gathers on every rank
         return {}
-    stats = report.stats(trainer.state.log_history, start, val_loss, tokens_cb.session_tokens, runtime, train_info,
-                         examples=len(train_rows["input_ids"]), val_examples=len(val_rows["input_ids"]),
-                         loaded=loaded, chat_template=chat_template, resumed_from_step=resume[0] if resume else 0,
-                         steps=trainer.state.global_step, preset=c.preset, lora=c.lora)
+    stats = report.stats(
+        trainer.state.log_history,
+        start,
+        val_loss,
+        tokens_cb.session_tokens,
+        runtime,
+        train_info,
+        examples=len(train_rows["input_ids"]),
+        val_examples=len(val_rows["input_ids"]),
+        loaded=loaded,
+        chat_template=chat_template,
+        resumed_from_step=resume[0] if resume else 0,
+        steps=trainer.state.global_step,
+        preset=c.preset,
+        lora=c.lora,
+    )
     with io.staged_dir(output) as out:
         model_dir = export.save(trainer, tokenizer, os.path.join(out, "model"))
         data.write_quarantine(loaded.quarantine, out)
-        paths = report.write(out, stats, trainer.state.log_history, config_dict(c),
-                             command_line(c, model_uri, data_dirs, output))
+        paths = report.write(
+            out, stats, trainer.state.log_history, config_dict(c), command_line(c, model_uri, data_dirs, output)
+        )
         tracker.log_artifacts(model_dir, "model")
         for path in paths:
             tracker.log_artifact(path)
@@ -144,8 +165,7 @@ def _run(c: SftConfig, model_uri: str, data_dirs: str, output: str, tracker: Tra
 
 
 def command_line(c: SftConfig, model: str, data_dirs: str, output: str) -> str:
-    return shlex.join(["codemill", "sft", "--model", model, "--data", data_dirs, "--output", output,
-                       *config_flags(c)])
+    return shlex.join(["codemill", "sft", "--model", model, "--data", data_dirs, "--output", output, *config_flags(c)])
 
 
 # ---------------------------------------------------------------------------- data
@@ -158,8 +178,14 @@ def _encode(tokenizer, examples: list[data.Example], seq_len: int, quarantine: l
     for ex in examples:
         enc = template.encode(tokenizer, ex.messages, seq_len)
         if enc.assistant_tokens == 0:
-            quarantine.append({"reason": "too_long", "detail": f"no assistant token within seq_len {seq_len}",
-                               "source": ex.source, "raw": ""})
+            quarantine.append(
+                {
+                    "reason": "too_long",
+                    "detail": f"no assistant token within seq_len {seq_len}",
+                    "source": ex.source,
+                    "raw": "",
+                }
+            )
             continue
         rows["input_ids"].append(enc.input_ids)
         rows["labels"].append(enc.labels)
@@ -172,8 +198,9 @@ def _encode(tokenizer, examples: list[data.Example], seq_len: int, quarantine: l
 # ---------------------------------------------------------------------------- trainer
 
 
-def _trainer(c: SftConfig, model, tokenizer, train_rows: dict, val_rows: dict, output: str, scratch: str,
-             tracker: Tracker):
+def _trainer(
+    c: SftConfig, model, tokenizer, train_rows: dict, val_rows: dict, output: str, scratch: str, tracker: Tracker
+):
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -182,28 +209,63 @@ def _trainer(c: SftConfig, model, tokenizer, train_rows: dict, val_rows: dict, o
 
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
-        output_dir=checkpoints.local_dir(output, scratch), max_steps=c.max_steps or -1, num_train_epochs=c.epochs,
-        learning_rate=c.lr, per_device_train_batch_size=c.batch_size, per_device_eval_batch_size=c.batch_size,
-        gradient_accumulation_steps=c.grad_accum, lr_scheduler_type="cosine", warmup_steps=c.warmup_ratio,
-        weight_decay=c.weight_decay, max_length=c.seq_len, packing=c.packing, packing_strategy="bfd",
-        padding_free=c.packing, gradient_checkpointing=c.gradient_checkpointing,
-        bf16=c.precision == "bf16" and on_gpu, use_cpu=not on_gpu, deepspeed=_deepspeed(c.deepspeed),
-        eval_strategy="steps" if val_rows["input_ids"] else "no", eval_steps=c.eval_steps,
-        logging_steps=c.logging_steps, logging_first_step=True,
-        save_strategy="steps", save_steps=c.save_steps, save_total_limit=c.keep_checkpoints, seed=c.seed,
-        data_seed=c.seed, report_to=[], include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
-        remove_unused_columns=True, shuffle_dataset=True, disable_tqdm=False, save_only_model=False)
+        output_dir=checkpoints.local_dir(output, scratch),
+        max_steps=c.max_steps or -1,
+        num_train_epochs=c.epochs,
+        learning_rate=c.lr,
+        per_device_train_batch_size=c.batch_size,
+        per_device_eval_batch_size=c.batch_size,
+        gradient_accumulation_steps=c.grad_accum,
+        lr_scheduler_type="cosine",
+        warmup_steps=c.warmup_ratio,
+        weight_decay=c.weight_decay,
+        max_length=c.seq_len,
+        packing=c.packing,
+        packing_strategy="bfd",
+        padding_free=c.packing,
+        gradient_checkpointing=c.gradient_checkpointing,
+        bf16=c.precision == "bf16" and on_gpu,
+        use_cpu=not on_gpu,
+        deepspeed=_deepspeed(c.deepspeed),
+        eval_strategy="steps" if val_rows["input_ids"] else "no",
+        eval_steps=c.eval_steps,
+        logging_steps=c.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=c.save_steps,
+        save_total_limit=c.keep_checkpoints,
+        seed=c.seed,
+        data_seed=c.seed,
+        report_to=[],
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+        shuffle_dataset=True,
+        disable_tqdm=False,
+        save_only_model=False,
+    )
     peft_config = None
     if c.lora:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
+        peft_config = LoraConfig(
+            r=c.lora_r,
+            lora_alpha=c.lora_alpha,
+            lora_dropout=c.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
     sigterm, tracked = SigtermCallback(), TrackerCallback(tracker)
     callbacks = [tracked, CheckpointCallback(output, scratch, c.keep_checkpoints), sigterm]
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict(train_rows),
-                         eval_dataset=Dataset.from_dict(val_rows) if val_rows["input_ids"] else None,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(train_rows),
+        eval_dataset=Dataset.from_dict(val_rows) if val_rows["input_ids"] else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
     return trainer, sigterm, tracked
 
 
@@ -226,8 +288,9 @@ def _resume_point(c: SftConfig, output: str, scratch: str, summary: dict) -> tup
     saved = io.read_json(saved_url) if io.exists(saved_url) else {}
     changed = sorted(k for k, v in summary.items() if k in saved and saved[k] != v)
     if changed:
-        raise InputError(f"{output}: its checkpoints were made with other settings {changed}; "
-                         "use a new --output or --no-resume")
+        raise InputError(
+            f"{output}: its checkpoints were made with other settings {changed}; use a new --output or --no-resume"
+        )
     print(f"[sft] resuming from checkpoint-{found[0]} of {output}", flush=True)
     return found
 

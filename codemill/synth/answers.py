@@ -74,7 +74,7 @@ def split_sections(text: str) -> dict[str, str]:
     for i, m in enumerate(marks):
         name = _SECTIONS[m.group(1).lower().split()[0]]
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        found.setdefault(name, text[m.end():end])
+        found.setdefault(name, text[m.end() : end])
     return found
 
 

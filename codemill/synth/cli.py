@@ -17,19 +17,30 @@ from codemill.cli import add_tracking_args
 from codemill.stage import add_config_args, config_from_args
 from codemill.synth.config import SynthConfig
 
-SHOWN = ("mode", "skipped", "requested", "answered", "kept", "quarantined", "by_reason", "acceptance_rate",
-         "http_requests", "cache_hits")
+SHOWN = (
+    "mode",
+    "skipped",
+    "requested",
+    "answered",
+    "kept",
+    "quarantined",
+    "by_reason",
+    "acceptance_rate",
+    "http_requests",
+    "cache_hits",
+)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "synth", help="teacher-written instruction data and distillation, kept only when execution verifies it",
+        "synth",
+        help="teacher-written instruction data and distillation, kept only when execution verifies it",
         description="oss-instruct: problems, solutions and tests written from corpus seeds; distill: answers to "
-                    "mined tasks or stdin/stdout problems. Every answer is run in the sandbox before it is kept.")
+        "mined tasks or stdin/stdout problems. Every answer is run in the sandbox before it is kept.",
+    )
     p.add_argument("--input", default="", help="oss-instruct: dedup's (or validate's) output folder (files/*.parquet)")
     p.add_argument("--tasks", default="", help="distill: the tasks stage's output folder (tasks/*.parquet)")
-    p.add_argument("--problems", default="",
-                   help="distill: stdin/stdout problems, LiveCodeBench or rStar-Coder JSONL")
+    p.add_argument("--problems", default="", help="distill: stdin/stdout problems, LiveCodeBench or rStar-Coder JSONL")
     p.add_argument("--output", required=True, help="where data/, quarantine/, stats.json, report.md go")
     p.add_argument("--seed", type=int, default=0, help="random seed (seeds, request seeds, MinHash) (default: 0)")
     add_config_args(p, SynthConfig)

@@ -38,9 +38,13 @@ def _tasks(config, url: str) -> tuple[list, dict]:
 
     found = score.load_tasks(url)
     usable = sorted((t for t in found if t.kind in config.kinds and t.split == "train"), key=lambda t: t.task_id)
-    chosen = usable[:config.max_tasks] if config.max_tasks else usable
-    return chosen, {"file": url, "rows": len(found), "heldout_or_other_kinds": len(found) - len(usable),
-                    "used": len(chosen)}
+    chosen = usable[: config.max_tasks] if config.max_tasks else usable
+    return chosen, {
+        "file": url,
+        "rows": len(found),
+        "heldout_or_other_kinds": len(found) - len(usable),
+        "used": len(chosen),
+    }
 
 
 def _problems(config, url: str) -> tuple[list[Problem], list[mutual.Unlabelled], dict]:
@@ -52,15 +56,24 @@ def _problems(config, url: str) -> tuple[list[Problem], list[mutual.Unlabelled],
             raise
         problems, bad = [], []
     if config.max_tasks:
-        problems, unlabelled = problems[:config.max_tasks], unlabelled[:config.max_tasks]
-    return problems, unlabelled, {"file": url, "labelled": len(problems), "unlabelled": len(unlabelled),
-                                  "rows_set_aside": max(0, len(bad) - len(unlabelled))}
+        problems, unlabelled = problems[: config.max_tasks], unlabelled[: config.max_tasks]
+    return (
+        problems,
+        unlabelled,
+        {
+            "file": url,
+            "labelled": len(problems),
+            "unlabelled": len(unlabelled),
+            "rows_set_aside": max(0, len(bad) - len(unlabelled)),
+        },
+    )
 
 
-def _asked(task_id: str, source: str, kind: str, prompt: str, count: int, tests: str,
-           origin: str) -> list[Outcome]:
-    return [Outcome(task_id=task_id, source=source, kind=kind, sample=k, prompt=prompt, tests=tests, origin=origin)
-            for k in range(count)]
+def _asked(task_id: str, source: str, kind: str, prompt: str, count: int, tests: str, origin: str) -> list[Outcome]:
+    return [
+        Outcome(task_id=task_id, source=source, kind=kind, sample=k, prompt=prompt, tests=tests, origin=origin)
+        for k in range(count)
+    ]
 
 
 def run(config, inputs: dict, teacher: Teacher, sandbox, contamination: Contamination) -> tuple[list[Outcome], dict]:
@@ -72,27 +85,47 @@ def run(config, inputs: dict, teacher: Teacher, sandbox, contamination: Contamin
         tasks, stats["tasks"] = _tasks(config, inputs["tasks"])
         for t in tasks:
             by_task[t.task_id] = t
-            outcomes += _asked(t.task_id, "distill:tasks", t.kind, prompts.task(t.kind, t.prompt), k,
-                               json.dumps([{"input": i, "output": o} for i, o in t.tests]), f"{t.repo}/{t.path}")
+            outcomes += _asked(
+                t.task_id,
+                "distill:tasks",
+                t.kind,
+                prompts.task(t.kind, t.prompt),
+                k,
+                json.dumps([{"input": i, "output": o} for i, o in t.tests]),
+                f"{t.repo}/{t.path}",
+            )
     unlabelled: list[mutual.Unlabelled] = []
     if inputs.get("problems"):
         problems, unlabelled, stats["problems"] = _problems(config, inputs["problems"])
         for p in problems:
             by_task[p.task_id] = dataclasses.replace(p, prompt="import sys\n")
             statement = p.prompt  # evaluate's prompt: the statement as comments; the chat turn gets plain text
-            outcomes += _asked(p.task_id, "distill:problems", "stdio", prompts.stdio(_plain(statement)), k,
-                               json.dumps([{"input": i, "output": o} for i, o in p.cases]), inputs["problems"])
+            outcomes += _asked(
+                p.task_id,
+                "distill:problems",
+                "stdio",
+                prompts.stdio(_plain(statement)),
+                k,
+                json.dumps([{"input": i, "output": o} for i, o in p.cases]),
+                inputs["problems"],
+            )
         for u in unlabelled:
-            outcomes += _asked(u.task_id, "distill:mutual", "stdio", prompts.stdio(u.statement),
-                               config.mutual_verification, "", inputs["problems"])
+            outcomes += _asked(
+                u.task_id,
+                "distill:mutual",
+                "stdio",
+                prompts.stdio(u.statement),
+                config.mutual_verification,
+                "",
+                inputs["problems"],
+            )
     if not outcomes:
         raise InputError("synth --mode distill: needs --tasks DIR and/or --problems FILE with something to answer")
     if len({o.task_id for o in outcomes}) != len({(o.task_id, o.source) for o in outcomes}):
         raise InputError("synth: a task id occurs both in --tasks and --problems")
     _ask(config, teacher, outcomes)
     _judge(config, sandbox, outcomes, by_task)
-    stats["mutual"] = mutual.verify(config, sandbox, [o for o in outcomes if o.source == "distill:mutual"],
-                                    unlabelled)
+    stats["mutual"] = mutual.verify(config, sandbox, [o for o in outcomes if o.source == "distill:mutual"], unlabelled)
     stats.update(_pass_rates(config, outcomes))
     _final_checks(outcomes, contamination)
     stats["requested"] = len(outcomes)
@@ -107,9 +140,18 @@ def _plain(prompt: str) -> str:
 
 
 def _ask(config, teacher: Teacher, outcomes: list[Outcome]) -> None:
-    requests = [Request(prompts.body(config.teacher_model, o.prompt, temperature=config.temperature,
-                                     max_tokens=config.max_tokens, seed=config.seed * 1000 + o.sample))
-                for o in outcomes]
+    requests = [
+        Request(
+            prompts.body(
+                config.teacher_model,
+                o.prompt,
+                temperature=config.temperature,
+                max_tokens=config.max_tokens,
+                seed=config.seed * 1000 + o.sample,
+            )
+        )
+        for o in outcomes
+    ]
     for outcome, reply in zip(outcomes, teacher.ask(requests, "distill")):
         outcome.answer, outcome.truncated = reply.text, reply.finish_reason == "length"
         if reply.error:
@@ -130,8 +172,9 @@ def _judge(config, sandbox, outcomes: list[Outcome], by_task: dict) -> None:
         task = by_task[outcome.task_id]
         if outcome.source == "distill:tasks":
             result = score.score_one(task, f"```python\n{code}```", sandbox, config.exec_timeout_s)
-            return result.passed, ("unparseable: " + result.detail) if result.detail.startswith("parse error") \
-                else result.detail
+            return result.passed, ("unparseable: " + result.detail) if result.detail.startswith(
+                "parse error"
+            ) else result.detail
         return stdio.judge(sandbox, task, code)
 
     if isinstance(sandbox, Remote):
@@ -141,8 +184,13 @@ def _judge(config, sandbox, outcomes: list[Outcome], by_task: dict) -> None:
     for outcome, (passed, detail) in zip(todo, verdicts):
         if passed:
             continue
-        reason = "unparseable" if detail.startswith("unparseable") else \
-            "timeout" if detail.startswith("timed out") else "failed_tests"
+        reason = (
+            "unparseable"
+            if detail.startswith("unparseable")
+            else "timeout"
+            if detail.startswith("timed out")
+            else "failed_tests"
+        )
         outcome.drop(reason, detail.removeprefix("unparseable: "))
 
 
@@ -163,18 +211,31 @@ def _remote_judge(remote: Remote, todo: list[Outcome], by_task: dict) -> list[tu
     ids = {kind: sorted({todo[n].task_id for n, _ in items}) for kind, items in sent.items()}
     # the service puts evaluate's prompt (the statement as comments, then "import sys") before a stdio program
     # as evaluate's loader builds it; the task id stands in for the statement, which changes no verdict
-    extra = {"tasks": {"tasks": [client.task_row(by_task[t]) for t in ids["tasks"]]},
-             "stdio": {"problems": [{"question_id": t, "question_content": t, "public_test_cases": [
-                 {"input": i, "output": o, "testtype": "stdin"} for i, o in by_task[t].cases]} for t in ids["stdio"]]}}
+    extra = {
+        "tasks": {"tasks": [client.task_row(by_task[t]) for t in ids["tasks"]]},
+        "stdio": {
+            "problems": [
+                {
+                    "question_id": t,
+                    "question_content": t,
+                    "public_test_cases": [{"input": i, "output": o, "testtype": "stdin"} for i, o in by_task[t].cases],
+                }
+                for t in ids["stdio"]
+            ]
+        },
+    }
     for kind, items in sent.items():
         if not items:
             continue
-        rows = remote.score(kind, [{"task_id": todo[n].task_id, "completion": text} for n, text in items],
-                            **extra[kind])
+        rows = remote.score(
+            kind, [{"task_id": todo[n].task_id, "completion": text} for n, text in items], **extra[kind]
+        )
         for (number, _), row in zip(items, rows):
             detail = str(row["result"])
-            verdicts[number] = (bool(row["passed"]), "unparseable: " + detail if detail.startswith("parse error")
-                                else detail)
+            verdicts[number] = (
+                bool(row["passed"]),
+                "unparseable: " + detail if detail.startswith("parse error") else detail,
+            )
     return verdicts  # type: ignore[return-value]
 
 
@@ -195,8 +256,12 @@ def _pass_rates(config, outcomes: list[Outcome]) -> dict:
             for o in passed:
                 o.drop("pass_rate", f"the task's pass rate {rate:.2f} is outside [{low:g}, {high:g}]")
     in_range = sum(1 for _, p, a in rates if a and low <= p / a <= high)
-    return {"tasks_asked": len(groups), "tasks_in_pass_rate_range": in_range,
-            "pass_rate_histogram": dict(sorted(histogram.items())), "pass_rates": rates}
+    return {
+        "tasks_asked": len(groups),
+        "tasks_in_pass_rate_range": in_range,
+        "pass_rate_histogram": dict(sorted(histogram.items())),
+        "pass_rates": rates,
+    }
 
 
 def _final_checks(outcomes: list[Outcome], contamination: Contamination) -> None:

@@ -28,8 +28,9 @@ class Contamination:
     def __init__(self, paths: list[str], fields: list[str], ngram: int = 10, min_tokens: int = 3):
         texts = load_benchmarks(paths, fields) if paths else []
         self.ngrams = Decontaminator(texts, ngram, min_tokens) if texts else None
-        self.substrings = sorted({(t.text.strip().lower(), t.task_id) for t in texts
-                                  if len(t.text.strip()) >= SUBSTRING_MIN_CHARS})
+        self.substrings = sorted(
+            {(t.text.strip().lower(), t.task_id) for t in texts if len(t.text.strip()) >= SUBSTRING_MIN_CHARS}
+        )
         self.benchmarks = len({t.task_id for t in texts})
 
     def find(self, text: str) -> str | None:
@@ -65,7 +66,7 @@ class Dedup:
             return f"same text as {self.exact[key]} (after whitespace normalisation)"
         signature, _ = self.hasher.signature(text.encode("utf-8"))
         rows = NUM_PERM // BANDS
-        bands = [(b, signature[b * rows:(b + 1) * rows].tobytes()) for b in range(BANDS)]
+        bands = [(b, signature[b * rows : (b + 1) * rows].tobytes()) for b in range(BANDS)]
         candidates = sorted({i for band in bands for i in self.buckets.get(band, [])})
         if candidates:
             similar = estimated_jaccard(np.stack([self.signatures[i] for i in candidates]), signature)

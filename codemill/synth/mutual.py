@@ -59,14 +59,18 @@ def share_bin(share: float) -> str:
     return f"{low:.1f}-{low + 0.1:.1f}"
 
 
-def _remote_outputs(remote: Remote, outcomes: list[Outcome], code: dict[int, str],
-                    by_id: dict[str, Unlabelled]) -> dict[tuple[int, int], str | None]:
+def _remote_outputs(
+    remote: Remote, outcomes: list[Outcome], code: dict[int, str], by_id: dict[str, Unlabelled]
+) -> dict[tuple[int, int], str | None]:
     """``run_one``'s answers from the service's "stdio_outputs" requests."""
     numbers = sorted(code)
     inputs = {outcomes[n].task_id: list(by_id[outcomes[n].task_id].inputs) for n in numbers}
     found = remote.outputs([(outcomes[n].task_id, "import sys\n" + code[n]) for n in numbers], inputs, OUTPUT_BYTES)
-    return {(n, i): normalized(o["stdout"]) if o["status"] == "completed" and not o["truncated"] else None
-            for n, outs in zip(numbers, found) for i, o in enumerate(outs)}
+    return {
+        (n, i): normalized(o["stdout"]) if o["status"] == "completed" and not o["truncated"] else None
+        for n, outs in zip(numbers, found)
+        for i, o in enumerate(outs)
+    }
 
 
 def verify(config, sandbox, outcomes: list[Outcome], problems: list[Unlabelled]) -> dict:
@@ -117,13 +121,22 @@ def verify(config, sandbox, outcomes: list[Outcome], problems: list[Unlabelled])
             if not o.kept:
                 continue
             if not accepted:
-                o.drop("no_agreement", f"no input's output reached agreement {config.agreement:g} "
-                                       f"among {len(received)} answers")
+                o.drop(
+                    "no_agreement",
+                    f"no input's output reached agreement {config.agreement:g} among {len(received)} answers",
+                )
                 continue
             wrong = [i for i, out in sorted(accepted.items()) if produced.get((n, i)) != out]
             if wrong:
-                o.drop("failed_tests", f"differs from the accepted output on input {wrong[0] + 1}"
-                                       f" ({len(wrong)} of {len(accepted)} accepted inputs)")
-    return {"problems": len(problems), "inputs": sum(len(p.inputs) for p in problems),
-            "inputs_labelled": labelled_inputs, "agreement": config.agreement,
-            "agreement_histogram": dict(sorted(histogram.items()))}
+                o.drop(
+                    "failed_tests",
+                    f"differs from the accepted output on input {wrong[0] + 1}"
+                    f" ({len(wrong)} of {len(accepted)} accepted inputs)",
+                )
+    return {
+        "problems": len(problems),
+        "inputs": sum(len(p.inputs) for p in problems),
+        "inputs_labelled": labelled_inputs,
+        "agreement": config.agreement,
+        "agreement_histogram": dict(sorted(histogram.items())),
+    }

@@ -18,17 +18,40 @@ from codemill.synth.teacher import Request, Teacher
 
 
 def _outcome(seed: seeds.Seed) -> Outcome:
-    return Outcome(task_id=f"oss-instruct/{seed.index:06d}", source="oss-instruct", kind="oss-instruct", sample=0,
-                   prompt=prompts.oss_instruct(seed.language, seed.snippet), seed=seed.snippet,
-                   language=seed.language, origin=seed.origin)
+    return Outcome(
+        task_id=f"oss-instruct/{seed.index:06d}",
+        source="oss-instruct",
+        kind="oss-instruct",
+        sample=0,
+        prompt=prompts.oss_instruct(seed.language, seed.snippet),
+        seed=seed.snippet,
+        language=seed.language,
+        origin=seed.origin,
+    )
 
 
 def run(config, input_url: str, teacher: Teacher, sandbox, contamination: Contamination) -> tuple[list[Outcome], dict]:
-    drawn, seed_stats = seeds.draw(input_url, config.max_samples, config.language_quotas(), config.seed,
-                                   config.min_seed_lines, config.max_seed_lines)
+    drawn, seed_stats = seeds.draw(
+        input_url,
+        config.max_samples,
+        config.language_quotas(),
+        config.seed,
+        config.min_seed_lines,
+        config.max_seed_lines,
+    )
     outcomes = [_outcome(s) for s in drawn]
-    requests = [Request(prompts.body(config.teacher_model, o.prompt, temperature=config.temperature,
-                                     max_tokens=config.max_tokens, seed=config.seed)) for o in outcomes]
+    requests = [
+        Request(
+            prompts.body(
+                config.teacher_model,
+                o.prompt,
+                temperature=config.temperature,
+                max_tokens=config.max_tokens,
+                seed=config.seed,
+            )
+        )
+        for o in outcomes
+    ]
     written: dict[int, answers.Written] = {}
     for number, (outcome, reply) in enumerate(zip(outcomes, teacher.ask(requests, "oss-instruct"))):
         outcome.answer, outcome.truncated = reply.text, reply.finish_reason == "length"

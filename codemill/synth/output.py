@@ -12,16 +12,33 @@ import pyarrow as pa
 from codemill import io, stage
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.large_string())])
-DATA_SCHEMA = pa.schema([
-    ("messages", pa.list_(MESSAGE)), ("task_id", pa.string()), ("source", pa.string()), ("kind", pa.string()),
-    ("sample", pa.int32()), ("seed", pa.large_string()), ("tests", pa.large_string()),
-    ("teacher_model", pa.string()), ("language", pa.string()), ("origin", pa.string()),
-])
-QUARANTINE_SCHEMA = pa.schema([
-    ("reason", pa.string()), ("detail", pa.string()), ("task_id", pa.string()), ("source", pa.string()),
-    ("kind", pa.string()), ("sample", pa.int32()), ("origin", pa.string()), ("prompt", pa.large_string()),
-    ("raw", pa.large_string()),
-])
+DATA_SCHEMA = pa.schema(
+    [
+        ("messages", pa.list_(MESSAGE)),
+        ("task_id", pa.string()),
+        ("source", pa.string()),
+        ("kind", pa.string()),
+        ("sample", pa.int32()),
+        ("seed", pa.large_string()),
+        ("tests", pa.large_string()),
+        ("teacher_model", pa.string()),
+        ("language", pa.string()),
+        ("origin", pa.string()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("task_id", pa.string()),
+        ("source", pa.string()),
+        ("kind", pa.string()),
+        ("sample", pa.int32()),
+        ("origin", pa.string()),
+        ("prompt", pa.large_string()),
+        ("raw", pa.large_string()),
+    ]
+)
 FILE = stage.shard_name(0, 1) + ".parquet"
 
 
@@ -60,17 +77,19 @@ def write_tables(output: str, outcomes: list[Outcome], teacher_model: str) -> li
     kept = [o for o in outcomes if o.kept]
     dropped = [o for o in outcomes if not o.kept]
     data = {
-        "messages": [[{"role": "user", "content": o.prompt}, {"role": "assistant", "content": o.answer}]
-                     for o in kept],
+        "messages": [[{"role": "user", "content": o.prompt}, {"role": "assistant", "content": o.answer}] for o in kept],
         "teacher_model": [teacher_model] * len(kept),
-        **{name: [getattr(o, name) for o in kept]
-           for name in ("task_id", "source", "kind", "sample", "seed", "tests", "language", "origin")},
+        **{
+            name: [getattr(o, name) for o in kept]
+            for name in ("task_id", "source", "kind", "sample", "seed", "tests", "language", "origin")
+        },
     }
     if kept:
         io.write_parquet(pa.Table.from_pydict(data, schema=DATA_SCHEMA), io.join(output, "data", FILE))
         written.append(f"data/{FILE}")
-    quarantine = {name: [getattr(o, name if name != "raw" else "answer") for o in dropped]
-                  for name in QUARANTINE_SCHEMA.names}
+    quarantine = {
+        name: [getattr(o, name if name != "raw" else "answer") for o in dropped] for name in QUARANTINE_SCHEMA.names
+    }
     if dropped:
         table = pa.Table.from_pydict(quarantine, schema=QUARANTINE_SCHEMA)
         io.write_parquet(table, io.join(output, "quarantine", FILE))
@@ -82,12 +101,21 @@ def base_stats(outcomes: list[Outcome], usage, requested: int) -> dict:
     kept = sum(o.kept for o in outcomes)
     by_reason = dict(sorted(Counter(o.reason for o in outcomes if not o.kept).items()))
     return {
-        "requested": requested, "answered": len(outcomes), "kept": kept, "quarantined": len(outcomes) - kept,
-        "by_reason": by_reason, "acceptance_rate": round(kept / len(outcomes), 4) if outcomes else 0.0,
+        "requested": requested,
+        "answered": len(outcomes),
+        "kept": kept,
+        "quarantined": len(outcomes) - kept,
+        "by_reason": by_reason,
+        "acceptance_rate": round(kept / len(outcomes), 4) if outcomes else 0.0,
         "invariant_ok": len(outcomes) == kept + sum(by_reason.values()) == requested,
-        "tokens": {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens,
-                   "total": usage.prompt_tokens + usage.completion_tokens},
-        "http_requests": usage.http_requests, "retries": usage.retries, "cache_hits": usage.cache_hits,
+        "tokens": {
+            "prompt": usage.prompt_tokens,
+            "completion": usage.completion_tokens,
+            "total": usage.prompt_tokens + usage.completion_tokens,
+        },
+        "http_requests": usage.http_requests,
+        "retries": usage.retries,
+        "cache_hits": usage.cache_hits,
         "teacher_errors": dict(sorted(usage.errors.items())),
     }
 
@@ -103,9 +131,22 @@ def report(output: str, stats: dict, outcomes: list[Outcome], examples: int) -> 
         io.write_text(io.join(output, "report.md"), "\n".join(lines))
         return
     lines += ["| | |", "|---|---|"]
-    lines += [f"| {k} | {stats[k]} |" for k in ("teacher_url", "teacher_model", "requested", "answered", "kept",
-                                                "quarantined", "acceptance_rate", "http_requests", "retries",
-                                                "cache_hits") if k in stats]
+    lines += [
+        f"| {k} | {stats[k]} |"
+        for k in (
+            "teacher_url",
+            "teacher_model",
+            "requested",
+            "answered",
+            "kept",
+            "quarantined",
+            "acceptance_rate",
+            "http_requests",
+            "retries",
+            "cache_hits",
+        )
+        if k in stats
+    ]
     lines += [f"| tokens | {stats['tokens']} |", "", "## Quarantined, by reason", ""]
     lines += [f"- `{r}`: {n}" for r, n in stats["by_reason"].items()] or ["(none)"]
     for name in ("pass_rate_histogram", "agreement_histogram"):
@@ -114,15 +155,37 @@ def report(output: str, stats: dict, outcomes: list[Outcome], examples: int) -> 
             lines += [f"| {k} | {v} |" for k, v in stats[name].items()]
     lines += ["", "## Kept examples", ""]
     for o in [o for o in outcomes if o.kept][:examples]:
-        lines += [f"### {o.task_id} #{o.sample} ({o.origin or o.source})", "", "User:", "", "````",
-                  _clip(o.prompt), "````", "", "Assistant:", "", "````", _clip(o.answer), "````", ""]
+        lines += [
+            f"### {o.task_id} #{o.sample} ({o.origin or o.source})",
+            "",
+            "User:",
+            "",
+            "````",
+            _clip(o.prompt),
+            "````",
+            "",
+            "Assistant:",
+            "",
+            "````",
+            _clip(o.answer),
+            "````",
+            "",
+        ]
     lines += ["## Quarantined examples", ""]
     shown: Counter = Counter()
     for o in outcomes:
         if not o.kept and shown[o.reason] < 1:
             shown[o.reason] += 1
-            lines += [f"### `{o.reason}`: {o.task_id} #{o.sample}", "", o.detail, "", "````",
-                      _clip(o.answer, 800), "````", ""]
+            lines += [
+                f"### `{o.reason}`: {o.task_id} #{o.sample}",
+                "",
+                o.detail,
+                "",
+                "````",
+                _clip(o.answer, 800),
+                "````",
+                "",
+            ]
     io.write_text(io.join(output, "report.md"), "\n".join(lines) + "\n")
 
 
@@ -130,7 +193,12 @@ def finish(output: str, stats: dict, outcomes: list[Outcome], teacher_model: str
     stats["files"] = write_tables(output, outcomes, teacher_model)
     stage.write_stats(output, stats)
     report(output, stats, outcomes, examples)
-    tracker.log_metrics({k: float(v) for k, v in stage.numeric_metrics(stats).items()
-                         if "." not in k or k.startswith(("by_reason.", "tokens."))})
+    tracker.log_metrics(
+        {
+            k: float(v)
+            for k, v in stage.numeric_metrics(stats).items()
+            if "." not in k or k.startswith(("by_reason.", "tokens."))
+        }
+    )
     tracker.log_dict(stats, "synth_stats.json")
     return stats

@@ -66,5 +66,10 @@ def stdio(statement: str) -> str:
 
 def body(model: str, user: str, *, temperature: float, max_tokens: int, seed: int) -> dict:
     """A chat request; ``seed`` tells samples of one prompt apart (and so their cache keys)."""
-    return {"model": model, "messages": [{"role": "user", "content": user}], "temperature": temperature,
-            "max_tokens": max_tokens, "seed": seed}
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": user}],
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+    }

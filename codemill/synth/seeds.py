@@ -64,7 +64,7 @@ def _snippet(rng: random.Random, content: str, low: int, high: int) -> tuple[str
     for _ in range(REDRAWS):
         length = rng.randint(low, high)
         start = rng.randint(0, max(0, len(lines) - length))
-        text = "\n".join(lines[start:start + length])
+        text = "\n".join(lines[start : start + length])
         if text.strip():
             return text, start + 1, min(len(lines), start + length)
     return None
@@ -94,8 +94,9 @@ def draw(url: str, total: int, shares: dict[str, float], seed: int, low: int, hi
         seeds.append(Seed(len(seeds), language, text, f"{record['repo']}/{record['path']}:L{first}-L{last}"))
         stats["languages"][language]["drawn"] += 1
     if not seeds:
-        raise InputError(f"{url}: no seed snippet in the languages {sorted(shares)} "
-                         f"(the corpus has {sorted(k for k in index if k)})")
+        raise InputError(
+            f"{url}: no seed snippet in the languages {sorted(shares)} (the corpus has {sorted(k for k in index if k)})"
+        )
     stats.update(seeds=len(seeds), files=sum(len(v) for v in index.values()))
     return seeds, stats
 

@@ -46,7 +46,7 @@ class Remote:
     def score(self, benchmark: str, samples: list[dict], **kw) -> list[dict]:
         rows: list[dict] = []
         for start in range(0, len(samples), BATCH):
-            rows += client.score(benchmark, samples[start:start + BATCH], url=self.url, api_key=self.api_key, **kw)
+            rows += client.score(benchmark, samples[start : start + BATCH], url=self.url, api_key=self.api_key, **kw)
         return rows
 
     def programs(self, sources: list[str]) -> list[Execution]:
@@ -54,8 +54,9 @@ class Remote:
         rows = self.score("program", [{"task_id": str(n), "completion": s} for n, s in enumerate(sources)])
         return [Execution(bool(r["passed"]), str(r["result"]), timed_out=r["result"] == "timed out") for r in rows]
 
-    def outputs(self, programs: list[tuple[str, str]], inputs: dict[str, list[str]],
-                stdout_bytes: int) -> list[list[dict]]:
+    def outputs(
+        self, programs: list[tuple[str, str]], inputs: dict[str, list[str]], stdout_bytes: int
+    ) -> list[list[dict]]:
         """Per ``(task_id, program)``: ``{"status", "stdout", "truncated"}`` per input of the task."""
         samples = [{"task_id": task_id, "completion": program} for task_id, program in programs]
         rows = self.score("stdio_outputs", samples, extra={"inputs": inputs, "stdout_bytes": stdout_bytes})

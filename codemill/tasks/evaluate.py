@@ -30,16 +30,19 @@ from codemill.tasks.score import load_tasks, score
 NAME = "tasks"
 
 
-def _metrics(results: list[EvalResult], fractions: list[float], kinds: list[str], ks: list[int],
-             tasks_total: int) -> dict:
+def _metrics(
+    results: list[EvalResult], fractions: list[float], kinds: list[str], ks: list[int], tasks_total: int
+) -> dict:
     out: dict = {}
     for mode in dict.fromkeys(r.mode for r in results):
         rows = [i for i, r in enumerate(results) if r.mode == mode]
         values = metric.aggregate([results[i] for i in rows], ks)
         values["tasks_total"] = tasks_total
         values["fraction"] = sum(fractions[i] for i in rows) / len(rows)
-        values["by_kind"] = {kind: metric.aggregate([results[i] for i in rows if kinds[i] == kind], ks)
-                             for kind in sorted({kinds[i] for i in rows})}
+        values["by_kind"] = {
+            kind: metric.aggregate([results[i] for i in rows if kinds[i] == kind], ks)
+            for kind in sorted({kinds[i] for i in rows})
+        }
         out[mode] = values
     return {NAME: out}
 
@@ -63,23 +66,37 @@ def score_samples(config: EvalConfig, samples: str, tasks_url: str, output: str,
     else:
         with Timer() as timer, Sandbox(limits, config.sandbox_python, config.require_isolation, hash_seed="0") as box:
             isolation = dict(box.isolation, python=box.python)
-            verdicts = score(tasks, [(s.task_id, s.completion) for s in rows], config.parallel_runs, box,
-                             config.timeout)
-    results = [EvalResult(NAME, s.task_id, s.mode, s.index, s.completion, v.passed, v.detail)
-               for s, v in zip(rows, verdicts)]
+            verdicts = score(
+                tasks, [(s.task_id, s.completion) for s in rows], config.parallel_runs, box, config.timeout
+            )
+    results = [
+        EvalResult(NAME, s.task_id, s.mode, s.index, s.completion, v.passed, v.detail) for s, v in zip(rows, verdicts)
+    ]
     metrics = _metrics(results, [v.fraction for v in verdicts], [v.kind for v in verdicts], config.k, len(tasks))
-    stats = {**metrics, "samples_scored": len(results), "passed": sum(r.passed for r in results),
-             "timed_out": sum(r.result.startswith("timed out") for r in results), "quarantined": len(quarantine),
-             "by_reason": dict(Counter(q["reason"] for q in quarantine)),
-             "workers": config.parallel_runs, "seconds": round(timer.seconds, 3),
-             "samples_per_second": round(len(results) / timer.seconds, 2) if results else 0.0, "sandbox": isolation}
-    lines = [json.dumps({**dataclasses.asdict(r), "fraction": v.fraction, "kind": v.kind}, ensure_ascii=False,
-                        sort_keys=True) for r, v in zip(results, verdicts)]
+    stats = {
+        **metrics,
+        "samples_scored": len(results),
+        "passed": sum(r.passed for r in results),
+        "timed_out": sum(r.result.startswith("timed out") for r in results),
+        "quarantined": len(quarantine),
+        "by_reason": dict(Counter(q["reason"] for q in quarantine)),
+        "workers": config.parallel_runs,
+        "seconds": round(timer.seconds, 3),
+        "samples_per_second": round(len(results) / timer.seconds, 2) if results else 0.0,
+        "sandbox": isolation,
+    }
+    lines = [
+        json.dumps(
+            {**dataclasses.asdict(r), "fraction": v.fraction, "kind": v.kind}, ensure_ascii=False, sort_keys=True
+        )
+        for r, v in zip(results, verdicts)
+    ]
     io.write_text(io.join(output, "results.jsonl"), "".join(line + "\n" for line in lines))
     io.write_json(io.join(output, "metrics.json"), metrics)
     if quarantine:
-        io.write_text(io.join(output, "quarantine.jsonl"), "".join(json.dumps(q, sort_keys=True) + "\n"
-                                                                   for q in quarantine))
+        io.write_text(
+            io.join(output, "quarantine.jsonl"), "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantine)
+        )
     shown = {NAME: [EvalTask(NAME, t.task_id, t.prompt, entry_point=t.entry_point) for t in tasks]}
     io.write_text(io.join(output, "report.html"), report.render(metrics, results, shown, stats, config))
     io.write_json(io.join(output, "stats.json"), stats)

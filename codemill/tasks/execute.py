@@ -79,8 +79,11 @@ def judge_first(examples: list[Example], results: list[CallResult], timeout: flo
     late = next((ex for ex, r in zip(examples, results) if r.status == "timeout"), None)
     if late:
         return _timeout(late.input, timeout)
-    for status, reason in (("crashed", "crashed"), ("no_entry_point", "raises"),
-                           ("unserializable", "unserializable_output")):
+    for status, reason in (
+        ("crashed", "crashed"),
+        ("no_entry_point", "raises"),
+        ("unserializable", "unserializable_output"),
+    ):
         bad = _first_failure(results, (status,))
         if bad:
             return Outcome(reason=reason, detail=bad.detail[:300])
@@ -91,13 +94,15 @@ def judge_first(examples: list[Example], results: list[CallResult], timeout: flo
     outcome = Outcome()
     for ex, r in kept:
         if ex.claimed is not None and claim_disagrees(ex.claimed, r.value):
-            outcome.disagreeing.append({"input": ex.input, "claimed": ex.claimed[:200],
-                                        "returned": repr(r.value)[:200], "origin": ex.origin})
+            outcome.disagreeing.append(
+                {"input": ex.input, "claimed": ex.claimed[:200], "returned": repr(r.value)[:200], "origin": ex.origin}
+            )
     return outcome
 
 
-def _rerun(config: TasksConfig, reference: str, entry_point: str, inputs: list[str], first: list[CallResult],
-           kept: list[int]) -> Outcome | None:
+def _rerun(
+    config: TasksConfig, reference: str, entry_point: str, inputs: list[str], first: list[CallResult], kept: list[int]
+) -> Outcome | None:
     """The later runs: None when each returns what the first did, else the rejection."""
     seeds = config.hash_seeds()
     for seed in seeds[1:]:
@@ -107,9 +112,11 @@ def _rerun(config: TasksConfig, reference: str, entry_point: str, inputs: list[s
                 return _timeout(inputs[i], config.timeout)
             if r.status != "ok" or not strict_equal(r.value, first[i].value):
                 what = f"returned {repr(r.value)[:80]}" if r.status == "ok" else f"{r.status}: {r.detail[:80]}"
-                return Outcome(reason="nondeterministic",
-                               detail=f"input ({inputs[i][:80]}): PYTHONHASHSEED={seeds[0]} returned "
-                                      f"{repr(first[i].value)[:80]}, PYTHONHASHSEED={seed} {what}")
+                return Outcome(
+                    reason="nondeterministic",
+                    detail=f"input ({inputs[i][:80]}): PYTHONHASHSEED={seeds[0]} returned "
+                    f"{repr(first[i].value)[:80]}, PYTHONHASHSEED={seed} {what}",
+                )
     return None
 
 
@@ -125,8 +132,9 @@ def run_reference(config: TasksConfig, reference: str, entry_point: str, example
     if not outcome.reason:
         outcome.cases = [(inputs[i], text) for i in kept if (text := literal_repr(first[i].value)) is not None]
         if not outcome.cases:
-            outcome = Outcome(reason="unserializable_output",
-                              detail="no output has a literal repr (NaN, infinity, frozenset, ...)")
+            outcome = Outcome(
+                reason="unserializable_output", detail="no output has a literal repr (NaN, infinity, frozenset, ...)"
+            )
         elif all(output == "None" for _, output in outcome.cases):
             # a procedure (it works by side effect on its arguments, or not at all): nothing to predict
             outcome = Outcome(reason="returns_none", detail=f"every one of its {len(outcome.cases)} cases returns None")

@@ -33,8 +33,9 @@ def dedup(functions: list[dict]) -> tuple[list[dict], list[dict]]:
     for row in sorted(functions, key=lambda r: (r["key"], r["repo"], r["path"], r["line"])):
         first = kept.setdefault(row["key"], row)
         if first is not row:
-            dropped.append(_quarantine(row, "duplicate", f"the same source as {first['repo']}/{first['path']}:"
-                                                         f"{first['line']}"))
+            dropped.append(
+                _quarantine(row, "duplicate", f"the same source as {first['repo']}/{first['path']}:{first['line']}")
+            )
     return list(kept.values()), dropped
 
 
@@ -47,14 +48,30 @@ def cap(functions: list[dict], per_function: int, max_tasks: int) -> tuple[list[
 
 
 def _quarantine(row: dict, reason: str, detail: str) -> dict:
-    return {"entry_point": row["entry_point"], "repo": row["repo"], "path": row["path"], "line": row["line"],
-            "reason": reason, "detail": detail}
+    return {
+        "entry_point": row["entry_point"],
+        "repo": row["repo"],
+        "path": row["path"],
+        "line": row["line"],
+        "reason": reason,
+        "detail": detail,
+    }
 
 
 def merge(shards: list[dict]) -> dict:
     merged: dict = {"input": shards[0]["input"], "shards": len(shards)}
-    for key in ("input_rows", "repos", "python_files", "files_unparsable", "candidates", "quarantined",
-                "functions_run", "functions_executed", "cases", "examples_disagreeing"):
+    for key in (
+        "input_rows",
+        "repos",
+        "python_files",
+        "files_unparsable",
+        "candidates",
+        "quarantined",
+        "functions_run",
+        "functions_executed",
+        "cases",
+        "examples_disagreeing",
+    ):
         merged[key] = sum(s[key] for s in shards)
     reasons: Counter = Counter()
     for s in shards:
@@ -68,8 +85,18 @@ def merge(shards: list[dict]) -> dict:
 
 # settings the shards used; the others (kinds, max_tasks, heldout_fraction, report_examples, workers) are
 # the finish's own, so a finish can be run again with other ones without redoing the shards
-SHARD_SETTINGS = ("seed", "timeout", "runs", "max_cases", "max_input_chars", "memory_mb", "decontam_paths",
-                  "decontam_fields", "decontam_ngram", "decontam_min_tokens")
+SHARD_SETTINGS = (
+    "seed",
+    "timeout",
+    "runs",
+    "max_cases",
+    "max_input_chars",
+    "memory_mb",
+    "decontam_paths",
+    "decontam_fields",
+    "decontam_ngram",
+    "decontam_min_tokens",
+)
 
 
 def check_same_config(output: str, shards: list[dict], config: TasksConfig) -> None:
@@ -79,8 +106,10 @@ def check_same_config(output: str, shards: list[dict], config: TasksConfig) -> N
         done = shard.get("config") or {}
         diff = [f"{k}: {done[k]!r} -> {current[k]!r}" for k in SHARD_SETTINGS if k in done and done[k] != current[k]]
         if diff:
-            raise stage.InputError(f"{output}: tasks shard {rank} ran with other settings ({'; '.join(diff)}); "
-                                   "finish with the shards' settings, or use a new --output")
+            raise stage.InputError(
+                f"{output}: tasks shard {rank} ran with other settings ({'; '.join(diff)}); "
+                "finish with the shards' settings, or use a new --output"
+            )
 
 
 def finish_step(config: TasksConfig, ctx: runner.Context) -> dict:
@@ -93,32 +122,44 @@ def finish_step(config: TasksConfig, ctx: runner.Context) -> dict:
     functions, duplicates = dedup([row for t in tables for row in t.to_pylist()])
     functions, over = cap(functions, len(config.kinds), config.max_tasks)
     finish_quarantine = duplicates + over
-    tasks = sorted((t for row in functions for t in build_tasks(row, config.kinds, config.seed,
-                                                                   config.heldout_fraction)),
-                   key=lambda t: t["task_id"])
+    tasks = sorted(
+        (t for row in functions for t in build_tasks(row, config.kinds, config.seed, config.heldout_fraction)),
+        key=lambda t: t["task_id"],
+    )
     for split in SPLITS:  # train.parquet always exists (with no rows when there are no tasks)
-        write_rows([t for t in tasks if t["split"] == split], TASK_SCHEMA,
-                   io.join(output, "tasks", f"{split}.parquet"), keep_empty=split == "train")
+        write_rows(
+            [t for t in tasks if t["split"] == split],
+            TASK_SCHEMA,
+            io.join(output, "tasks", f"{split}.parquet"),
+            keep_empty=split == "train",
+        )
     write_rows(finish_quarantine, QUARANTINE_SCHEMA, io.join(output, "quarantine", "finish.parquet"))
     reasons = Counter(stats["by_reason"]) + Counter(q["reason"] for q in finish_quarantine)
-    stats.update({
-        "functions_kept": len(functions),
-        "quarantined": stats["quarantined"] + len(finish_quarantine),
-        "by_reason": dict(sorted(reasons.items())),
-        "tasks": len(tasks),
-        "by_kind": dict(sorted(Counter(t["kind"] for t in tasks).items())),
-        "by_split": {s: sum(t["split"] == s for t in tasks) for s in SPLITS},
-        "generate_skipped_wrong_doctest": sum(bool(r.get("doctest_disagrees")) for r in functions)
-        if "generate" in config.kinds else 0,
-    })
-    stats["invariant_ok"] = (stats["candidates"] == stats["functions_kept"] + stats["quarantined"]
-                             and sum(reasons.values()) == stats["quarantined"])
+    stats.update(
+        {
+            "functions_kept": len(functions),
+            "quarantined": stats["quarantined"] + len(finish_quarantine),
+            "by_reason": dict(sorted(reasons.items())),
+            "tasks": len(tasks),
+            "by_kind": dict(sorted(Counter(t["kind"] for t in tasks).items())),
+            "by_split": {s: sum(t["split"] == s for t in tasks) for s in SPLITS},
+            "generate_skipped_wrong_doctest": sum(bool(r.get("doctest_disagrees")) for r in functions)
+            if "generate" in config.kinds
+            else 0,
+        }
+    )
+    stats["invariant_ok"] = (
+        stats["candidates"] == stats["functions_kept"] + stats["quarantined"]
+        and sum(reasons.values()) == stats["quarantined"]
+    )
     stage.write_stats(output, stats)
     report = render_report(stats, tasks, config.report_examples)
     io.write_text(io.join(output, "report.md"), report)
     ctx.tracker.log_metrics(stage.numeric_metrics({k: v for k, v in stats.items() if k not in ("config", "timing")}))
     ctx.tracker.log_text(report, "report.md")
     if not stats["invariant_ok"]:
-        raise RuntimeError(f"{output}: tasks counts do not add up: candidates={stats['candidates']}, "
-                           f"functions_kept={stats['functions_kept']}, quarantined={stats['quarantined']}")
+        raise RuntimeError(
+            f"{output}: tasks counts do not add up: candidates={stats['candidates']}, "
+            f"functions_kept={stats['functions_kept']}, quarantined={stats['quarantined']}"
+        )
     return stats

@@ -83,8 +83,9 @@ def _shape(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, str] | No
         return "decorated", f"decorated with {ast.unparse(odd[0])[:80]}"
     if _is_generator(node):
         return "generator", "a generator returns an iterator, not plain data"
-    if all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-           for s in node.body):
+    if all(
+        isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) for s in node.body
+    ):
         return "no_body", "the body is only its docstring (a stub): it always returns None"
     a = node.args
     if not (a.posonlyargs or a.args or a.kwonlyargs or a.vararg or a.kwarg):
@@ -121,14 +122,21 @@ class Module:
 
     def segment(self, node: ast.stmt) -> str:
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        return "\n".join(self.lines[start - 1:node.end_lineno])
+        return "\n".join(self.lines[start - 1 : node.end_lineno])
 
     def _candidate(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Candidate:
         doc = node.body[0]
-        cand = Candidate(self.repo, self.path, node.name, node.lineno, function=self.segment(node),
-                         docstring=ast.get_docstring(node) or "", node=node)
-        cand.stub = "\n".join(self.lines[node.lineno - 1:doc.end_lineno]) + "\n"
-        cand.body = "\n".join(self.lines[doc.end_lineno:node.end_lineno]) + "\n"
+        cand = Candidate(
+            self.repo,
+            self.path,
+            node.name,
+            node.lineno,
+            function=self.segment(node),
+            docstring=ast.get_docstring(node) or "",
+            node=node,
+        )
+        cand.stub = "\n".join(self.lines[node.lineno - 1 : doc.end_lineno]) + "\n"
+        cand.body = "\n".join(self.lines[doc.end_lineno : node.end_lineno]) + "\n"
         shape = _shape(node)
         if shape:
             return cand.reject(*shape)
@@ -138,8 +146,9 @@ class Module:
             return cand.reject(*problem)
         cand.context = assembly.context()
         if len(cand.reference) > MAX_REFERENCE_CHARS:
-            return cand.reject("too_large", f"the reference is {len(cand.reference)} characters, "
-                                            f"more than {MAX_REFERENCE_CHARS}")
+            return cand.reject(
+                "too_large", f"the reference is {len(cand.reference)} characters, more than {MAX_REFERENCE_CHARS}"
+            )
         return cand
 
     def imported(self, stmt: ast.stmt, name: str) -> tuple[Module, str] | None:
@@ -153,7 +162,7 @@ class Module:
             if stmt.level - 1 > len(self.parts) - (0 if self.is_package else 1):
                 return None
             package = self.parts if self.is_package else self.parts[:-1]
-            base = package[:len(package) - (stmt.level - 1)]
+            base = package[: len(package) - (stmt.level - 1)]
             dotted = ".".join(base + ([stmt.module] if stmt.module else []))
         else:
             dotted = stmt.module or ""

@@ -105,8 +105,11 @@ class CallIndex:
             if isinstance(node, (ast.Assert, ast.Call)):
                 for call, value in _assertions(node):
                     claimed[id(call)] = ast.unparse(value)
-                if isinstance(node, ast.Call) and (node.args or node.keywords) and (
-                        self.names is None or _callee(node) in self.names):
+                if (
+                    isinstance(node, ast.Call)
+                    and (node.args or node.keywords)
+                    and (self.names is None or _callee(node) in self.names)
+                ):
                     calls.append(node)
         for node in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):  # source order
             name = _callee(node)
@@ -114,7 +117,8 @@ class CallIndex:
                 args = argument_source(node, self.max_chars)
                 if args is not None:
                     self.calls.setdefault(name, []).append(
-                        Example(args, claimed.get(id(node)), f"{path}:{node.lineno}"))
+                        Example(args, claimed.get(id(node)), f"{path}:{node.lineno}")
+                    )
 
     def examples(self, name: str) -> list[Example]:
         return self.calls.get(name, [])
@@ -123,8 +127,12 @@ class CallIndex:
 def _assertions(node: ast.AST) -> list[tuple[ast.Call, ast.AST]]:
     """(call, literal) pairs of ``assert call == literal`` (either side) and ``assertEqual(call, literal)``."""
     pairs: list[tuple[ast.AST, ast.AST]] = []
-    if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1 \
-            and isinstance(node.test.ops[0], ast.Eq):
+    if (
+        isinstance(node, ast.Assert)
+        and isinstance(node.test, ast.Compare)
+        and len(node.test.ops) == 1
+        and isinstance(node.test.ops[0], ast.Eq)
+    ):
         pairs = [(node.test.left, node.test.comparators[0])]
     elif isinstance(node, ast.Call) and _callee(node) in ASSERT_METHODS and len(node.args) >= 2:
         pairs = [(node.args[0], node.args[1])]

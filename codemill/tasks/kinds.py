@@ -24,11 +24,21 @@ import random
 
 import pyarrow as pa
 
-TASK_SCHEMA = pa.schema([
-    ("task_id", pa.string()), ("kind", pa.string()), ("repo", pa.string()), ("path", pa.string()),
-    ("entry_point", pa.string()), ("prompt", pa.large_string()), ("reference", pa.large_string()),
-    ("tests", pa.large_string()), ("answer", pa.large_string()), ("split", pa.string()), ("language", pa.string()),
-])
+TASK_SCHEMA = pa.schema(
+    [
+        ("task_id", pa.string()),
+        ("kind", pa.string()),
+        ("repo", pa.string()),
+        ("path", pa.string()),
+        ("entry_point", pa.string()),
+        ("prompt", pa.large_string()),
+        ("reference", pa.large_string()),
+        ("tests", pa.large_string()),
+        ("answer", pa.large_string()),
+        ("split", pa.string()),
+        ("language", pa.string()),
+    ]
+)
 OUTPUT_INSTRUCTION = "# Replace ?? with the value this call returns, written as a Python literal."
 INPUT_INSTRUCTION = "# Replace ?? with arguments (Python literals) for which this assertion holds."
 
@@ -73,8 +83,14 @@ def build_tasks(row: dict, kinds: list[str], seed: int, heldout_fraction: float)
     reference, stub, body, cases)."""
     cases = json.loads(row["cases"])
     name, reference = row["entry_point"], row["reference"]
-    base = {"repo": row["repo"], "path": row["path"], "entry_point": name, "reference": reference,
-            "split": split_of(row["repo"], seed, heldout_fraction), "language": "python"}
+    base = {
+        "repo": row["repo"],
+        "path": row["path"],
+        "entry_point": name,
+        "reference": reference,
+        "split": split_of(row["repo"], seed, heldout_fraction),
+        "language": "python",
+    }
     shown = strip_doctests(reference, name).rstrip("\n")
     out = []
     for kind in kinds:
@@ -91,7 +107,14 @@ def build_tasks(row: dict, kinds: list[str], seed: int, heldout_fraction: float)
         else:
             prompt = f"{shown}\n\n{INPUT_INSTRUCTION}\nassert {name}(??) == {value}\n"
             tests, answer = [cases[pick]], given
-        out.append({"task_id": task_id(kind, name, row["key"]), "kind": kind, **base, "prompt": prompt,
-                    "tests": json.dumps([{"input": i, "output": o} for i, o in tests], ensure_ascii=False),
-                    "answer": answer})
+        out.append(
+            {
+                "task_id": task_id(kind, name, row["key"]),
+                "kind": kind,
+                **base,
+                "prompt": prompt,
+                "tests": json.dumps([{"input": i, "output": o} for i, o in tests], ensure_ascii=False),
+                "answer": answer,
+            }
+        )
     return out

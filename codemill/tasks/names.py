@@ -38,8 +38,10 @@ def _walk(node: ast.AST, annotations: bool):
         sub = todo.pop()
         yield sub
         for name, value in ast.iter_fields(sub):
-            if not annotations and (name in ("annotation", "returns") and isinstance(
-                    sub, (ast.arg, ast.AnnAssign, ast.FunctionDef, ast.AsyncFunctionDef))):
+            if not annotations and (
+                name in ("annotation", "returns")
+                and isinstance(sub, (ast.arg, ast.AnnAssign, ast.FunctionDef, ast.AsyncFunctionDef))
+            ):
                 continue
             if isinstance(value, ast.AST):
                 todo.append(value)

@@ -80,8 +80,18 @@ class Task:
     @classmethod
     def from_row(cls, row: dict) -> Task:
         tests = tuple((t["input"], t["output"]) for t in json.loads(row["tests"]))
-        return cls(row["task_id"], row["kind"], row["entry_point"], row["prompt"], row["reference"], tests,
-                   row.get("answer") or "", row.get("split") or "train", row.get("repo") or "", row.get("path") or "")
+        return cls(
+            row["task_id"],
+            row["kind"],
+            row["entry_point"],
+            row["prompt"],
+            row["reference"],
+            tests,
+            row.get("answer") or "",
+            row.get("split") or "train",
+            row.get("repo") or "",
+            row.get("path") or "",
+        )
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,9 @@ def load_tasks(url: str) -> list[Task]:
     tasks = []
     for u in urls:
         table = io.read_parquet(u)
-        missing = [c for c in ("task_id", "kind", "entry_point", "prompt", "reference", "tests")
-                   if c not in table.column_names]
+        missing = [
+            c for c in ("task_id", "kind", "entry_point", "prompt", "reference", "tests") if c not in table.column_names
+        ]
         if missing:
             raise InputError(f"{u}: not a tasks file: missing column(s) {', '.join(missing)}")
         for number, row in enumerate(table.to_pylist()):
@@ -144,7 +155,7 @@ def prompt_context(task: Task) -> str:
     """The generate prompt's lines before the entry point's signature (imports, helpers)."""
     tree = ast.parse(task.prompt)
     node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == task.entry_point)
-    return "\n".join(task.prompt.splitlines()[:node.lineno - 1])
+    return "\n".join(task.prompt.splitlines()[: node.lineno - 1])
 
 
 def _program(task: Task, completion: str) -> str | ParseError:
@@ -157,8 +168,10 @@ def _program(task: Task, completion: str) -> str | ParseError:
         return continued
     if _defines(completion, task.entry_point):
         return f"{context}\n\n{completion}" if context else completion
-    return ParseError(f"no definition of {task.entry_point} (neither a continuation of the prompt nor a "
-                      "fenced python block that defines it)")
+    return ParseError(
+        f"no definition of {task.entry_point} (neither a continuation of the prompt nor a "
+        "fenced python block that defines it)"
+    )
 
 
 def _pieces(completion: str) -> list[str]:
@@ -255,25 +268,41 @@ def score_one(task: Task, completion: str, sandbox: Sandbox, timeout: float) -> 
     cases = _expected(task)
     if task.kind == "generate":
         verdict = score_calls(parsed, task.entry_point, cases, timeout, sandbox=sandbox)
-        return Result(task.task_id, completion, verdict.passed, verdict.passed_cases / max(verdict.total, 1),
-                      verdict.detail, task.kind)
+        return Result(
+            task.task_id,
+            completion,
+            verdict.passed,
+            verdict.passed_cases / max(verdict.total, 1),
+            verdict.detail,
+            task.kind,
+        )
     expected = cases[0][1]
     if task.kind == "output":
         ok = strict_equal(ast.literal_eval(parsed), expected)
-        return Result(task.task_id, completion, ok, float(ok), "passed" if ok else "failed: wrong answer (case 1)",
-                      task.kind)
+        return Result(
+            task.task_id, completion, ok, float(ok), "passed" if ok else "failed: wrong answer (case 1)", task.kind
+        )
     result = run_calls(task.reference, task.entry_point, [parsed], timeout, sandbox=sandbox)[0]
     if result.status != "ok":
-        detail = "timed out (case 1)" if result.status == "timeout" else \
-            f"failed: {result.status}: {result.detail[:200]} (case 1)"
+        detail = (
+            "timed out (case 1)"
+            if result.status == "timeout"
+            else f"failed: {result.status}: {result.detail[:200]} (case 1)"
+        )
         return Result(task.task_id, completion, False, 0.0, detail, task.kind)
     ok = strict_equal(result.value, expected)
-    return Result(task.task_id, completion, ok, float(ok), "passed" if ok else "failed: wrong answer (case 1)",
-                  task.kind)
+    return Result(
+        task.task_id, completion, ok, float(ok), "passed" if ok else "failed: wrong answer (case 1)", task.kind
+    )
 
 
-def score(tasks: list[Task], samples: list[tuple[str, str]], workers: int = 0, sandbox: Sandbox | None = None,
-          timeout: float = 3.0) -> list[Result]:
+def score(
+    tasks: list[Task],
+    samples: list[tuple[str, str]],
+    workers: int = 0,
+    sandbox: Sandbox | None = None,
+    timeout: float = 3.0,
+) -> list[Result]:
     """One Result per ``(task_id, completion)``, in order; an unknown task_id fails with that detail."""
     by_id = {t.task_id: t for t in tasks}
     box = sandbox or default_sandbox("0")

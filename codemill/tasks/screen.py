@@ -27,45 +27,202 @@ import ast
 
 from codemill.tasks.names import free_names
 
-SCREENED_MODULES = frozenset({
-    # randomness, clocks and dates
-    "random", "secrets", "uuid", "time", "datetime", "calendar", "zoneinfo", "timeit", "sched",
-    # files and the file system
-    "pathlib", "shutil", "tempfile", "glob", "fileinput", "filecmp", "zipfile", "tarfile", "gzip",
-    "shelve", "dbm", "sqlite3", "mmap", "fcntl", "linecache", "logging",
-    # network, processes, threads
-    "socket", "ssl", "select", "selectors", "socketserver", "http", "ftplib", "smtplib", "imaplib",
-    "poplib", "xmlrpc", "webbrowser", "email", "subprocess", "multiprocessing", "threading", "_thread",
-    "concurrent", "asyncio", "signal", "pty", "tty", "termios",
-    # the interpreter, the environment and the process
-    "ctypes", "importlib", "builtins", "gc", "inspect", "tracemalloc", "resource", "atexit", "faulthandler",
-    "platform", "getpass", "pwd", "grp", "locale", "site", "sysconfig", "pdb", "code", "readline", "curses",
-    "tkinter", "warnings",
-})
-ALLOWED = frozenset({
-    "os.path", "os.sep", "os.altsep", "os.extsep", "os.pathsep", "os.linesep", "os.curdir", "os.pardir",
-    "os.fspath", "os.path.join", "os.path.split", "os.path.splitext", "os.path.basename", "os.path.dirname",
-    "os.path.normpath", "os.path.normcase", "os.path.commonprefix", "os.path.commonpath", "os.path.isabs",
-    "os.path.splitdrive", "os.path.sep", "os.path.extsep", "os.path.altsep", "os.path.pathsep",
-    "os.path.curdir", "os.path.pardir", "os.PathLike", "sys.maxsize", "sys.float_info", "sys.int_info",
-    "sys.maxunicode", "io.StringIO", "io.BytesIO", "urllib.parse", "codecs.encode", "codecs.decode", "codecs.lookup",
-    "codecs.getencoder", "codecs.getdecoder", "codecs.BOM_UTF8", "codecs.BOM_UTF16_LE", "codecs.BOM_UTF16_BE",
-})
+SCREENED_MODULES = frozenset(
+    {
+        # randomness, clocks and dates
+        "random",
+        "secrets",
+        "uuid",
+        "time",
+        "datetime",
+        "calendar",
+        "zoneinfo",
+        "timeit",
+        "sched",
+        # files and the file system
+        "pathlib",
+        "shutil",
+        "tempfile",
+        "glob",
+        "fileinput",
+        "filecmp",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "shelve",
+        "dbm",
+        "sqlite3",
+        "mmap",
+        "fcntl",
+        "linecache",
+        "logging",
+        # network, processes, threads
+        "socket",
+        "ssl",
+        "select",
+        "selectors",
+        "socketserver",
+        "http",
+        "ftplib",
+        "smtplib",
+        "imaplib",
+        "poplib",
+        "xmlrpc",
+        "webbrowser",
+        "email",
+        "subprocess",
+        "multiprocessing",
+        "threading",
+        "_thread",
+        "concurrent",
+        "asyncio",
+        "signal",
+        "pty",
+        "tty",
+        "termios",
+        # the interpreter, the environment and the process
+        "ctypes",
+        "importlib",
+        "builtins",
+        "gc",
+        "inspect",
+        "tracemalloc",
+        "resource",
+        "atexit",
+        "faulthandler",
+        "platform",
+        "getpass",
+        "pwd",
+        "grp",
+        "locale",
+        "site",
+        "sysconfig",
+        "pdb",
+        "code",
+        "readline",
+        "curses",
+        "tkinter",
+        "warnings",
+    }
+)
+ALLOWED = frozenset(
+    {
+        "os.path",
+        "os.sep",
+        "os.altsep",
+        "os.extsep",
+        "os.pathsep",
+        "os.linesep",
+        "os.curdir",
+        "os.pardir",
+        "os.fspath",
+        "os.path.join",
+        "os.path.split",
+        "os.path.splitext",
+        "os.path.basename",
+        "os.path.dirname",
+        "os.path.normpath",
+        "os.path.normcase",
+        "os.path.commonprefix",
+        "os.path.commonpath",
+        "os.path.isabs",
+        "os.path.splitdrive",
+        "os.path.sep",
+        "os.path.extsep",
+        "os.path.altsep",
+        "os.path.pathsep",
+        "os.path.curdir",
+        "os.path.pardir",
+        "os.PathLike",
+        "sys.maxsize",
+        "sys.float_info",
+        "sys.int_info",
+        "sys.maxunicode",
+        "io.StringIO",
+        "io.BytesIO",
+        "urllib.parse",
+        "codecs.encode",
+        "codecs.decode",
+        "codecs.lookup",
+        "codecs.getencoder",
+        "codecs.getdecoder",
+        "codecs.BOM_UTF8",
+        "codecs.BOM_UTF16_LE",
+        "codecs.BOM_UTF16_BE",
+    }
+)
 # modules screened except for the names in ALLOWED (in-memory buffers, URL arithmetic, codecs without files)
-PARTIAL = {"os": "os", "sys": "sys", "posixpath": "os.path", "ntpath": "os.path", "io": "io", "urllib": "urllib",
-           "codecs": "codecs"}
-SCREENED_BUILTINS = frozenset({
-    "open", "input", "print", "id", "hash", "exec", "eval", "compile", "globals", "locals", "vars",
-    "breakpoint", "__import__", "exit", "quit", "help", "copyright", "credits", "license",
-})
-SCREENED_ATTRIBUTES = frozenset({
-    "__globals__", "__builtins__", "__code__", "__closure__", "__subclasses__", "__import__", "f_globals",
-    "f_locals", "f_back", "environ", "getenv", "putenv",
-})
-MUTATORS = frozenset({
-    "append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "popitem", "add",
-    "discard", "sort", "reverse", "appendleft", "extendleft", "popleft", "rotate", "__setitem__", "__delitem__",
-})
+PARTIAL = {
+    "os": "os",
+    "sys": "sys",
+    "posixpath": "os.path",
+    "ntpath": "os.path",
+    "io": "io",
+    "urllib": "urllib",
+    "codecs": "codecs",
+}
+SCREENED_BUILTINS = frozenset(
+    {
+        "open",
+        "input",
+        "print",
+        "id",
+        "hash",
+        "exec",
+        "eval",
+        "compile",
+        "globals",
+        "locals",
+        "vars",
+        "breakpoint",
+        "__import__",
+        "exit",
+        "quit",
+        "help",
+        "copyright",
+        "credits",
+        "license",
+    }
+)
+SCREENED_ATTRIBUTES = frozenset(
+    {
+        "__globals__",
+        "__builtins__",
+        "__code__",
+        "__closure__",
+        "__subclasses__",
+        "__import__",
+        "f_globals",
+        "f_locals",
+        "f_back",
+        "environ",
+        "getenv",
+        "putenv",
+    }
+)
+MUTATORS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "remove",
+        "clear",
+        "update",
+        "setdefault",
+        "popitem",
+        "add",
+        "discard",
+        "sort",
+        "reverse",
+        "appendleft",
+        "extendleft",
+        "popleft",
+        "rotate",
+        "__setitem__",
+        "__delitem__",
+    }
+)
 
 
 def screened_name(dotted: str) -> bool:
@@ -156,8 +313,13 @@ def _mutation(func: ast.FunctionDef, data_names: set[str]) -> str:
                 root = root.value
             if root is not t and isinstance(root, ast.Name) and root.id in outside:
                 return root.id
-        if (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATORS
-                and isinstance(sub.func.value, ast.Name) and sub.func.value.id in outside):
+        if (
+            isinstance(sub, ast.Call)
+            and isinstance(sub.func, ast.Attribute)
+            and sub.func.attr in MUTATORS
+            and isinstance(sub.func.value, ast.Name)
+            and sub.func.value.id in outside
+        ):
             return sub.func.value.id
     return ""
 
@@ -182,8 +344,11 @@ def screen(reference: str) -> str:
             bound |= names
             data |= names
     for stmt in tree.body:
-        used = free_names(stmt) if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)) else {
-            n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        used = (
+            free_names(stmt)
+            if isinstance(stmt, (ast.FunctionDef, ast.ClassDef))
+            else {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        )
         builtin = sorted((used & SCREENED_BUILTINS) - bound)
         if builtin:
             return f"calls {builtin[0]}()"

@@ -32,22 +32,45 @@ from codemill.validate.decontam import Decontaminator, load_benchmarks
 STAGE = "tasks"
 NEEDED_COLUMNS = ("repo", "path", "content", "language")
 EXAMPLES_KEPT = 20  # disagreeing examples kept in the stats (all are counted)
-QUARANTINE_SCHEMA = pa.schema([("entry_point", pa.string()), ("repo", pa.string()), ("path", pa.string()),
-                               ("line", pa.int64()), ("reason", pa.string()), ("detail", pa.string())])
-FUNCTION_SCHEMA = pa.schema([("key", pa.string()), ("repo", pa.string()), ("path", pa.string()),
-                             ("line", pa.int64()), ("entry_point", pa.string()), ("context", pa.large_string()),
-                             ("function", pa.large_string()), ("reference", pa.large_string()),
-                             ("stub", pa.large_string()), ("body", pa.large_string()), ("cases", pa.large_string()),
-                             ("doctest_disagrees", pa.bool_())])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("entry_point", pa.string()),
+        ("repo", pa.string()),
+        ("path", pa.string()),
+        ("line", pa.int64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+FUNCTION_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("repo", pa.string()),
+        ("path", pa.string()),
+        ("line", pa.int64()),
+        ("entry_point", pa.string()),
+        ("context", pa.large_string()),
+        ("function", pa.large_string()),
+        ("reference", pa.large_string()),
+        ("stub", pa.large_string()),
+        ("body", pa.large_string()),
+        ("cases", pa.large_string()),
+        ("doctest_disagrees", pa.bool_()),
+    ]
+)
 
 
 def input_files(input: str) -> list[str]:
     """``<input>/files/*.parquet`` (dedup's or validate's output), or a Parquet URL or glob."""
-    urls = io.expand(input) if input.endswith(".parquet") or any(c in input for c in "*?[") else \
-        io.expand(io.join(input, "files", "*.parquet"))
+    urls = (
+        io.expand(input)
+        if input.endswith(".parquet") or any(c in input for c in "*?[")
+        else io.expand(io.join(input, "files", "*.parquet"))
+    )
     if not urls:
-        raise stage.InputError(f"{input}: no Parquet files found (expected dedup's or validate's output "
-                               "folder with files/*.parquet)")
+        raise stage.InputError(
+            f"{input}: no Parquet files found (expected dedup's or validate's output folder with files/*.parquet)"
+        )
     for url in urls:
         missing = [c for c in NEEDED_COLUMNS if c not in io.parquet_schema(url).names]
         if missing:
@@ -68,8 +91,13 @@ def read_repositories(urls: list[str], rank: int, world_size: int) -> tuple[dict
             cols = [batch.column(i).to_pylist() for i in range(len(NEEDED_COLUMNS))]
             for repo, path, content, language in zip(*cols):
                 rows += 1
-                if repo and path and content and (language or "").lower() == "python" \
-                        and owner(repo, world_size) == rank:
+                if (
+                    repo
+                    and path
+                    and content
+                    and (language or "").lower() == "python"
+                    and owner(repo, world_size) == rank
+                ):
                     repos.setdefault(repo, []).append((path, content))
     return {r: sorted(files) for r, files in sorted(repos.items())}, rows
 
@@ -97,8 +125,16 @@ class Shard:
 
     def reject(self, cand: Candidate, reason: str, detail: str) -> None:
         self.by_reason[reason] += 1
-        self.quarantine.append({"entry_point": cand.entry_point, "repo": cand.repo, "path": cand.path,
-                                "line": cand.line, "reason": reason, "detail": detail})
+        self.quarantine.append(
+            {
+                "entry_point": cand.entry_point,
+                "repo": cand.repo,
+                "path": cand.path,
+                "line": cand.line,
+                "reason": reason,
+                "detail": detail,
+            }
+        )
 
     def add_repository(self, repo: str, files: list[tuple[str, str]]) -> None:
         modules = []
@@ -127,8 +163,11 @@ class Shard:
         hit = self.decontam.find(cand.reference) if self.decontam else None
         if hit:
             return self.reject(cand, "contaminated", f"{hit[0]}: shares {hit[1][:120]!r}")
-        examples = select(doctest_examples(cand.docstring, cand.entry_point, self.config.max_input_chars),
-                          index.examples(cand.entry_point), self.config.max_cases)
+        examples = select(
+            doctest_examples(cand.docstring, cand.entry_point, self.config.max_input_chars),
+            index.examples(cand.entry_point),
+            self.config.max_cases,
+        )
         if not examples:
             return self.reject(cand, "no_inputs", "no doctest example or literal call of it in the repository")
         self.work.append((cand, examples))
@@ -139,17 +178,29 @@ class Shard:
         for (cand, _), outcome in zip(self.work, run_all(self.config, items, workers)):
             self.sandbox_seconds += outcome.seconds
             self.counts["examples_disagreeing"] += len(outcome.disagreeing)
-            self.disagreeing += [{"repo": cand.repo, "entry_point": cand.entry_point, **d}
-                                 for d in outcome.disagreeing][:EXAMPLES_KEPT - len(self.disagreeing)]
+            self.disagreeing += [
+                {"repo": cand.repo, "entry_point": cand.entry_point, **d} for d in outcome.disagreeing
+            ][: EXAMPLES_KEPT - len(self.disagreeing)]
             if outcome.reason:
                 self.reject(cand, outcome.reason, outcome.detail)
                 continue
             self.counts["cases"] += len(outcome.cases)
-            self.functions.append({"key": cand.key, "repo": cand.repo, "path": cand.path, "line": cand.line,
-                                   "entry_point": cand.entry_point, "context": cand.context,
-                                   "function": cand.function, "reference": cand.reference, "stub": cand.stub,
-                                   "body": cand.body, "cases": json.dumps(outcome.cases, ensure_ascii=False),
-                                   "doctest_disagrees": any(d["origin"] == "doctest" for d in outcome.disagreeing)})
+            self.functions.append(
+                {
+                    "key": cand.key,
+                    "repo": cand.repo,
+                    "path": cand.path,
+                    "line": cand.line,
+                    "entry_point": cand.entry_point,
+                    "context": cand.context,
+                    "function": cand.function,
+                    "reference": cand.reference,
+                    "stub": cand.stub,
+                    "body": cand.body,
+                    "cases": json.dumps(outcome.cases, ensure_ascii=False),
+                    "doctest_disagrees": any(d["origin"] == "doctest" for d in outcome.disagreeing),
+                }
+            )
         self.work = []
 
 
@@ -179,24 +230,46 @@ def shard_step(config: TasksConfig, ctx: runner.Context) -> dict:
         with stage.Timer() as executing:
             shard.execute(workers)
     write_rows(shard.quarantine, QUARANTINE_SCHEMA, shard_url(output, "quarantine", rank, world_size))
-    io.write_parquet(pa.Table.from_pylist(shard.functions, schema=FUNCTION_SCHEMA),
-                     shard_url(output, "_work/functions", rank, world_size))
+    io.write_parquet(
+        pa.Table.from_pylist(shard.functions, schema=FUNCTION_SCHEMA),
+        shard_url(output, "_work/functions", rank, world_size),
+    )
     counts = shard.counts
-    stats = {"input": source, "rank": rank, "world_size": world_size, "input_rows": rows, "repos": len(repos),
-             "python_files": counts["python_files"], "files_unparsable": counts["files_unparsable"],
-             "candidates": counts["candidates"], "quarantined": len(shard.quarantine),
-             "functions_run": counts["functions_run"], "functions_executed": len(shard.functions),
-             "cases": counts["cases"],
-             "by_reason": dict(sorted(shard.by_reason.items())),
-             "examples_disagreeing": counts["examples_disagreeing"], "disagreeing_examples": shard.disagreeing,
-             # wall seconds of each phase; sandbox_seconds sums the references' runs over the workers
-             "timing": {"seconds": round(timer.seconds, 3), "read_seconds": round(reading.seconds, 3),
-                        "static_seconds": round(static.seconds, 3), "execute_seconds": round(executing.seconds, 3),
-                        "sandbox_seconds": round(shard.sandbox_seconds, 3), "workers": workers}}
+    stats = {
+        "input": source,
+        "rank": rank,
+        "world_size": world_size,
+        "input_rows": rows,
+        "repos": len(repos),
+        "python_files": counts["python_files"],
+        "files_unparsable": counts["files_unparsable"],
+        "candidates": counts["candidates"],
+        "quarantined": len(shard.quarantine),
+        "functions_run": counts["functions_run"],
+        "functions_executed": len(shard.functions),
+        "cases": counts["cases"],
+        "by_reason": dict(sorted(shard.by_reason.items())),
+        "examples_disagreeing": counts["examples_disagreeing"],
+        "disagreeing_examples": shard.disagreeing,
+        # wall seconds of each phase; sandbox_seconds sums the references' runs over the workers
+        "timing": {
+            "seconds": round(timer.seconds, 3),
+            "read_seconds": round(reading.seconds, 3),
+            "static_seconds": round(static.seconds, 3),
+            "execute_seconds": round(executing.seconds, 3),
+            "sandbox_seconds": round(shard.sandbox_seconds, 3),
+            "workers": workers,
+        },
+    }
     if stats["candidates"] != stats["quarantined"] + stats["functions_executed"]:
-        raise RuntimeError(f"{output}: tasks {ctx.shard}: {stats['candidates']} candidates but "
-                           f"{stats['quarantined']} quarantined + {stats['functions_executed']} kept")
-    print(f"[tasks] {ctx.shard}: {len(repos)} repositories, {stats['candidates']} candidates, "
-          f"{stats['functions_executed']} functions with cases, {stats['quarantined']} quarantined", flush=True)
+        raise RuntimeError(
+            f"{output}: tasks {ctx.shard}: {stats['candidates']} candidates but "
+            f"{stats['quarantined']} quarantined + {stats['functions_executed']} kept"
+        )
+    print(
+        f"[tasks] {ctx.shard}: {len(repos)} repositories, {stats['candidates']} candidates, "
+        f"{stats['functions_executed']} functions with cases, {stats['quarantined']} quarantined",
+        flush=True,
+    )
     ctx.tracker.log_metrics(stage.numeric_metrics({k: v for k, v in stats.items() if k not in ("rank", "world_size")}))
     return stats

@@ -56,16 +56,28 @@ what the sandbox itself does not cover (its docstring) applies here too.
 """
 
 from codemill.verify.calls import (
-                                   RESULT_BYTES,
-                                   STATUSES,
-                                   CallResult,
-                                   Verdict,
-                                   default_sandbox,
-                                   judge,
-                                   run_calls,
-                                   score_calls,
+    RESULT_BYTES,
+    STATUSES,
+    CallResult,
+    Verdict,
+    default_sandbox,
+    judge,
+    run_calls,
+    score_calls,
 )
 from codemill.verify.strict import Unserializable, decode, encode, strict_equal
 
-__all__ = ["RESULT_BYTES", "STATUSES", "CallResult", "Unserializable", "Verdict", "decode", "default_sandbox",
-           "encode", "judge", "run_calls", "score_calls", "strict_equal"]
+__all__ = [
+    "RESULT_BYTES",
+    "STATUSES",
+    "CallResult",
+    "Unserializable",
+    "Verdict",
+    "decode",
+    "default_sandbox",
+    "encode",
+    "judge",
+    "run_calls",
+    "score_calls",
+    "strict_equal",
+]

@@ -60,9 +60,18 @@ def _close_defaults() -> None:
         _default.clear()
 
 
-def run_calls(source: str, entry_point: str, inputs: list[str], timeout: float = 3.0, *,
-              sandbox: Sandbox | None = None, hash_seed: str | None = None, call_timeout: float | None = None,
-              memory_mb: int | None = None, result_bytes: int = RESULT_BYTES) -> list[CallResult]:
+def run_calls(
+    source: str,
+    entry_point: str,
+    inputs: list[str],
+    timeout: float = 3.0,
+    *,
+    sandbox: Sandbox | None = None,
+    hash_seed: str | None = None,
+    call_timeout: float | None = None,
+    memory_mb: int | None = None,
+    result_bytes: int = RESULT_BYTES,
+) -> list[CallResult]:
     """``entry_point(<input>)`` for each input (argument source text), in one sandboxed run
     of ``source`` limited to ``timeout`` wall seconds in all (``call_timeout`` per call,
     default the same); one CallResult per input, in order."""
@@ -75,8 +84,12 @@ def run_calls(source: str, entry_point: str, inputs: list[str], timeout: float =
     if not inputs:
         return []
     limits = dataclasses.replace(sandbox.limits, timeout=timeout, memory_mb=memory_mb or sandbox.limits.memory_mb)
-    job = {"entry_point": entry_point, "inputs": [str(i) for i in inputs],
-           "call_timeout": call_timeout or timeout, "result_bytes": result_bytes}
+    job = {
+        "entry_point": entry_point,
+        "inputs": [str(i) for i in inputs],
+        "call_timeout": call_timeout or timeout,
+        "result_bytes": result_bytes,
+    }
     return results_of(sandbox.run(source, mode="calls", calls=job, limits=limits), len(inputs), result_bytes)
 
 
@@ -88,8 +101,11 @@ def results_of(run: Execution, count: int, result_bytes: int = RESULT_BYTES) -> 
         why = f"the result channel is not well formed ({run.channel_errors} stray lines, {len(frames)} frames)"
         return [CallResult("crashed", detail=why)] * count
     results = [_result(status, text, result_bytes) for _, status, text in frames]
-    missing = CallResult("timeout", detail="the run timed out") if run.timed_out else CallResult(
-        "crashed", detail=run.result if run.result != "completed" else "no result for this call")
+    missing = (
+        CallResult("timeout", detail="the run timed out")
+        if run.timed_out
+        else CallResult("crashed", detail=run.result if run.result != "completed" else "no result for this call")
+    )
     return results + [missing] * (count - len(results))
 
 
@@ -107,8 +123,15 @@ def check_plain(value: object) -> None:
     encode(value, max_bytes=1 << 62)
 
 
-def score_calls(source: str, entry_point: str, cases: list[tuple[str, object]], timeout: float = 3.0, *,
-                numbers: str = "exact", **kwargs) -> Verdict:
+def score_calls(
+    source: str,
+    entry_point: str,
+    cases: list[tuple[str, object]],
+    timeout: float = 3.0,
+    *,
+    numbers: str = "exact",
+    **kwargs,
+) -> Verdict:
     """Call ``entry_point`` on each case's input and compare with its expected value here,
     with ``strict_equal(value, expected, numbers)``; the sandbox never sees the expected values."""
     for number, (_, expected) in enumerate(cases, start=1):

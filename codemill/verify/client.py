@@ -25,10 +25,17 @@ class SandboxServiceError(InputError):
     """The sandbox service refused or failed a request (one line: URL, status, message)."""
 
 
-def request_body(benchmark: str, samples: list[dict], tasks: list[dict] | None = None,
-                 problems: list[dict] | None = None, extra: dict | None = None) -> dict:
-    body: dict = {"benchmark": benchmark,
-                  "samples": [{"task_id": s["task_id"], "completion": s["completion"]} for s in samples]}
+def request_body(
+    benchmark: str,
+    samples: list[dict],
+    tasks: list[dict] | None = None,
+    problems: list[dict] | None = None,
+    extra: dict | None = None,
+) -> dict:
+    body: dict = {
+        "benchmark": benchmark,
+        "samples": [{"task_id": s["task_id"], "completion": s["completion"]} for s in samples],
+    }
     if tasks is not None:
         body["tasks"] = tasks
     if problems is not None:
@@ -39,14 +46,35 @@ def request_body(benchmark: str, samples: list[dict], tasks: list[dict] | None =
 
 def task_row(task) -> dict:
     """A ``codemill.tasks.score.Task`` as the inline task row a "tasks" request carries."""
-    return {"task_id": task.task_id, "kind": task.kind, "entry_point": task.entry_point, "prompt": task.prompt,
-            "reference": task.reference, "tests": json.dumps([{"input": i, "output": o} for i, o in task.tests]),
-            "answer": task.answer, "split": task.split, "repo": task.repo, "path": task.path}
+    return {
+        "task_id": task.task_id,
+        "kind": task.kind,
+        "entry_point": task.entry_point,
+        "prompt": task.prompt,
+        "reference": task.reference,
+        "tests": json.dumps([{"input": i, "output": o} for i, o in task.tests]),
+        "answer": task.answer,
+        "split": task.split,
+        "repo": task.repo,
+        "path": task.path,
+    }
 
 
-def score(benchmark: str, samples: list[dict], *, url: str = "", api_key: str = "", tasks: list[dict] | None = None,
-          problems: list[dict] | None = None, timeout: float = 3.0, workers: int = 0, sandbox=None,
-          http_timeout: float = 1800.0, retries: int = 20, extra: dict | None = None) -> list[dict]:
+def score(
+    benchmark: str,
+    samples: list[dict],
+    *,
+    url: str = "",
+    api_key: str = "",
+    tasks: list[dict] | None = None,
+    problems: list[dict] | None = None,
+    timeout: float = 3.0,
+    workers: int = 0,
+    sandbox=None,
+    http_timeout: float = 1800.0,
+    retries: int = 20,
+    extra: dict | None = None,
+) -> list[dict]:
     """One row per sample, in order. ``timeout``, ``workers`` and ``sandbox`` apply in-process
     only (the service has its own)."""
     body = request_body(benchmark, samples, tasks, problems, extra)
@@ -66,8 +94,12 @@ def post(url: str, body: dict, api_key: str, http_timeout: float = 1800.0, retri
     endpoint = url.rstrip("/") + "/v1/score"
     data = json.dumps(body).encode("utf-8")
     for attempt in range(retries + 1):
-        req = urllib.request.Request(endpoint, data=data, method="POST", headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+        req = urllib.request.Request(
+            endpoint,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=http_timeout) as response:
                 return json.loads(response.read())

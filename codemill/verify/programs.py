@@ -34,11 +34,12 @@ def stdio_outputs(body: dict, pairs, sandbox: Sandbox, workers: int, bad) -> lis
     """One ``outputs`` list per sample (see the module docstring); ``bad`` is the BadRequest class."""
     inputs = body.get("inputs")
     if not isinstance(inputs, dict) or not all(
-            isinstance(v, list) and all(isinstance(s, str) for s in v) for v in inputs.values()):
+        isinstance(v, list) and all(isinstance(s, str) for s in v) for v in inputs.values()
+    ):
         raise bad('"inputs" must be an object of task_id: [stdin strings]')
     missing = sorted({task_id for task_id, _ in pairs if task_id not in inputs})
     if missing:
-        raise bad(f"{len(missing)} task ids have no \"inputs\": {', '.join(missing[:5])}")
+        raise bad(f'{len(missing)} task ids have no "inputs": {", ".join(missing[:5])}')
     cap = body.get("stdout_bytes", STDOUT_BYTES)
     if not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= MAX_STDOUT_BYTES:
         raise bad(f'"stdout_bytes" must be an integer in 1..{MAX_STDOUT_BYTES}')

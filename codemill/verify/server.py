@@ -45,14 +45,19 @@ class Metrics:
         r = self.registry
         self.queue_depth = Gauge("codemill_sandbox_queue_depth", "requests waiting to be scored", registry=r)
         self.running = Gauge("codemill_sandbox_requests_running", "requests being scored", registry=r)
-        self.executions = Counter("codemill_sandbox_executions", "samples executed (rate() = executions/s)",
-                                  registry=r)
-        self.verdicts = Counter("codemill_sandbox_verdicts", "verdicts by benchmark and outcome",
-                                ["benchmark", "verdict"], registry=r)
-        self.requests = Counter("codemill_sandbox_requests", "HTTP requests by route and status code",
-                                ["route", "code"], registry=r)
-        self.latency = Histogram("codemill_sandbox_request_latency_seconds", "POST /v1/score latency",
-                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=r)
+        self.executions = Counter("codemill_sandbox_executions", "samples executed (rate() = executions/s)", registry=r)
+        self.verdicts = Counter(
+            "codemill_sandbox_verdicts", "verdicts by benchmark and outcome", ["benchmark", "verdict"], registry=r
+        )
+        self.requests = Counter(
+            "codemill_sandbox_requests", "HTTP requests by route and status code", ["route", "code"], registry=r
+        )
+        self.latency = Histogram(
+            "codemill_sandbox_request_latency_seconds",
+            "POST /v1/score latency",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
 
 
 class Admission:
@@ -94,8 +99,14 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
         def log_message(self, fmt, *args):  # one access line per request, to stderr
             print(f"[sandbox] {self.address_string()} {fmt % args}", file=sys.stderr, flush=True)
 
-        def _send(self, code: int, body: dict | bytes, content_type: str = "application/json",
-                  headers: dict | None = None, close: bool = False) -> None:
+        def _send(
+            self,
+            code: int,
+            body: dict | bytes,
+            content_type: str = "application/json",
+            headers: dict | None = None,
+            close: bool = False,
+        ) -> None:
             data = body if isinstance(body, bytes) else (json.dumps(body) + "\n").encode("utf-8")
             self.send_response(code)
             self.send_header("Content-Type", content_type)
@@ -117,8 +128,12 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
             ok = given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), config.api_key.encode())
             if not ok:
                 self._discard_body()
-                self._error(401, "missing or wrong API key (Authorization: Bearer <key>)", "authentication_error",
-                            headers={"WWW-Authenticate": "Bearer"})
+                self._error(
+                    401,
+                    "missing or wrong API key (Authorization: Bearer <key>)",
+                    "authentication_error",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             return ok
 
         def _discard_body(self) -> None:
@@ -170,8 +185,12 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
                 return None
             if int(length) > config.max_body_bytes:
                 self._discard_body()
-                self._error(413, f"the body is {int(length)} bytes; at most {config.max_body_bytes}",
-                            "invalid_request_error", close=True)
+                self._error(
+                    413,
+                    f"the body is {int(length)} bytes; at most {config.max_body_bytes}",
+                    "invalid_request_error",
+                    close=True,
+                )
                 return None
             data = self.rfile.read(int(length))
             try:
@@ -182,8 +201,12 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
 
         def _score(self, body) -> None:
             if not admission.enter():
-                return self._error(429, "the sandbox queue is full; retry later", "rate_limit_error",
-                                   headers={"Retry-After": str(admission.retry_after())})
+                return self._error(
+                    429,
+                    "the sandbox queue is full; retry later",
+                    "rate_limit_error",
+                    headers={"Retry-After": str(admission.retry_after())},
+                )
             start = time.monotonic()
             try:
                 rows = score_request(body, sandbox, config.workers, config.timeout)
@@ -197,8 +220,15 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
             metrics.latency.observe(time.monotonic() - start)
             metrics.executions.inc(len(rows))
             for row in rows:
-                outcome = "no_verdict" if "passed" not in row else "passed" if row["passed"] else "timed_out" \
-                    if row["result"].startswith("timed out") else "failed"
+                outcome = (
+                    "no_verdict"
+                    if "passed" not in row
+                    else "passed"
+                    if row["passed"]
+                    else "timed_out"
+                    if row["result"].startswith("timed out")
+                    else "failed"
+                )
                 metrics.verdicts.labels(row["benchmark"], outcome).inc()
             self._send(200, {"results": rows})
 

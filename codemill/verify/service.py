@@ -15,7 +15,6 @@ A malformed request raises :class:`BadRequest` naming what is wrong.
 from __future__ import annotations
 
 import ast
-
 from functools import lru_cache
 
 from codemill.evaluate.sandbox import Sandbox, run_parallel
@@ -81,8 +80,16 @@ def score_request(body: object, sandbox: Sandbox, workers: int, timeout: float) 
     for (task_id, completion), found in zip(pairs, fields):
         index = counts.get(task_id, 0)
         counts[task_id] = index + 1
-        rows.append({"benchmark": benchmark, "task_id": task_id, "mode": "given", "index": index,
-                     "completion": completion, **found})
+        rows.append(
+            {
+                "benchmark": benchmark,
+                "task_id": task_id,
+                "mode": "given",
+                "index": index,
+                "completion": completion,
+                **found,
+            }
+        )
     return rows
 
 
@@ -99,14 +106,17 @@ def _score_benchmark(benchmark: str, body: dict, pairs, sandbox: Sandbox, worker
     if unknown:
         raise BadRequest(f"{len(unknown)} task ids are not in {benchmark}: {', '.join(unknown[:5])}")
     if benchmark == "stdio" and body.get("all_cases") is True:
-        return run_parallel(lambda pair: programs.judge_all_cases(sandbox, by_id[pair[0]], pair[1]), pairs, workers,
-                            benchmark)
-    return run_parallel(lambda pair: (*benchmarks.judge(sandbox, by_id[pair[0]], pair[1]), {}), pairs, workers,
-                        benchmark)
+        return run_parallel(
+            lambda pair: programs.judge_all_cases(sandbox, by_id[pair[0]], pair[1]), pairs, workers, benchmark
+        )
+    return run_parallel(
+        lambda pair: (*benchmarks.judge(sandbox, by_id[pair[0]], pair[1]), {}), pairs, workers, benchmark
+    )
 
 
-def _score_tasks(rows: list[dict], pairs, sandbox: Sandbox, workers: int,
-                 timeout: float) -> list[tuple[bool, str, dict]]:
+def _score_tasks(
+    rows: list[dict], pairs, sandbox: Sandbox, workers: int, timeout: float
+) -> list[tuple[bool, str, dict]]:
     from codemill.tasks.score import Task, score
 
     try:
@@ -125,5 +135,7 @@ def _score_tasks(rows: list[dict], pairs, sandbox: Sandbox, workers: int,
         raise BadRequest(f"{len(unknown)} task ids are not in the request's tasks: {', '.join(unknown[:5])}")
     totals = {t.task_id: len(t.tests) if t.kind == "generate" else 1 for t in tasks}
     # fraction is passed_cases / total for every kind (codemill.tasks.score), so the counts come back exactly
-    return [(r.passed, r.detail, {"passed_cases": round(r.fraction * totals[r.task_id]), "total": totals[r.task_id]})
-            for r in score(tasks, list(pairs), workers=workers, sandbox=sandbox, timeout=timeout)]
+    return [
+        (r.passed, r.detail, {"passed_cases": round(r.fraction * totals[r.task_id]), "total": totals[r.task_id]})
+        for r in score(tasks, list(pairs), workers=workers, sandbox=sandbox, timeout=timeout)
+    ]

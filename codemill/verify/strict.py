@@ -161,8 +161,12 @@ def decode(text, max_bytes=MAX_BYTES):
     if type(text) is not str or len(text) > max_bytes:
         raise Unserializable("wire text missing or longer than %d bytes" % max_bytes)
     try:
-        node = _loads(text, parse_float=lambda s: _reject_constant("JSON float"), parse_constant=_reject_constant,
-                      object_hook=lambda o: _reject_constant("JSON object"))
+        node = _loads(
+            text,
+            parse_float=lambda s: _reject_constant("JSON float"),
+            parse_constant=_reject_constant,
+            object_hook=lambda o: _reject_constant("JSON object"),
+        )
     except RecursionError:
         raise Unserializable("nested too deeply") from None
     except ValueError as e:  # JSONDecodeError, or an int literal past Python's digit limit

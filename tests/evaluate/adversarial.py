@@ -57,10 +57,12 @@ def still_works(sandbox: Sandbox) -> list[str]:
 
 
 def fork_bomb(sb: Sandbox) -> list[str]:
-    counted = sb.run("import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
-                     "            time.sleep(100)\n        n += 1\nexcept OSError:\n    pass\n"
-                     "print('forked', n, flush=True)\nwhile True:\n    try:\n        os.fork()\n"
-                     "    except OSError:\n        pass\n")
+    counted = sb.run(
+        "import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
+        "            time.sleep(100)\n        n += 1\nexcept OSError:\n    pass\n"
+        "print('forked', n, flush=True)\nwhile True:\n    try:\n        os.fork()\n"
+        "    except OSError:\n        pass\n"
+    )
     problems = [] if not counted.passed else ["fork bomb passed"]
     words = counted.stdout.split()
     if len(words) < 2 or not words[1].isdigit() or int(words[1]) >= sb.limits.nproc:
@@ -72,7 +74,10 @@ def fork_bomb(sb: Sandbox) -> list[str]:
 
 def memory_bomb(sb: Sandbox) -> list[str]:
     problems = []
-    for code in ("x = bytearray(16 << 30)\nx[-1] = 1", "chunks = []\nwhile True:\n    chunks.append(b'x' * (64 << 20))"):
+    for code in (
+        "x = bytearray(16 << 30)\nx[-1] = 1",
+        "chunks = []\nwhile True:\n    chunks.append(b'x' * (64 << 20))",
+    ):
         run = sb.run(code)
         if run.passed or "MemoryError" not in run.result:
             problems.append(f"{code.splitlines()[0]!r}: {run.result}")
@@ -115,11 +120,18 @@ def closed_stdout(sb: Sandbox) -> list[str]:
     return problems + still_works(sb)
 
 
-EARLY_EXITS = ("import sys\nsys.exit(0)", "import os\nos._exit(0)", "raise SystemExit", "exit()", "quit()",
-               "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "raise KeyboardInterrupt",
-               "import atexit, os\natexit.register(lambda: os._exit(0))\nraise SystemExit(0)",
-               "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'ok 0123456789abcdef0123456789abcdef\\n')\n"
-               "    except OSError:\n        pass\nos._exit(0)")
+EARLY_EXITS = (
+    "import sys\nsys.exit(0)",
+    "import os\nos._exit(0)",
+    "raise SystemExit",
+    "exit()",
+    "quit()",
+    "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    "raise KeyboardInterrupt",
+    "import atexit, os\natexit.register(lambda: os._exit(0))\nraise SystemExit(0)",
+    "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'ok 0123456789abcdef0123456789abcdef\\n')\n"
+    "    except OSError:\n        pass\nos._exit(0)",
+)
 
 
 def early_exit(sb: Sandbox) -> list[str]:
@@ -141,12 +153,18 @@ def early_exit(sb: Sandbox) -> list[str]:
 def writes_outside(sb: Sandbox) -> list[str]:
     outside = tempfile.mkdtemp(prefix="adversarial-outside-")
     os.chmod(outside, 0o777)  # writable by anyone: only the sandbox can stop the write
-    targets = [os.path.join(outside, "escaped.txt"), f"/tmp/adversarial-{secrets.token_hex(6)}",
-               f"/dev/shm/adversarial-{secrets.token_hex(6)}", os.path.join(os.getcwd(), "escaped.txt")]
-    code = (f"import os\ntargets = {targets!r}\nopened = []\nfor t in targets:\n    try:\n"
-            "        with open(t, 'w') as f:\n            f.write('x')\n        opened.append(t)\n"
-            "    except OSError:\n        pass\nwith open('inside.txt', 'w') as f:\n    f.write('ok')\n"
-            "assert open('inside.txt').read() == 'ok'\nassert not opened, opened\n")
+    targets = [
+        os.path.join(outside, "escaped.txt"),
+        f"/tmp/adversarial-{secrets.token_hex(6)}",
+        f"/dev/shm/adversarial-{secrets.token_hex(6)}",
+        os.path.join(os.getcwd(), "escaped.txt"),
+    ]
+    code = (
+        f"import os\ntargets = {targets!r}\nopened = []\nfor t in targets:\n    try:\n"
+        "        with open(t, 'w') as f:\n            f.write('x')\n        opened.append(t)\n"
+        "    except OSError:\n        pass\nwith open('inside.txt', 'w') as f:\n    f.write('ok')\n"
+        "assert open('inside.txt').read() == 'ok'\nassert not opened, opened\n"
+    )
     run = sb.run(code)
     problems = [] if run.passed else [f"writes outside: {run.result}"]
     problems += [f"{t} was written" for t in targets if os.path.exists(t)]
@@ -187,19 +205,22 @@ def network(sb: Sandbox) -> list[str]:
 
     thread = threading.Thread(target=serve)
     thread.start()
-    code = (f"import socket\nconnected = []\nfor host in ('127.0.0.1', 'localhost', '::1'):\n    try:\n"
-            f"        socket.create_connection((host, {port}), timeout=0.5)\n        connected.append(host)\n"
-            "    except OSError:\n        pass\ntry:\n    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-            f"    u.sendto(b'x', ('127.0.0.1', {port}))\n    connected.append('udp')\nexcept OSError:\n    pass\n"
-            f"attempts = {{'unix stream': lambda: socket.socket(socket.AF_UNIX).connect({stream_path!r}),\n"
-            f"            'unix dgram': lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'x', {dgram_path!r}),\n"
-            "            'dgram pair': lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0]"
-            f".sendto(b'x', {dgram_path!r}),\n"
-            "            'stream pair': lambda: socket.socketpair()[0].connect(" + repr(stream_path) + ")}\n"
-            "for name, attempt in attempts.items():\n    try:\n        attempt()\n        connected.append(name)\n"
-            "    except OSError:\n        pass\n"
-            "a, b = socket.socketpair()\na.sendall(b'ok')\nassert b.recv(2) == b'ok'  # a connected pair still works\n"
-            "assert not connected, connected\n")
+    code = (
+        f"import socket\nconnected = []\nfor host in ('127.0.0.1', 'localhost', '::1'):\n    try:\n"
+        f"        socket.create_connection((host, {port}), timeout=0.5)\n        connected.append(host)\n"
+        "    except OSError:\n        pass\ntry:\n    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"    u.sendto(b'x', ('127.0.0.1', {port}))\n    connected.append('udp')\nexcept OSError:\n    pass\n"
+        f"attempts = {{'unix stream': lambda: socket.socket(socket.AF_UNIX).connect({stream_path!r}),\n"
+        "            'unix dgram': lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)"
+        f".sendto(b'x', {dgram_path!r}),\n"
+        "            'dgram pair': lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0]"
+        f".sendto(b'x', {dgram_path!r}),\n"
+        "            'stream pair': lambda: socket.socketpair()[0].connect(" + repr(stream_path) + ")}\n"
+        "for name, attempt in attempts.items():\n    try:\n        attempt()\n        connected.append(name)\n"
+        "    except OSError:\n        pass\n"
+        "a, b = socket.socketpair()\na.sendall(b'ok')\nassert b.recv(2) == b'ok'  # a connected pair still works\n"
+        "assert not connected, connected\n"
+    )
     run = sb.run(code)
     time.sleep(0.3)  # a connection made at the very end is still accepted and counted
     finished.set()
@@ -220,10 +241,12 @@ def credentials(sb: Sandbox) -> list[str]:
     if len(values) < len(SECRET_NAMES):
         return [f"set {', '.join(SECRET_NAMES)} in the evaluator's environment before this case"]
     pids = [os.getpid(), sb._server.pid, os.getppid(), 1]
-    code = (f"import os\nsecrets = {values!r}\nfound = [k for k, v in os.environ.items() if v in secrets]\n"
-            f"for pid in {pids!r} + ['self']:\n    try:\n        data = open(f'/proc/{{pid}}/environ', 'rb').read()\n"
-            "    except OSError:\n        continue\n    found += [pid for s in secrets if s.encode() in data]\n"
-            "print(sorted(os.environ))\nassert not found, found\n")
+    code = (
+        f"import os\nsecrets = {values!r}\nfound = [k for k, v in os.environ.items() if v in secrets]\n"
+        f"for pid in {pids!r} + ['self']:\n    try:\n        data = open(f'/proc/{{pid}}/environ', 'rb').read()\n"
+        "    except OSError:\n        continue\n    found += [pid for s in secrets if s.encode() in data]\n"
+        "print(sorted(os.environ))\nassert not found, found\n"
+    )
     run = sb.run(code)
     problems = [] if run.passed else [f"credentials: {run.result}"]
     problems += ["a secret reached the sample's output" for v in values if v in run.stdout + run.stderr]
@@ -234,10 +257,12 @@ def kill_parent(sb: Sandbox) -> list[str]:
     server = sb._server.pid
     # The sample passes only if it could signal neither the evaluator nor the sandbox server;
     # kill(-1) and its own group reach only its PID namespace (where it is PID 1).
-    code = (f"import os, signal\nreached = []\nfor pid in ({os.getpid()}, {server}):\n    try:\n"
-            "        os.kill(pid, signal.SIGKILL)\n        reached.append(pid)\n    except OSError:\n        pass\n"
-            "for pid in (-1, 0, os.getppid()):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
-            "    except OSError:\n        pass\nassert not reached, reached\n")
+    code = (
+        f"import os, signal\nreached = []\nfor pid in ({os.getpid()}, {server}):\n    try:\n"
+        "        os.kill(pid, signal.SIGKILL)\n        reached.append(pid)\n    except OSError:\n        pass\n"
+        "for pid in (-1, 0, os.getppid()):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+        "    except OSError:\n        pass\nassert not reached, reached\n"
+    )
     run = sb.run(code)
     problems = [] if run.passed else [f"kill parent: {run.result}"]
     if sb._server.poll() is not None:
@@ -265,9 +290,24 @@ def fresh_directory(sb: Sandbox) -> list[str]:
     return problems
 
 
-CASES = {f.__name__: f for f in (fork_bomb, memory_bomb, infinite_loop, sleep_forever, unbounded_output,
-                                  closed_stdout, early_exit, writes_outside, network, credentials, kill_parent,
-                                  stdin_closed, fresh_directory)}
+CASES = {
+    f.__name__: f
+    for f in (
+        fork_bomb,
+        memory_bomb,
+        infinite_loop,
+        sleep_forever,
+        unbounded_output,
+        closed_stdout,
+        early_exit,
+        writes_outside,
+        network,
+        credentials,
+        kill_parent,
+        stdin_closed,
+        fresh_directory,
+    )
+}
 
 
 def main(names: list[str]) -> None:

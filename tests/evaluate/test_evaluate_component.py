@@ -13,13 +13,31 @@ from components.evaluate import eval_generate, eval_score
 
 
 @dsl.pipeline(name="evaluate-only")
-def evaluate_only(train: str, pack: str, output: str, options: dict, seed: int = 0, gpu_count: int = 1,
-                  gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR, gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS):
-    generated = gpu_task(eval_generate(train=train, pack=pack, output=output, options=options, seed=seed,
-                                       tracking_uri="none", parent_run_id=""),
-                         gpu_count, gpu_node_selector, gpu_tolerations, cpu="4", memory="32Gi")
-    cpu_task(eval_score(output=generated.output, options=options, seed=seed, tracking_uri="none", parent_run_id=""),
-             cpu="4", memory="8Gi")
+def evaluate_only(
+    train: str,
+    pack: str,
+    output: str,
+    options: dict,
+    seed: int = 0,
+    gpu_count: int = 1,
+    gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
+    gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS,
+):
+    generated = gpu_task(
+        eval_generate(
+            train=train, pack=pack, output=output, options=options, seed=seed, tracking_uri="none", parent_run_id=""
+        ),
+        gpu_count,
+        gpu_node_selector,
+        gpu_tolerations,
+        cpu="4",
+        memory="32Gi",
+    )
+    cpu_task(
+        eval_score(output=generated.output, options=options, seed=seed, tracking_uri="none", parent_run_id=""),
+        cpu="4",
+        memory="8Gi",
+    )
 
 
 def test_components_compile_with_a_gpu_generation_step(tmp_path):
@@ -47,8 +65,14 @@ def test_components_run_locally(tiny_model_dir, pack_dir, tmp_path):
     init_local(str(tmp_path / "kfp"))  # as `codemill pipeline run --local` does
     output = str(tmp_path / "eval")
     # KFP hands dict parameters over as protobuf Structs: integers arrive as floats.
-    options = {"limit": 1, "max_new_tokens": 8, "heldout_spans": 2, "ppl_sequences": 1, "threads": 1,
-               "benchmarks": ["humaneval", "stdio", "heldout"]}
+    options = {
+        "limit": 1,
+        "max_new_tokens": 8,
+        "heldout_spans": 2,
+        "ppl_sequences": 1,
+        "threads": 1,
+        "benchmarks": ["humaneval", "stdio", "heldout"],
+    }
     train = tmp_path / "train"
     shutil.copytree(tiny_model_dir, train / "model")  # train's output layout: model/ inside
     evaluate_only(train=str(train), pack=pack_dir, output=output, options=options)

@@ -9,10 +9,16 @@ from codemill.evaluate import EvalConfig, score_samples
 
 def test_a_non_utf8_line_is_quarantined_with_its_number_and_the_rest_is_scored(tmp_path, problems, tracker):
     good = [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems[:2]]
-    lines = [json.dumps(good[0]).encode(), b'{"task_id": "HumanEval/1", "completion": "\xff\xfe"}',
-             json.dumps(good[1]).encode(), json.dumps(good[1]).encode(), b"{broken",
-             json.dumps({"task_id": "HumanEval/999", "completion": ""}).encode(),
-             json.dumps({"task_id": ["x"], "completion": ""}).encode(), json.dumps({"task_id": "HumanEval/0"}).encode()]
+    lines = [
+        json.dumps(good[0]).encode(),
+        b'{"task_id": "HumanEval/1", "completion": "\xff\xfe"}',
+        json.dumps(good[1]).encode(),
+        json.dumps(good[1]).encode(),
+        b"{broken",
+        json.dumps({"task_id": "HumanEval/999", "completion": ""}).encode(),
+        json.dumps({"task_id": ["x"], "completion": ""}).encode(),
+        json.dumps({"task_id": "HumanEval/0"}).encode(),
+    ]
     path = tmp_path / "s.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     out = str(tmp_path / "o")

@@ -40,8 +40,10 @@ def test_stop_sequences_cut_and_stop_rows(gen):
     assert cut("a\nb\nc\n", (), max_lines=2) == "a\nb\n"
     texts = gen.complete([gen.encode(p) for p in PROMPTS], max_new_tokens=16, stop=("\n",), batch_size=3)
     assert all("\n" not in t for t in texts)
-    rows = [gen.tokenizer("x = 1\ny", add_special_tokens=False)["input_ids"],
-            gen.tokenizer("x = 1 + y", add_special_tokens=False)["input_ids"]]
+    rows = [
+        gen.tokenizer("x = 1\ny", add_special_tokens=False)["input_ids"],
+        gen.tokenizer("x = 1 + y", add_special_tokens=False)["input_ids"],
+    ]
     width = max(len(r) for r in rows)
     batch = torch.tensor([[gen.pad_id] * (width - len(r)) + r for r in rows])
     done = _StopOnText(gen.tokenizer, 0, ("\ny",), None)(batch, None)

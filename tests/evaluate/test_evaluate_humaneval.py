@@ -15,12 +15,19 @@ CONFIG = EvalConfig(workers=2, timeout=5.0)
 
 
 def test_canonical_solutions_score_one(tmp_path, problems, tracker):
-    path = write_samples(tmp_path / "canonical.jsonl",
-                         [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems])
+    path = write_samples(
+        tmp_path / "canonical.jsonl",
+        [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems],
+    )
     out = str(tmp_path / "out")
     stats = score_samples(CONFIG, path, "humaneval", out, tracker)
-    assert stats["humaneval"]["given"] == {"tasks": 164, "samples": 164, "passed": 164, "pass@1": 1.0,
-                                           "tasks_total": 164}
+    assert stats["humaneval"]["given"] == {
+        "tasks": 164,
+        "samples": 164,
+        "passed": 164,
+        "pass@1": 1.0,
+        "tasks_total": 164,
+    }
     rows = [json.loads(line) for line in open(os.path.join(out, "results.jsonl"))]
     assert len(rows) == 164 and all(r["passed"] and r["result"] == "passed" for r in rows)
     assert set(rows[0]) == {"benchmark", "task_id", "mode", "index", "completion", "passed", "result"}
@@ -34,8 +41,9 @@ def test_canonical_solutions_score_one(tmp_path, problems, tracker):
 
 def test_known_wrong_completions_score_zero(tmp_path, problems, tracker):
     rows = [{"task_id": p["task_id"], "completion": "    return None\n"} for p in problems]
-    stats = score_samples(CONFIG, write_samples(tmp_path / "wrong.jsonl", rows), "humaneval", str(tmp_path / "o"),
-                          tracker)
+    stats = score_samples(
+        CONFIG, write_samples(tmp_path / "wrong.jsonl", rows), "humaneval", str(tmp_path / "o"), tracker
+    )
     assert stats["humaneval"]["given"]["passed"] == 0 and stats["humaneval"]["given"]["pass@1"] == 0.0
 
 
@@ -54,8 +62,16 @@ def test_pass_at_k_over_several_samples_per_task(tmp_path, problems, tracker):
 
 def test_bad_rows_are_quarantined_with_a_reason(tmp_path, problems, tracker):
     good = {"task_id": problems[0]["task_id"], "completion": problems[0]["canonical_solution"]}
-    path = write_samples(tmp_path / "mixed.jsonl", [good, "{not json", {"task_id": "HumanEval/9999", "completion": "x"},
-                                                    {"task_id": problems[1]["task_id"]}, "[1, 2]"])
+    path = write_samples(
+        tmp_path / "mixed.jsonl",
+        [
+            good,
+            "{not json",
+            {"task_id": "HumanEval/9999", "completion": "x"},
+            {"task_id": problems[1]["task_id"]},
+            "[1, 2]",
+        ],
+    )
     out = str(tmp_path / "o")
     stats = score_samples(EvalConfig(workers=1, limit=2), path, "humaneval", out, tracker)
     assert stats["by_reason"] == {"malformed_json": 1, "unknown_task": 1, "no_completion": 1, "not_an_object": 1}
@@ -67,7 +83,7 @@ def test_bad_rows_are_quarantined_with_a_reason(tmp_path, problems, tracker):
 def test_unusable_inputs_fail_naming_the_input(tmp_path, tracker):
     with pytest.raises(InputError, match="not found"):
         score_samples(CONFIG, str(tmp_path / "missing.jsonl"), "humaneval", str(tmp_path / "o"), tracker)
-    empty = write_samples(tmp_path / "empty.jsonl", ["{\"task_id\": \"nope\", \"completion\": \"\"}"])
+    empty = write_samples(tmp_path / "empty.jsonl", ['{"task_id": "nope", "completion": ""}'])
     with pytest.raises(InputError, match="no usable humaneval samples"):
         score_samples(CONFIG, empty, "humaneval", str(tmp_path / "o"), tracker)
     with pytest.raises(InputError, match="--benchmark"):
@@ -76,8 +92,11 @@ def test_unusable_inputs_fail_naming_the_input(tmp_path, tracker):
 
 def test_scoring_is_deterministic_and_writes_to_s3(tmp_path, problems, s3_endpoint, tracker):
     io.s3_client().create_bucket(Bucket="evals")
-    rows = [{"task_id": p["task_id"], "completion": c} for p in problems[:4]
-            for c in (p["canonical_solution"], "    return 0\n")]
+    rows = [
+        {"task_id": p["task_id"], "completion": c}
+        for p in problems[:4]
+        for c in (p["canonical_solution"], "    return 0\n")
+    ]
     path = write_samples(tmp_path / "s.jsonl", rows)
     config = EvalConfig(workers=2, limit=4)
     score_samples(config, path, "humaneval", "s3://evals/a", tracker)
@@ -101,12 +120,29 @@ def test_cli_scores_a_samples_file(tmp_path, problems):
 
     from codemill.evaluate import cli
 
-    path = write_samples(tmp_path / "s.jsonl", [{"task_id": p["task_id"], "completion": p["canonical_solution"]}
-                                                for p in problems[:2]])
+    path = write_samples(
+        tmp_path / "s.jsonl", [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems[:2]]
+    )
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
     out = str(tmp_path / "cli")
-    args = parser.parse_args(["eval", "--samples", path, "--benchmark", "humaneval", "--output", out,
-                              "--limit", "2", "--workers", "2", "--k", "1", "--no-tracking"])
+    args = parser.parse_args(
+        [
+            "eval",
+            "--samples",
+            path,
+            "--benchmark",
+            "humaneval",
+            "--output",
+            out,
+            "--limit",
+            "2",
+            "--workers",
+            "2",
+            "--k",
+            "1",
+            "--no-tracking",
+        ]
+    )
     assert args.func(args) == 0
     assert json.load(open(os.path.join(out, "metrics.json")))["humaneval"]["given"]["pass@1"] == 1.0

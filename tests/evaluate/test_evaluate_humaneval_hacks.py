@@ -54,8 +54,10 @@ def test_hack_wins_no_humaneval_problem_as_ordinary_user(as_user, hack):
 
 
 def test_guard_the_always_equal_hack_beats_the_plain_assert_harness(sandbox):
-    won = sum(sandbox.run(humaneval.program(t, humaneval_hacks.completion("always_equal"))).passed
-              for t in humaneval.load_tasks())
+    won = sum(
+        sandbox.run(humaneval.program(t, humaneval_hacks.completion("always_equal"))).passed
+        for t in humaneval.load_tasks()
+    )
     assert won >= 150  # 157 here: what the verifier takes away
 
 
@@ -63,23 +65,31 @@ def test_check_mode_keeps_the_test_out_of_the_sample_processes(sandbox):
     # The sample looks for its problem's test (text and compiled constants) in every object
     # and frame it can reach; in check mode the test lives only in the trusted check process.
     task = next(t for t in humaneval.load_tasks() if t.task_id == "HumanEval/2")
-    body = ("    import gc, sys\n    needles = [''.join(['def', ' check(']), ''.join(['1e', '-6'])]\n"
-            "    texts = []\n    for o in gc.get_objects():\n        if isinstance(o, dict):\n"
-            "            texts += list(o.keys()) + list(o.values())\n        elif isinstance(o, (list, tuple, set)):\n"
-            "            texts += list(o)\n        elif hasattr(o, '__code__'):\n"
-            "            texts += list(o.__code__.co_consts)\n    f = sys._getframe()\n    while f is not None:\n"
-            "        texts += list(f.f_locals.values()) + list(f.f_code.co_consts)\n        f = f.f_back\n"
-            "    found = any(type(t) is str and t != n and n in t for t in texts for n in needles)\n"
-            "    print('FOUND' if found else 'CLEAN')\n    return number % 1.0\n")
-    run = sandbox.run(task.prompt + body, mode="check", check=task.prompt + "\n" + task.test,
-                      calls={"entry_point": task.entry_point, "call_timeout": 3.0, "result_bytes": 1 << 16})
+    body = (
+        "    import gc, sys\n    needles = [''.join(['def', ' check(']), ''.join(['1e', '-6'])]\n"
+        "    texts = []\n    for o in gc.get_objects():\n        if isinstance(o, dict):\n"
+        "            texts += list(o.keys()) + list(o.values())\n        elif isinstance(o, (list, tuple, set)):\n"
+        "            texts += list(o)\n        elif hasattr(o, '__code__'):\n"
+        "            texts += list(o.__code__.co_consts)\n    f = sys._getframe()\n    while f is not None:\n"
+        "        texts += list(f.f_locals.values()) + list(f.f_code.co_consts)\n        f = f.f_back\n"
+        "    found = any(type(t) is str and t != n and n in t for t in texts for n in needles)\n"
+        "    print('FOUND' if found else 'CLEAN')\n    return number % 1.0\n"
+    )
+    run = sandbox.run(
+        task.prompt + body,
+        mode="check",
+        check=task.prompt + "\n" + task.test,
+        calls={"entry_point": task.entry_point, "call_timeout": 3.0, "result_bytes": 1 << 16},
+    )
     assert run.passed, run.result
     assert "CLEAN" in run.stdout and "FOUND" not in run.stdout
 
 
 def test_benchmark_answers_on_disk_are_unreadable_to_samples(sandbox):
-    code = (f"for path in {humaneval_hacks._answer_files()!r}:\n    try:\n        open(path, 'rb').read(1)\n"
-            "        raise SystemExit('read ' + path)\n    except OSError:\n        pass\n")
+    code = (
+        f"for path in {humaneval_hacks._answer_files()!r}:\n    try:\n        open(path, 'rb').read(1)\n"
+        "        raise SystemExit('read ' + path)\n    except OSError:\n        pass\n"
+    )
     run = sandbox.run(code)
     assert run.passed, run.result
 

@@ -4,8 +4,8 @@ import json
 import os
 
 from codemill.evaluate import EvalConfig, score_samples
-from codemill.fim import psm_prompt, sentinels
 from codemill.evaluate.infilling import exact_match, first_line, load_tasks, program
+from codemill.fim import psm_prompt, sentinels
 from tests.conftest import FIM_TOKENS
 from tests.evaluate.conftest import write_samples
 
@@ -26,11 +26,17 @@ def test_one_task_per_non_blank_canonical_line(problems):
 def test_canonical_middles_pass_and_wrong_middles_fail(tmp_path, tracker):
     tasks = load_tasks(12)
     rows = [{"task_id": t.task_id, "completion": t.reference} for t in tasks]
-    rows += [{"task_id": t.task_id, "completion": "    raise ValueError('not this line')", "mode": "wrong"}
-             for t in tasks]
+    rows += [
+        {"task_id": t.task_id, "completion": "    raise ValueError('not this line')", "mode": "wrong"} for t in tasks
+    ]
     out = str(tmp_path / "o")
-    stats = score_samples(EvalConfig(workers=2, limit=12, timeout=5.0), write_samples(tmp_path / "s.jsonl", rows),
-                          "humaneval_infill", out, tracker)
+    stats = score_samples(
+        EvalConfig(workers=2, limit=12, timeout=5.0),
+        write_samples(tmp_path / "s.jsonl", rows),
+        "humaneval_infill",
+        out,
+        tracker,
+    )
     assert stats["humaneval_infill"]["given"]["pass@1"] == 1.0
     assert stats["humaneval_infill"]["given"]["exact_match"] == 1.0
     assert stats["humaneval_infill"]["wrong"]["pass@1"] == 0.0

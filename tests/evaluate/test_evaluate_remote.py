@@ -25,16 +25,20 @@ def service():
 @pytest.mark.parametrize("benchmark", ["humaneval", "stdio"])
 def test_remote_scoring_writes_what_local_scoring_writes(tmp_path, problems, tracker, service, monkeypatch, benchmark):
     if benchmark == "humaneval":
-        rows = [{"task_id": p["task_id"], "completion": c} for p in problems[:3]
-                for c in (p["canonical_solution"], hack("always_equal"))]
+        rows = [
+            {"task_id": p["task_id"], "completion": c}
+            for p in problems[:3]
+            for c in (p["canonical_solution"], hack("always_equal"))
+        ]
     else:
         rows = [json.loads(line) for line in open("codemill/evaluate/data/stdio_solutions.jsonl")][:3]
         rows += [dict(r, completion="print(0)\n") for r in rows]
     path = write_samples(tmp_path / "s.jsonl", rows)
     monkeypatch.setenv("CODEMILL_SANDBOX_API_KEY", "remote-key")
     local = score_samples(EvalConfig(workers=2, limit=3), path, benchmark, str(tmp_path / "local"), tracker)
-    remote = score_samples(EvalConfig(workers=2, limit=3, sandbox_url=service), path, benchmark,
-                           str(tmp_path / "remote"), tracker)
+    remote = score_samples(
+        EvalConfig(workers=2, limit=3, sandbox_url=service), path, benchmark, str(tmp_path / "remote"), tracker
+    )
     assert remote[benchmark] == local[benchmark] and local[benchmark]["given"]["pass@1"] == 0.5
     assert remote["sandbox"]["service"] == service and remote["sandbox"]["missing"] == []
     for name in ("results.jsonl", "metrics.json"):

@@ -31,9 +31,23 @@ def test_the_seccomp_socket_filter_is_reported_in_effect(sandbox):
     assert sandbox.run("pass").setup.get("seccomp") is True
 
 
-@pytest.mark.parametrize("case", ["fork_bomb", "memory_bomb", "infinite_loop", "sleep_forever", "unbounded_output",
-                                  "closed_stdout", "early_exit", "writes_outside", "network", "kill_parent",
-                                  "stdin_closed", "fresh_directory"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "fork_bomb",
+        "memory_bomb",
+        "infinite_loop",
+        "sleep_forever",
+        "unbounded_output",
+        "closed_stdout",
+        "early_exit",
+        "writes_outside",
+        "network",
+        "kill_parent",
+        "stdin_closed",
+        "fresh_directory",
+    ],
+)
 def test_adversarial_sample_is_contained(sandbox, case):
     assert adversarial.CASES[case](sandbox) == []
 
@@ -59,14 +73,22 @@ def test_installed_packages_are_outside_what_samples_may_read(sandbox):
     import subprocess
 
     here = os.path.dirname(os.path.abspath(adversarial.__file__)).replace("tests/evaluate", "codemill/evaluate")
-    code = (f"import json, sys\nsys.path.insert(0, {here!r})\nimport _sandbox_inner as i\n"
-            "print(json.dumps([i.read_paths(), i.package_dirs()]))")
+    code = (
+        f"import json, sys\nsys.path.insert(0, {here!r})\nimport _sandbox_inner as i\n"
+        "print(json.dumps([i.read_paths(), i.package_dirs()]))"
+    )
     out = subprocess.run([sandbox.python, "-s", "-S", "-c", code], capture_output=True, text=True, check=True)
     paths, packages = json.loads(out.stdout)
     assert packages, "no package folder found to exclude: the check would be empty"
     for path in paths:
         real = os.path.realpath(path)
         assert not any(real == p or real.startswith(p + "/") or p.startswith(real + "/") for p in packages), path
-    stdlib = os.path.dirname(subprocess.run([sandbox.python, "-s", "-S", "-c", "import os; print(os.__file__)"],
-                                            capture_output=True, text=True, check=True).stdout.strip())
+    stdlib = os.path.dirname(
+        subprocess.run(
+            [sandbox.python, "-s", "-S", "-c", "import os; print(os.__file__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     assert any(stdlib == p or stdlib.startswith(p + "/") or os.path.join(stdlib, "os.py") == p for p in paths)

@@ -59,9 +59,24 @@ def test_missing_layer_is_logged_and_required_isolation_fails_closed(samples, as
         pytest.skip("no Python interpreter that uid 65534 can run with codemill importable")
     flags = ["--as-user"] if as_user else []
     env = {"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
-    proc = subprocess.run([sys.executable, HELPER, *flags, "--", python, "-c", CHECK, samples[0],
-                           samples[1] + ("-user" if as_user else "-root")],
-                          capture_output=True, text=True, env=env, cwd="/tmp", timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            HELPER,
+            *flags,
+            "--",
+            python,
+            "-c",
+            CHECK,
+            samples[0],
+            samples[1] + ("-user" if as_user else "-root"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/tmp",
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["required"].startswith("sandbox isolation is required"), out

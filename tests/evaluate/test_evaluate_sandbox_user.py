@@ -25,8 +25,12 @@ def _interpreter() -> str | None:
     for python in dict.fromkeys([sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]):
         if not python:
             continue
-        probe = subprocess.run(USER + [python, "-c", "import codemill.evaluate.sandbox"], capture_output=True,
-                               env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"}, cwd="/")
+        probe = subprocess.run(
+            USER + [python, "-c", "import codemill.evaluate.sandbox"],
+            capture_output=True,
+            env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"},
+            cwd="/",
+        )
         if probe.returncode == 0:
             return python
     return None

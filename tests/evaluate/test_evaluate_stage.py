@@ -9,8 +9,18 @@ from codemill.evaluate import EvalConfig, evaluate, generate, score
 from codemill.evaluate.infilling import load_tasks as infill_tasks
 from codemill.stage import InputError
 
-CONFIG = EvalConfig(limit=2, n_samples=2, k=[1, 2], max_new_tokens=16, batch_size=8, heldout_spans=6,
-                    ppl_sequences=3, workers=2, timeout=3.0, threads=1)
+CONFIG = EvalConfig(
+    limit=2,
+    n_samples=2,
+    k=[1, 2],
+    max_new_tokens=16,
+    batch_size=8,
+    heldout_spans=6,
+    ppl_sequences=3,
+    workers=2,
+    timeout=3.0,
+    threads=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +35,24 @@ def run(tiny_model_dir, pack_dir, tmp_path_factory):
 
 def test_outputs_and_metrics(run):
     out, stats, tracker = run
-    for name in ("results.jsonl", "metrics.json", "report.html", "stats.json", "generation.json",
-                 "samples/humaneval.jsonl", "samples/humaneval_infill.jsonl", "samples/stdio.jsonl",
-                 "samples/heldout_fim.jsonl"):
+    for name in (
+        "results.jsonl",
+        "metrics.json",
+        "report.html",
+        "stats.json",
+        "generation.json",
+        "samples/humaneval.jsonl",
+        "samples/humaneval_infill.jsonl",
+        "samples/stdio.jsonl",
+        "samples/heldout_fim.jsonl",
+    ):
         assert os.path.exists(os.path.join(out, name)), name
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert set(metrics) == {"humaneval", "humaneval_infill", "stdio", "heldout"}
     assert set(metrics["humaneval"]) == {"greedy", "sampled"}
-    assert {"pass@1", "pass@2"} <= set(metrics["humaneval"]["sampled"]) and metrics["humaneval"]["sampled"]["samples"] == 4
+    assert {"pass@1", "pass@2"} <= set(metrics["humaneval"]["sampled"]) and metrics["humaneval"]["sampled"][
+        "samples"
+    ] == 4
     assert "pass@2" not in metrics["humaneval"]["greedy"]
     assert set(metrics["humaneval_infill"]) == {"greedy"} and "exact_match" in metrics["humaneval_infill"]["greedy"]
     assert metrics["heldout"]["fim_spans"] == 6 and metrics["heldout"]["perplexity"] > 1
@@ -49,8 +69,14 @@ def test_same_inputs_and_seed_give_the_same_bytes(run, tiny_model_dir, pack_dir,
     out, _, _ = run
     again = str(tmp_path / "again")
     evaluate(CONFIG, tiny_model_dir, pack_dir, again, tracker)
-    for name in ("samples/humaneval.jsonl", "samples/humaneval_infill.jsonl", "samples/stdio.jsonl",
-                 "samples/heldout_fim.jsonl", "results.jsonl", "metrics.json"):
+    for name in (
+        "samples/humaneval.jsonl",
+        "samples/humaneval_infill.jsonl",
+        "samples/stdio.jsonl",
+        "samples/heldout_fim.jsonl",
+        "results.jsonl",
+        "metrics.json",
+    ):
         assert open(os.path.join(out, name), "rb").read() == open(os.path.join(again, name), "rb").read(), name
 
 

@@ -42,7 +42,9 @@ def test_judge_verdicts(sandbox, shipped):
     add, average, fib = tasks["cm-stdio-001"], tasks["cm-stdio-006"], tasks["cm-stdio-013"]
     assert judge(sandbox, add, "print(sum(map(int, input().split())))\n") == (True, "passed")
     assert judge(sandbox, add, "print(sum(map(int, input().split())) + 1)\n") == (
-        False, "failed: wrong answer (test 1)")
+        False,
+        "failed: wrong answer (test 1)",
+    )
     assert judge(sandbox, add, "print(7)\n") == (False, "failed: wrong answer (test 2)")  # first case passes
     ok, detail = judge(sandbox, add, "raise ValueError('boom')\n")
     assert not ok and "exited with status 1" in detail and "ValueError: boom" in detail
@@ -56,18 +58,30 @@ def test_judge_verdicts(sandbox, shipped):
 
 
 def test_rstar_layout_and_unusable_problems(tmp_path):
-    rows = [{"question_id": "r1", "question": "Print the input twice.", "inputs": ["a\n"], "outputs": ["a\na\n"]},
-            {"question_id": "r2", "question": "No tests."},
-            {"question_id": "r3", "question_content": "Functional only.",
-             "public_test_cases": json.dumps([{"input": "[1]", "output": "1", "testtype": "functional"}])},
-            {"question_id": "r4", "question_content": "Pickled private tests only.",
-             "private_test_cases": "eJzLSM3JyQcABiwCFQ=="},
-            {"question_content": "no id", "inputs": ["1"], "outputs": ["1"]}]
+    rows = [
+        {"question_id": "r1", "question": "Print the input twice.", "inputs": ["a\n"], "outputs": ["a\na\n"]},
+        {"question_id": "r2", "question": "No tests."},
+        {
+            "question_id": "r3",
+            "question_content": "Functional only.",
+            "public_test_cases": json.dumps([{"input": "[1]", "output": "1", "testtype": "functional"}]),
+        },
+        {
+            "question_id": "r4",
+            "question_content": "Pickled private tests only.",
+            "private_test_cases": "eJzLSM3JyQcABiwCFQ==",
+        },
+        {"question_content": "no id", "inputs": ["1"], "outputs": ["1"]},
+    ]
     path = write_samples(tmp_path / "p.jsonl", rows)
     tasks, quarantine = load_tasks(path)
     assert [t.task_id for t in tasks] == ["r1"] and tasks[0].cases == [("a\n", "a\na\n")]
-    assert sorted(q["reason"] for q in quarantine) == ["no_statement", "no_stdin_tests", "no_stdin_tests",
-                                                       "no_stdin_tests"]
+    assert sorted(q["reason"] for q in quarantine) == [
+        "no_statement",
+        "no_stdin_tests",
+        "no_stdin_tests",
+        "no_stdin_tests",
+    ]
     assert cases({"inputs": ["1", "2"], "outputs": ["1"]}) == []  # unequal lists: unusable
     with pytest.raises(InputError, match="no usable"):
         load_tasks(write_samples(tmp_path / "bad.jsonl", [rows[1]]))

@@ -16,7 +16,7 @@ CLONE_NEWUSER = 0x10000000
 
 def main() -> int:
     split = sys.argv.index("--")
-    as_user, command = "--as-user" in sys.argv[1:split], sys.argv[split + 1:]
+    as_user, command = "--as-user" in sys.argv[1:split], sys.argv[split + 1 :]
     libc = ctypes.CDLL(None, use_errno=True)
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()

@@ -27,28 +27,51 @@ def problems_file(tmp_path_factory) -> str:
     return write_problems(str(tmp_path_factory.mktemp("problems") / "problems.jsonl"), ["plus-one", "twice"])
 
 
-def _task(kind: str, name: str, reference: str, prompt: str, tests: list[tuple[str, str]], answer: str,
-          split: str = "train") -> dict:
-    return {"task_id": f"{kind}/{name}-000000000000", "kind": kind, "repo": "octo/mined", "path": "src/ops.py",
-            "entry_point": name, "prompt": prompt, "reference": reference,
-            "tests": json.dumps([{"input": i, "output": o} for i, o in tests]), "answer": answer, "split": split,
-            "language": "python"}
+def _task(
+    kind: str, name: str, reference: str, prompt: str, tests: list[tuple[str, str]], answer: str, split: str = "train"
+) -> dict:
+    return {
+        "task_id": f"{kind}/{name}-000000000000",
+        "kind": kind,
+        "repo": "octo/mined",
+        "path": "src/ops.py",
+        "entry_point": name,
+        "prompt": prompt,
+        "reference": reference,
+        "tests": json.dumps([{"input": i, "output": o} for i, o in tests]),
+        "answer": answer,
+        "split": split,
+        "language": "python",
+    }
 
 
 def mined_tasks() -> list[dict]:
     """One task of each kind, as the tasks stage writes them (codemill.tasks.kinds.build_tasks)."""
     from codemill.tasks.kinds import INPUT_INSTRUCTION, OUTPUT_INSTRUCTION
 
-    inc = "def inc(x):\n    \"\"\"Return x plus one.\"\"\"\n    return x + 1\n"
+    inc = 'def inc(x):\n    """Return x plus one."""\n    return x + 1\n'
     dbl = "def dbl(x):\n    return x * 2\n"
     dec = "def dec(x):\n    return x - 1\n"
     return [
-        _task("generate", "inc", inc, "def inc(x):\n    \"\"\"Return x plus one.\"\"\"\n", [("1", "2"), ("5", "6")],
-              "    return x + 1\n"),
+        _task(
+            "generate",
+            "inc",
+            inc,
+            'def inc(x):\n    """Return x plus one."""\n',
+            [("1", "2"), ("5", "6")],
+            "    return x + 1\n",
+        ),
         _task("output", "dbl", dbl, f"{dbl}\n{OUTPUT_INSTRUCTION}\nassert dbl(2) == ??\n", [("2", "4")], "4"),
         _task("input", "dec", dec, f"{dec}\n{INPUT_INSTRUCTION}\nassert dec(??) == 3\n", [("4", "3")], "4"),
-        _task("generate", "twice", dbl, "def twice(x):\n    \"\"\"Return twice x.\"\"\"\n", [("1", "2"), ("3", "6")],
-              "    return x * 2\n", split="heldout"),
+        _task(
+            "generate",
+            "twice",
+            dbl,
+            'def twice(x):\n    """Return twice x."""\n',
+            [("1", "2"), ("3", "6")],
+            "    return x * 2\n",
+            split="heldout",
+        ),
     ]
 
 
@@ -70,8 +93,20 @@ def fast_config(**extra):
     """Settings that keep a CPU run to seconds: one-token completions of the line models."""
     from codemill.rl.config import RLConfig
 
-    values = dict(max_steps=3, num_generations=6, prompts_per_step=2, max_completion_tokens=1, mask_truncated=False,
-                  lr=1e-2, eval_every=2, eval_generations=2, checkpoint_every=0, workers=2, num_threads=1,
-                  decontaminate=["humaneval"], fit_min_points=3)
+    values = dict(
+        max_steps=3,
+        num_generations=6,
+        prompts_per_step=2,
+        max_completion_tokens=1,
+        mask_truncated=False,
+        lr=1e-2,
+        eval_every=2,
+        eval_generations=2,
+        checkpoint_every=0,
+        workers=2,
+        num_threads=1,
+        decontaminate=["humaneval"],
+        fit_min_points=3,
+    )
     values.update(extra)
     return RLConfig(**values)

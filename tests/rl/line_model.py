@@ -44,18 +44,29 @@ def build_model(path: str, seed: int = 0, lines: list[str] = LINES) -> str:
 
     tok = build_tokenizer(path, lines)
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
-    GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id).save_pretrained(path)
+    GenerationConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    ).save_pretrained(path)
     return path
 
 
-def write_problems(path: str, ops: list[str], per_op: int = 2, cases: int = 2, layout: str = "livecodebench",
-                   start: int = 2) -> str:
+def write_problems(
+    path: str, ops: list[str], per_op: int = 2, cases: int = 2, layout: str = "livecodebench", start: int = 2
+) -> str:
     """``per_op`` problems per operation, each with ``cases`` stdin tests (inputs from ``start``), in either layout."""
     rows = []
     for op in ops:
@@ -65,12 +76,25 @@ def write_problems(path: str, ops: list[str], per_op: int = 2, cases: int = 2, l
             outputs = [f"{fn(int(i))}\n" for i in inputs]
             qid = f"{op}-{k}"
             if layout == "rstar":
-                rows.append({"question_id": qid, "question": statement, "inputs": [i + "\n" for i in inputs],
-                             "outputs": outputs})
+                rows.append(
+                    {
+                        "question_id": qid,
+                        "question": statement,
+                        "inputs": [i + "\n" for i in inputs],
+                        "outputs": outputs,
+                    }
+                )
             else:
                 tests = [{"input": i + "\n", "output": o, "testtype": "stdin"} for i, o in zip(inputs, outputs)]
-                rows.append({"question_id": qid, "question_title": op, "question_content": statement,
-                             "public_test_cases": json.dumps(tests[:1]), "private_test_cases": json.dumps(tests[1:])})
+                rows.append(
+                    {
+                        "question_id": qid,
+                        "question_title": op,
+                        "question_content": statement,
+                        "public_test_cases": json.dumps(tests[:1]),
+                        "private_test_cases": json.dumps(tests[1:]),
+                    }
+                )
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)

@@ -17,8 +17,11 @@ from tests.rl.line_model import write_problems
 
 def test_tasks_train_and_heldout_splits_and_kinds(tasks_dir):
     loaded, quarantine = data.load(RLConfig(problems=""), tasks_dir)
-    assert [t.task_id for t in loaded.train] == ["generate/inc-000000000000", "input/dec-000000000000",
-                                                 "output/dbl-000000000000"]
+    assert [t.task_id for t in loaded.train] == [
+        "generate/inc-000000000000",
+        "input/dec-000000000000",
+        "output/dbl-000000000000",
+    ]
     assert [t.task_id for t in loaded.heldout] == ["generate/twice-000000000000"]
     assert quarantine == [] and "problems" not in loaded.stats
     only_output, _ = data.load(RLConfig(kinds=["output"]), tasks_dir)
@@ -62,7 +65,7 @@ def test_problems_copied_from_the_evaluation_sets_are_dropped_and_counted(tmp_pa
     path = write_problems(str(tmp_path / "p.jsonl"), ["plus-one", "twice"], per_op=1)
     rows = [json.loads(line) for line in open(path, encoding="utf-8")]
     words = first["prompt"].split()
-    rewrapped = "\n".join(" ".join(words[i:i + 4]) for i in range(0, len(words), 4))  # no line holds 10 tokens
+    rewrapped = "\n".join(" ".join(words[i : i + 4]) for i in range(0, len(words), 4))  # no line holds 10 tokens
     rows.append({**rows[0], "question_id": "copied-humaneval", "question_content": rewrapped})
     rows.append({**bundled, "question_id": "copied-stdio"})
     with open(path, "w", encoding="utf-8") as f:

@@ -14,11 +14,41 @@ import pytest
 @pytest.mark.slow
 def test_two_ranks_share_the_steps(line_model, problems_file, tmp_path):
     output = str(tmp_path / "rl")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "codemill.cli", "rl", "--model", line_model, "--problems", problems_file,
-           "--decontaminate", "humaneval", "--output", output, "--max-steps", "2", "--num-generations", "4",
-           "--prompts-per-step", "2", "--max-completion-tokens", "1", "--no-mask-truncated", "--lr", "0.01",
-           "--eval-every", "0", "--num-threads", "1", "--no-tracking"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "codemill.cli",
+        "rl",
+        "--model",
+        line_model,
+        "--problems",
+        problems_file,
+        "--decontaminate",
+        "humaneval",
+        "--output",
+        output,
+        "--max-steps",
+        "2",
+        "--num-generations",
+        "4",
+        "--prompts-per-step",
+        "2",
+        "--max-completion-tokens",
+        "1",
+        "--no-mask-truncated",
+        "--lr",
+        "0.01",
+        "--eval-every",
+        "0",
+        "--num-threads",
+        "1",
+        "--no-tracking",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     stats = json.load(open(f"{output}/stats.json"))

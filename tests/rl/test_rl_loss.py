@@ -25,8 +25,9 @@ def test_batch_and_no_scaling():
     batch = advantages(rewards, "batch", True)
     std = float(rewards.std())
     assert batch.values[0].tolist() == pytest.approx([-0.5 / std, 0.5 / std], rel=1e-3)
-    assert advantages(rewards, "batch", True, batch_std=2.0).values[0].tolist() == pytest.approx([-0.25, 0.25],
-                                                                                                rel=1e-3)
+    assert advantages(rewards, "batch", True, batch_std=2.0).values[0].tolist() == pytest.approx(
+        [-0.25, 0.25], rel=1e-3
+    )
 
 
 def _inputs():
@@ -48,8 +49,12 @@ def test_losses_normalise_as_trl(kind):
     else:
         per = -torch.min(ratio * a, torch.clamp(ratio, 0.8, 1.28) * a)
     m = mask.float()
-    expected = {"grpo": ((per * m).sum(1) / m.sum(1)).mean(), "dapo": (per * m).sum() / m.sum(),
-                "cispo": (per * m).sum() / m.sum(), "dr_grpo": (per * m).sum() / (2 * 4)}[kind]
+    expected = {
+        "grpo": ((per * m).sum(1) / m.sum(1)).mean(),
+        "dapo": (per * m).sum() / m.sum(),
+        "cispo": (per * m).sum() / m.sum(),
+        "dr_grpo": (per * m).sum() / (2 * 4),
+    }[kind]
     assert float(parts.loss.detach()) == pytest.approx(float(expected), rel=1e-5)
     parts.loss.backward()
     assert logp.grad is not None and float(logp.grad[0, 2]) == 0.0  # masked tokens get no gradient

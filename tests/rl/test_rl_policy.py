@@ -17,13 +17,14 @@ def test_padded_batch_log_probs_equal_each_unpadded_row(tiny_model_dir):
     torch.manual_seed(0)
     batch = _policy.sample(model, tok, prompts, 2, 6, 1.0, 1.0, torch.device("cpu"))
     with torch.no_grad():
-        logp, entropy = _policy.token_logprobs(model, batch.sequences, batch.attention, batch.prompt_width,
-                                               batch.completion_ids, 1.0)
+        logp, entropy = _policy.token_logprobs(
+            model, batch.sequences, batch.attention, batch.prompt_width, batch.completion_ids, 1.0
+        )
     for i, prompt in enumerate([p for p in prompts for _ in range(2)]):
         n = batch.lengths[i]
         row = torch.tensor([prompt + batch.completion_ids[i, :n].tolist()])
         with torch.no_grad():
-            alone = torch.log_softmax(model(input_ids=row).logits[0, len(prompt) - 1:-1].float(), -1)
+            alone = torch.log_softmax(model(input_ids=row).logits[0, len(prompt) - 1 : -1].float(), -1)
         expected = alone.gather(-1, batch.completion_ids[i, :n, None]).squeeze(-1)
         assert torch.allclose(logp[i, :n], expected, atol=1e-4), i
     assert (entropy > 0).all()
@@ -34,8 +35,9 @@ def test_eos_ends_a_completion_and_the_limit_truncates(tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     torch.manual_seed(1)
     # a high temperature flattens the random model's distribution, so EOS (1 of 512) turns up in some rows
-    batch = _policy.sample(model, tok, [_policy.encode_prompt(tok, "x = 1", False, 64)], 64, 12, 50.0, 1.0,
-                           torch.device("cpu"))
+    batch = _policy.sample(
+        model, tok, [_policy.encode_prompt(tok, "x = 1", False, 64)], 64, 12, 50.0, 1.0, torch.device("cpu")
+    )
     assert any(batch.truncated) and not all(batch.truncated)
     for i in range(64):
         ids = batch.completion_ids[i].tolist()
@@ -45,7 +47,8 @@ def test_eos_ends_a_completion_and_the_limit_truncates(tiny_model_dir):
             assert batch.lengths[i] == 12 and tok.eos_token_id not in ids
         else:
             assert ids[batch.lengths[i] - 1] == tok.eos_token_id and batch.texts[i] == tok.decode(
-                ids[:batch.lengths[i] - 1], skip_special_tokens=True)
+                ids[: batch.lengths[i] - 1], skip_special_tokens=True
+            )
 
 
 def test_chat_prompts_use_the_template(tiny_model_dir):

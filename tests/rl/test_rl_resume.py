@@ -56,8 +56,10 @@ def test_resume_after_sigterm_continues_as_the_uninterrupted_run(task_model, tas
     for step in range(1, STEPS + 1):
         name = f"rollouts/step-{step:08d}.parquet"
         assert open(os.path.join(out, name), "rb").read() == open(os.path.join(straight, name), "rb").read(), name
-    a, b = load_file(os.path.join(straight, "model", "model.safetensors")), \
-        load_file(os.path.join(out, "model", "model.safetensors"))
+    a, b = (
+        load_file(os.path.join(straight, "model", "model.safetensors")),
+        load_file(os.path.join(out, "model", "model.safetensors")),
+    )
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -40,8 +40,10 @@ def sandbox():
 
 def _bundled():
     loaded, _ = data.load(RLConfig(decontaminate=[]), None)
-    solutions = {json.loads(line)["task_id"]: json.loads(line)["completion"]
-                 for line in open(stdio.SHIPPED_SOLUTIONS, encoding="utf-8")}
+    solutions = {
+        json.loads(line)["task_id"]: json.loads(line)["completion"]
+        for line in open(stdio.SHIPPED_SOLUTIONS, encoding="utf-8")
+    }
     return loaded.train, solutions
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from codemill import runner
 from codemill.evaluate.sandbox import Sandbox
-from codemill.rl import report as _report, data
+from codemill.rl import data
+from codemill.rl import report as _report
 from codemill.rl.reward import score_problem
 from codemill.tracking import NoOpTracker
 from tests.rl.conftest import fast_config
@@ -96,8 +97,10 @@ def test_zero_variance_groups_are_excluded_and_counted(mined_run):
     assert stats["zero_variance_groups"] == len(flat) and stats["groups"] == len(groups)
     for g in groups.values():
         assert {r["in_loss"] for r in g} == {len({r["reward"] for r in g}) > 1}
-    per_step = [sum(1 for (s, _), g in groups.items() if s == step and g in flat) / config.prompts_per_step
-                for step in range(1, STEPS + 1)]
+    per_step = [
+        sum(1 for (s, _), g in groups.items() if s == step and g in flat) / config.prompts_per_step
+        for step in range(1, STEPS + 1)
+    ]
     assert stats["monitors"]["zero_variance"] == pytest.approx(per_step)
 
 
@@ -132,8 +135,16 @@ def test_rl_on_stdin_stdout_problems_with_kl(line_model, problems_file, tmp_path
 
 def test_difficulty_filter_and_no_positive_resampling(line_model, problems_file, tmp_path):
     output = str(tmp_path / "rl")
-    config = fast_config(problems=problems_file, difficulty_samples=4, difficulty_min=0.0, difficulty_max=0.75,
-                         npr_threshold=0.3, npr_window=1, max_steps=3, lr=0.05)
+    config = fast_config(
+        problems=problems_file,
+        difficulty_samples=4,
+        difficulty_min=0.0,
+        difficulty_max=0.75,
+        npr_threshold=0.3,
+        npr_window=1,
+        max_steps=3,
+        lr=0.05,
+    )
     stats = runner.run("rl", config, output=output, model=line_model)
     difficulty = stats["difficulty_filter"]
     assert difficulty["scored"] == 4 and difficulty["kept"] + sum(difficulty["dropped"].values()) == 4
@@ -144,7 +155,8 @@ def test_difficulty_filter_and_no_positive_resampling(line_model, problems_file,
         group = [r for r in rows if r["task_id"] == retired["task_id"] and r["step"] == retired["step"]]
         assert sum(r["passed"] for r in group) / len(group) >= 0.3
     assert stats["retired_tasks"] == len(stats["retired"]) and stats["pool_size"] == difficulty["kept"] - len(
-        stats["retired"])
+        stats["retired"]
+    )
 
 
 def test_chat_models_get_the_template_and_their_answer_runs(line_model, problems_file, tmp_path):
@@ -160,8 +172,9 @@ def test_chat_models_get_the_template_and_their_answer_runs(line_model, problems
     tok.chat_template = CHATML  # sft's template (its markers are <unk> in this vocabulary)
     tok.save_pretrained(model)
     output = str(tmp_path / "rl")
-    stats = runner.run("rl", fast_config(problems=problems_file, max_steps=1, format_weight=0.1), output=output,
-                       model=model)
+    stats = runner.run(
+        "rl", fast_config(problems=problems_file, max_steps=1, format_weight=0.1), output=output, model=model
+    )
     rows = _rollouts(output)
     assert stats["monitors"]["format_rate"] == [0.0]  # line tokens never write <think>
     passed = [r for r in rows if r["passed"]]
@@ -170,23 +183,33 @@ def test_chat_models_get_the_template_and_their_answer_runs(line_model, problems
 
 
 def test_several_updates_per_batch_make_the_clip_ratio_bite(line_model, problems_file, tmp_path):
-    config = fast_config(problems=problems_file, num_iterations=3, lr=0.2, max_steps=2, loss="grpo",
-                         scale_rewards="group")
+    config = fast_config(
+        problems=problems_file, num_iterations=3, lr=0.2, max_steps=2, loss="grpo", scale_rewards="group"
+    )
     stats = runner.run("rl", config, output=str(tmp_path / "rl"), model=line_model)
     assert max(stats["monitors"]["clip_ratio"]) > 0
     assert stats["monitors"]["clip_ratio"] == pytest.approx(
-        [a + b for a, b in zip(stats["monitors"]["clip_ratio_low"], stats["monitors"]["clip_ratio_high"])])
+        [a + b for a, b in zip(stats["monitors"]["clip_ratio_low"], stats["monitors"]["clip_ratio_high"])]
+    )
 
 
 def test_the_scalerl_fit_is_logged_once_enough_points_exist(task_model, tasks_dir, tmp_path):
     tracker = Recorder()
     output = str(tmp_path / "rl")
-    stats = runner.run("rl", fast_config(max_steps=4, eval_every=1, eval_generations=4, fit_min_points=3),
-                       output=output, model=task_model, tasks=tasks_dir, tracker=tracker)
+    stats = runner.run(
+        "rl",
+        fast_config(max_steps=4, eval_every=1, eval_generations=4, fit_min_points=3),
+        output=output,
+        model=task_model,
+        tasks=tasks_dir,
+        tracker=tracker,
+    )
     fitted = [step for step, m in tracker.metrics if "fit_A" in m and "heldout_pass_rate" in m]
     assert fitted == [3, 4]  # points with compute: steps 1, 2, 3, 4; three are needed
     final = [m for _, m in tracker.metrics if "fit_A" in m and "compute_flops" in m]
     assert [m["fit_A"] for m in final] == [stats["fit"]["A"]]  # and the final fit, with the stage's totals
     assert stats["fit"]["on"] == "heldout" and stats["fit"]["points"] == 4 and 0 <= stats["fit"]["A"] <= 1
-    assert os.path.getsize(f"{output}/fit.png") > 1000 and "ScaleRL fit on the heldout" in open(
-        f"{output}/report.md", encoding="utf-8").read()
+    assert (
+        os.path.getsize(f"{output}/fit.png") > 1000
+        and "ScaleRL fit on the heldout" in open(f"{output}/report.md", encoding="utf-8").read()
+    )

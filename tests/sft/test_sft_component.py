@@ -9,12 +9,34 @@ from components.sft import sft_model
 
 
 @dsl.pipeline(name="sft-only")
-def sft_only(model: str, data: str, output: str, options: dict, preset: str = "tiny", seed: int = 0,
-             gpu_count: str = "1", gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
-             gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS):
-    gpu_task(sft_model(model=model, data=data, output=output, preset=preset, options=options, seed=seed,
-                       tracking_uri="none", parent_run_id=""),
-             gpu_count, gpu_node_selector, gpu_tolerations, cpu="8", memory="64Gi")
+def sft_only(
+    model: str,
+    data: str,
+    output: str,
+    options: dict,
+    preset: str = "tiny",
+    seed: int = 0,
+    gpu_count: str = "1",
+    gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
+    gpu_tolerations: list = DEFAULT_GPU_TOLERATIONS,
+):
+    gpu_task(
+        sft_model(
+            model=model,
+            data=data,
+            output=output,
+            preset=preset,
+            options=options,
+            seed=seed,
+            tracking_uri="none",
+            parent_run_id="",
+        ),
+        gpu_count,
+        gpu_node_selector,
+        gpu_tolerations,
+        cpu="8",
+        memory="64Gi",
+    )
 
 
 def test_component_compiles_with_a_gpu(tmp_path):

@@ -25,15 +25,18 @@ def test_the_a100_preset_is_lora_in_bf16_with_flash_attention():
     assert preset["gradient_checkpointing"] and preset["packing"]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"preset": "huge"}, "unknown sft preset 'huge'"),
-    ({"lr": 0.0}, "lr must be > 0"),
-    ({"max_steps": 0, "epochs": 0.0}, "give max_steps > 0 or epochs > 0"),
-    ({"seq_len": 4}, "seq_len must be >= 8"),
-    ({"eval_fraction": 1.0}, "eval_fraction must be in"),
-    ({"lora": True, "lora_r": 0}, "lora needs lora_r >= 1"),
-    ({"precision": "fp8"}, "precision must be one of"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"preset": "huge"}, "unknown sft preset 'huge'"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"max_steps": 0, "epochs": 0.0}, "give max_steps > 0 or epochs > 0"),
+        ({"seq_len": 4}, "seq_len must be >= 8"),
+        ({"eval_fraction": 1.0}, "eval_fraction must be in"),
+        ({"lora": True, "lora_r": 0}, "lora needs lora_r >= 1"),
+        ({"precision": "fp8"}, "precision must be one of"),
+    ],
+)
 def test_bad_settings_fail_before_anything_loads(overrides, message):
     with pytest.raises(InputError, match=message):
         SftConfig(**overrides).ensure_valid()

@@ -16,8 +16,10 @@ BAD = [
     ([{"role": "wizard", "content": "hi"}, {"role": "assistant", "content": "x"}], "unknown_role"),
     ([{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}], "bad_content"),
     ([{"role": "user", "content": "hi"}], "no_assistant"),
-    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}, {"role": "assistant", "content": "c"}],
-     "misplaced_system"),
+    (
+        [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}, {"role": "assistant", "content": "c"}],
+        "misplaced_system",
+    ),
 ]
 
 
@@ -45,9 +47,12 @@ def test_generate_tasks_become_chat_turns_and_keep_their_split(tmp_path):
     output_task = {**generate_task(5), "kind": "output", "answer": "6"}
     folder = write_tasks(tmp_path, [generate_task(1), generate_task(2, "heldout"), output_task])
     loaded = data.load(folder, eval_fraction=0.0, seed=0)
-    assert [e.messages for e in loaded.train] == [[
-        {"role": "user", "content": generate_task(1)["prompt"]},
-        {"role": "assistant", "content": "```python\ndef f1(x):\n    return x + 1\n```"}]]
+    assert [e.messages for e in loaded.train] == [
+        [
+            {"role": "user", "content": generate_task(1)["prompt"]},
+            {"role": "assistant", "content": "```python\ndef f1(x):\n    return x + 1\n```"},
+        ]
+    ]
     assert len(loaded.val) == 1 and loaded.val[0].messages[0]["content"].startswith("def f2(x)")
     assert loaded.unused_task_kinds == {"output": 1} and loaded.rows == 2
 
@@ -64,8 +69,9 @@ def test_a_file_without_the_columns_is_a_one_line_error_naming_it(tmp_path, caps
     io.write_parquet(pa.table({"text": ["hello"]}), url)
     with pytest.raises(InputError, match=f"{url}: expected a 'messages' column"):
         data.load(str(tmp_path), 0.1, 0)
-    code = main(["sft", "--model", tiny_model_dir, "--data", str(tmp_path), "--output", str(tmp_path / "out"),
-                 "--no-tracking"])
+    code = main(
+        ["sft", "--model", tiny_model_dir, "--data", str(tmp_path), "--output", str(tmp_path / "out"), "--no-tracking"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and url in err[0]
 
@@ -77,8 +83,9 @@ def test_a_folder_without_parquet_is_named(tmp_path):
 
 def test_only_bad_rows_is_an_error_not_an_empty_model(tmp_path, tiny_model_dir, capsys):
     folder = write_synth(tmp_path, [rows for rows, _ in BAD])
-    code = main(["sft", "--model", tiny_model_dir, "--data", folder, "--output", str(tmp_path / "out"),
-                 "--no-tracking"])
+    code = main(
+        ["sft", "--model", tiny_model_dir, "--data", folder, "--output", str(tmp_path / "out"), "--no-tracking"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "no usable training examples (5 quarantined: " in err
     for _, reason in BAD:  # the error says why, so the user can act on it
@@ -88,8 +95,20 @@ def test_only_bad_rows_is_an_error_not_an_empty_model(tmp_path, tiny_model_dir, 
 def test_only_too_long_rows_names_the_reason_and_the_flag(tmp_path, tiny_model_dir, capsys):
     long_chat = [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "ok"}]
     folder = write_synth(tmp_path, [long_chat, long_chat])
-    code = main(["sft", "--model", tiny_model_dir, "--data", folder, "--output", str(tmp_path / "out"),
-                 "--no-tracking", "--seq-len", "64"])
+    code = main(
+        [
+            "sft",
+            "--model",
+            tiny_model_dir,
+            "--data",
+            folder,
+            "--output",
+            str(tmp_path / "out"),
+            "--no-tracking",
+            "--seq-len",
+            "64",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "no usable training examples (2 quarantined: too_long 2; raise --seq-len)" in err[0]

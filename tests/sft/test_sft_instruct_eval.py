@@ -20,14 +20,25 @@ STRLEN = "def strlen(string: str) -> int:\n    return len(string)\n"
 
 def fn_task(kind: str, name: str, shown: str, given: str, value: str, answer: str) -> dict:
     reference = f"def {name}(x):\n    return x + {name[1:]}\n"
-    return {"task_id": f"{kind}/{name}", "kind": kind, "entry_point": name, "split": "heldout",
-            "prompt": f"{reference}\n\n# Replace ?? as asked.\n{shown}\n", "reference": reference,
-            "tests": json.dumps([{"input": given, "output": value}]), "answer": answer, "language": "python"}
+    return {
+        "task_id": f"{kind}/{name}",
+        "kind": kind,
+        "entry_point": name,
+        "split": "heldout",
+        "prompt": f"{reference}\n\n# Replace ?? as asked.\n{shown}\n",
+        "reference": reference,
+        "tests": json.dumps([{"input": given, "output": value}]),
+        "answer": answer,
+        "language": "python",
+    }
 
 
-TASKS = [generate_task(0, "train"), generate_task(1, "heldout"),
-         fn_task("output", "f2", "assert f2(1) == ??", "1", "3", "3"),
-         fn_task("input", "f3", "assert f3(??) == 4", "1", "4", "1")]
+TASKS = [
+    generate_task(0, "train"),
+    generate_task(1, "heldout"),
+    fn_task("output", "f2", "assert f2(1) == ??", "1", "3", "3"),
+    fn_task("input", "f3", "assert f3(??) == 4", "1", "4", "1"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +48,31 @@ def evaluated(tiny_model_dir, tmp_path_factory):
     problem = load_tasks(24)[23]  # HumanEval/23, strlen: a two-line answer a tiny model can learn
     messages, prefill = chat.humaneval_turns(problem.prompt)
     synth = write_synth(root / "synth", [messages + [{"role": "assistant", "content": prefill + STRLEN + "```"}]])
-    sft(SftConfig(**fast(max_steps=60, lr=1e-2, batch_size=1, seq_len=512)), tiny_model_dir, synth,
-        str(root / "sft"))
+    sft(SftConfig(**fast(max_steps=60, lr=1e-2, batch_size=1, seq_len=512)), tiny_model_dir, synth, str(root / "sft"))
     tasks = write_tasks(root / "tasks", TASKS)
     out = str(root / "eval")
-    code = main(["eval", "--model", str(root / "sft" / "model"), "--output", out, "--prompt-style", "chat",
-                 "--benchmarks", "humaneval", "--limit", "24", "--max-new-tokens", "48", "--threads", "1",
-                 "--tasks", tasks, "--no-tracking"])
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(root / "sft" / "model"),
+            "--output",
+            out,
+            "--prompt-style",
+            "chat",
+            "--benchmarks",
+            "humaneval",
+            "--limit",
+            "24",
+            "--max-new-tokens",
+            "48",
+            "--threads",
+            "1",
+            "--tasks",
+            tasks,
+            "--no-tracking",
+        ]
+    )
     assert code == 0
     return out, tasks
 
@@ -75,8 +104,12 @@ def test_known_right_and_wrong_answers_are_scored_so(evaluated):
     out, tasks = evaluated
     answers = {"t1": "```python\ndef f1(x):\n    return x + 1\n```", "output/f2": "3", "input/f3": "assert f3(2) == 4"}
     write_jsonl(os.path.join(out, "samples", "tasks.jsonl"), [Sample("tasks", k, v) for k, v in answers.items()])
-    assert main(["eval", "--output", out, "--step", "score", "--benchmarks", "humaneval", "--limit", "24",
-                 "--no-tracking"]) == 0
+    assert (
+        main(
+            ["eval", "--output", out, "--step", "score", "--benchmarks", "humaneval", "--limit", "24", "--no-tracking"]
+        )
+        == 0
+    )
     tasks = json.load(open(os.path.join(out, "metrics.json")))["tasks"]["greedy"]
     assert {k: v["pass@1"] for k, v in tasks["by_kind"].items()} == {"generate": 1.0, "output": 1.0, "input": 0.0}
     assert tasks["pass@1"] == pytest.approx(2 / 3)

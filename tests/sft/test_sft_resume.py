@@ -70,8 +70,18 @@ def test_the_cli_exits_143_on_sigterm_and_resumes(tiny_model_dir, chat_data, tmp
     from codemill.sft import callbacks
 
     out = str(tmp_path / "out")
-    flags = ["sft", "--model", tiny_model_dir, "--data", chat_data, "--output", out, "--no-tracking",
-             *[f"--{k.replace('_', '-')}={v}" for k, v in OPTIONS.items() if k != "packing"], "--packing"]
+    flags = [
+        "sft",
+        "--model",
+        tiny_model_dir,
+        "--data",
+        chat_data,
+        "--output",
+        out,
+        "--no-tracking",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in OPTIONS.items() if k != "packing"],
+        "--packing",
+    ]
     log = callbacks.TrackerCallback.on_log
 
     def log_then_sigterm(self, args, state, control, logs=None, **kwargs):

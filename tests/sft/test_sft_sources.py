@@ -49,8 +49,20 @@ def test_an_unreachable_hub_ends_the_cli_at_once_with_exit_2(chat_data, tmp_path
         port = s.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     began = time.monotonic()
-    code = main(["sft", "--model", "deepseek-ai/deepseek-coder-1.3b-base", "--data", chat_data,
-                 "--output", str(tmp_path / "o"), "--no-tracking", "--max-steps", "1"])
+    code = main(
+        [
+            "sft",
+            "--model",
+            "deepseek-ai/deepseek-coder-1.3b-base",
+            "--data",
+            chat_data,
+            "--output",
+            str(tmp_path / "o"),
+            "--no-tracking",
+            "--max-steps",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and time.monotonic() - began < 10
     assert "deepseek-ai/deepseek-coder-1.3b-base: not a local folder" in err and f"127.0.0.1:{port}" in err
@@ -69,8 +81,14 @@ def test_base_data_and_output_on_s3_with_a_resume(s3_endpoint, tiny_model_dir, t
     assert stats["resumed_from_step"] == 3 and stats["steps"] == 8
     assert complete_steps(out) == [4, 8]  # older ones pruned on S3 too (keep_checkpoints 2)
     assert io.read_json(io.join(out, "stats.json"))["examples"] == stats["examples"]
-    for name in ("model/config.json", "model/tokenizer_config.json", "model/model.safetensors", "report.md",
-                 "loss_curve.png", "quarantine/examples.parquet"):
+    for name in (
+        "model/config.json",
+        "model/tokenizer_config.json",
+        "model/model.safetensors",
+        "report.md",
+        "loss_curve.png",
+        "quarantine/examples.parquet",
+    ):
         assert io.exists(io.join(out, name)), name
     local = io.download_dir(io.join(out, "model"), str(tmp_path / "model"))
     assert AutoTokenizer.from_pretrained(local).chat_template
@@ -92,15 +110,30 @@ def test_a_registry_base_and_what_mlflow_records(registry_uri, tmp_path, capsys)
     folder = write_synth(tmp_path / "synth", conversations())
     out = str(tmp_path / "out")
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SHORT.items()]
-    code = main(["sft", "--model", "models:/codemill-base@champion", "--data", folder, "--output", out,
-                 "--tracking-uri", registry_uri, *flags])
+    code = main(
+        [
+            "sft",
+            "--model",
+            "models:/codemill-base@champion",
+            "--data",
+            folder,
+            "--output",
+            out,
+            "--tracking-uri",
+            registry_uri,
+            *flags,
+        ]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["examples"] == json.load(open(os.path.join(out, "stats.json")))["examples"]
 
     client = MlflowClient(registry_uri)
-    run = next(r for r in client.search_runs([client.get_experiment_by_name("codemill").experiment_id])
-               if r.info.run_name == "sft")
+    run = next(
+        r
+        for r in client.search_runs([client.get_experiment_by_name("codemill").experiment_id])
+        if r.info.run_name == "sft"
+    )
     assert run.info.status == "FINISHED"
     assert run.data.params["lr"] == str(SHORT["lr"]) and run.data.params["preset"] == "tiny"
     assert run.data.params["warmup_ratio"] == "0.05"  # the resolved config: the preset's value, not None
@@ -114,7 +147,18 @@ def test_a_registry_base_and_what_mlflow_records(registry_uri, tmp_path, capsys)
 
 def test_an_unknown_registry_alias_is_one_line(registry_uri, tmp_path, capsys):
     folder = write_synth(tmp_path / "synth", conversations())
-    code = main(["sft", "--model", "models:/codemill-base@nobody", "--data", folder, "--output",
-                 str(tmp_path / "out"), "--tracking-uri", registry_uri])
+    code = main(
+        [
+            "sft",
+            "--model",
+            "models:/codemill-base@nobody",
+            "--data",
+            folder,
+            "--output",
+            str(tmp_path / "out"),
+            "--tracking-uri",
+            registry_uri,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "models:/codemill-base@nobody: not found" in err[0]

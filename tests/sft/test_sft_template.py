@@ -16,10 +16,12 @@ CONVERSATION = [
     {"role": "assistant", "content": "def cube(x):\n    return x ** 3"},
 ]
 # A DeepSeek-Coder-Instruct-shaped template (plain-text headers, its own end-of-turn text).
-INSTRUCT = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] + '\n' }}"
-            "{% elif m['role'] == 'user' %}{{ '### Instruction:\n' + m['content'] + '\n' }}"
-            "{% else %}{{ '### Response:\n' + m['content'] + '\n<|EOT|>\n' }}{% endif %}{% endfor %}"
-            "{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}")
+INSTRUCT = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] + '\n' }}"
+    "{% elif m['role'] == 'user' %}{{ '### Instruction:\n' + m['content'] + '\n' }}"
+    "{% else %}{{ '### Response:\n' + m['content'] + '\n<|EOT|>\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"
+)
 
 
 @pytest.fixture()
@@ -39,8 +41,10 @@ def test_chatml_is_installed_when_the_base_has_none(tokenizer):
     assert template.ensure_chat_template(tokenizer) == "chatml"
     assert len(tokenizer) == vocab + 2  # <|im_start|>, <|im_end|> as special tokens
     text = tokenizer.apply_chat_template(CONVERSATION[:2], tokenize=False, add_generation_prompt=True)
-    assert text == ("<|im_start|>system\nYou write Python.<|im_end|>\n<|im_start|>user\nSquare a number.<|im_end|>\n"
-                    "<|im_start|>assistant\n")
+    assert text == (
+        "<|im_start|>system\nYou write Python.<|im_end|>\n<|im_start|>user\nSquare a number.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in template.end_of_turn_ids(tokenizer)
 
 
@@ -76,7 +80,6 @@ def test_truncation_keeps_the_start(tokenizer):
 
 
 def test_a_template_that_rewrites_earlier_turns_is_refused(tokenizer):
-    tokenizer.chat_template = ("{% for m in messages %}{% if loop.last %}LAST {% endif %}{{ m['content'] }}"
-                               "{% endfor %}")
+    tokenizer.chat_template = "{% for m in messages %}{% if loop.last %}LAST {% endif %}{{ m['content'] }}{% endfor %}"
     with pytest.raises(InputError, match="concatenation of its turns"):
         template.encode(tokenizer, CONVERSATION, seq_len=1024)

@@ -38,7 +38,7 @@ def test_loss_falls_and_greedy_decoding_gives_the_trained_answers(trained):
     right = stopped = 0
     for messages, (_, answer) in zip(prompts, QA):
         enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        ids = model.generate(**enc, max_new_tokens=16, do_sample=False)[0, enc["input_ids"].shape[1]:]
+        ids = model.generate(**enc, max_new_tokens=16, do_sample=False)[0, enc["input_ids"].shape[1] :]
         right += tok.decode(ids, skip_special_tokens=True) == answer
         stopped += ids[-1].item() == tok.convert_tokens_to_ids("<|im_end|>")  # it learned to end its turn
     print(f"{right}/{len(QA)} answers reproduced, {stopped} ended with <|im_end|>")
@@ -61,8 +61,12 @@ def test_assistant_token_fraction_matches_a_hand_count(trained, data_dirs):
     ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     examples = load(data_dirs, 0.0, 0).train
     total = sum(1 + len(ids(tok.apply_chat_template(e.messages, tokenize=False))) for e in examples)
-    assistant = sum(len(ids(m["content"])) + len(ids("<|im_end|>\n")) for e in examples for m in e.messages
-                    if m["role"] == "assistant")
+    assistant = sum(
+        len(ids(m["content"])) + len(ids("<|im_end|>\n"))
+        for e in examples
+        for m in e.messages
+        if m["role"] == "assistant"
+    )
     assert stats["examples"] == len(examples) == 12 and stats["val_examples"] == 1
     assert (stats["tokens"], stats["assistant_tokens"]) == (total, assistant)
     assert stats["assistant_token_fraction"] == pytest.approx(assistant / total)
@@ -72,8 +76,14 @@ def test_assistant_token_fraction_matches_a_hand_count(trained, data_dirs):
 def test_outputs_follow_the_contract(trained):
     out, stats = trained
     on_disk = json.load(open(os.path.join(out, "stats.json")))
-    for key in ("train_loss_start", "train_loss_end", "val_loss", "assistant_token_fraction", "examples",
-                "tokens_per_second"):
+    for key in (
+        "train_loss_start",
+        "train_loss_end",
+        "val_loss",
+        "assistant_token_fraction",
+        "examples",
+        "tokens_per_second",
+    ):
         assert on_disk[key] == stats[key], key
     assert stats["tokens_per_second"] > 0 and stats["steps"] == 120 and stats["resumed_from_step"] == 0
     assert open(os.path.join(out, "loss_curve.png"), "rb").read(4) == b"\x89PNG"
@@ -103,16 +113,18 @@ def test_padding_free_rows_on_sdpa_give_the_loss_of_separate_examples(trained):
 
     packed = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=True)(rows)
     assert packed["input_ids"].shape[0] == 1 and "attention_mask" not in packed
-    separate = torch.cat([token_losses(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)([r]))
-                          for r in rows])
+    separate = torch.cat(
+        [token_losses(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)([r])) for r in rows]
+    )
     assert torch.allclose(token_losses(packed), separate, atol=1e-5)
 
 
 def test_lora_trains_an_adapter_and_writes_merged_weights(tiny_model_dir, tmp_path):
     folder = write_synth(tmp_path / "synth", conversations())
     out = str(tmp_path / "out")
-    stats = sft(SftConfig(**fast(max_steps=12, lr=1e-2, lora=True, lora_r=4, lora_alpha=8)), tiny_model_dir,
-                folder, out)
+    stats = sft(
+        SftConfig(**fast(max_steps=12, lr=1e-2, lora=True, lora_r=4, lora_alpha=8)), tiny_model_dir, folder, out
+    )
     assert stats["lora"] and stats["train_loss_end"] < stats["train_loss_start"]
     assert os.path.exists(os.path.join(out, "adapter", "adapter_config.json"))
     model = AutoModelForCausalLM.from_pretrained(os.path.join(out, "model"))  # plain weights, no peft needed

@@ -71,10 +71,16 @@ class ScriptedTeacher:
                     message = {"role": "assistant", "content": reply.content}
                     if reply.reasoning:
                         message["reasoning_content"] = reply.reasoning
-                    payload = {"id": "x", "object": "chat.completion", "model": body["model"],
-                               "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
-                               "usage": {"prompt_tokens": len(body["messages"][-1]["content"].split()),
-                                         "completion_tokens": len(reply.content.split())}}
+                    payload = {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
+                        "usage": {
+                            "prompt_tokens": len(body["messages"][-1]["content"].split()),
+                            "completion_tokens": len(reply.content.split()),
+                        },
+                    }
                     data = json.dumps(payload).encode()
                 else:
                     data = json.dumps({"error": reply.content or "scripted error"}).encode()

@@ -16,15 +16,18 @@ def test_sections_are_read_and_reasoning_blocks_do_not_count():
     assert (written.problem, written.solution, written.tests) == ("Write f.", SOLUTION, "assert f(1) == 1\n")
 
 
-@pytest.mark.parametrize("text, reason, words", [
-    ("Just prose.", "unparseable", "no [Problem] or [Solution]"),
-    ("[Problem]\nWrite f.\n[Solution]\nreturn x\n", "unparseable", "0 ```python blocks"),
-    (answer("Write f.", "def f(:\n", "assert True\n"), "unparseable", "solution is not valid Python"),
-    (answer("Write f.", SOLUTION, None), "no_tests", "no [Tests] section"),
-    (answer("Write f.", SOLUTION, "print(f(1))\n"), "no_tests", "no assert"),
-    (answer("Write f.", SOLUTION, "def test():\n    assert f(1) == 2\n"), "no_tests", "no assert"),
-    ("<think>still thinking " + answer("Write f.", SOLUTION, "assert f(1)\n"), "unparseable", "never closes"),
-])
+@pytest.mark.parametrize(
+    "text, reason, words",
+    [
+        ("Just prose.", "unparseable", "no [Problem] or [Solution]"),
+        ("[Problem]\nWrite f.\n[Solution]\nreturn x\n", "unparseable", "0 ```python blocks"),
+        (answer("Write f.", "def f(:\n", "assert True\n"), "unparseable", "solution is not valid Python"),
+        (answer("Write f.", SOLUTION, None), "no_tests", "no [Tests] section"),
+        (answer("Write f.", SOLUTION, "print(f(1))\n"), "no_tests", "no assert"),
+        (answer("Write f.", SOLUTION, "def test():\n    assert f(1) == 2\n"), "no_tests", "no assert"),
+        ("<think>still thinking " + answer("Write f.", SOLUTION, "assert f(1)\n"), "unparseable", "never closes"),
+    ],
+)
 def test_unusable_answers_get_their_reason(text, reason, words):
     with pytest.raises(Unusable) as e:
         parse_written(text)

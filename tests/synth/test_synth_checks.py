@@ -18,8 +18,10 @@ def test_quotas_use_the_largest_remainder():
 
 def test_seeds_follow_the_quotas_and_the_seed(tmp_path):
     lines = "\n".join(f"line {i}" for i in range(40))
-    corpus = write_corpus(tmp_path, [(f"p{i}.py", "python", lines) for i in range(3)]
-                          + [("a.js", "javascript", lines), ("b.go", "go", lines)])
+    corpus = write_corpus(
+        tmp_path,
+        [(f"p{i}.py", "python", lines) for i in range(3)] + [("a.js", "javascript", lines), ("b.go", "go", lines)],
+    )
     drawn, stats = seeds.draw(corpus, 8, {"python": 0.75, "javascript": 0.25}, 0, 1, 15)
     assert [s.language for s in drawn].count("python") == 6 and stats["languages"]["javascript"]["drawn"] == 2
     assert all(1 <= len(s.snippet.splitlines()) <= 15 and s.snippet in lines for s in drawn)
@@ -47,11 +49,17 @@ def test_dedup_exact_after_whitespace_and_near_by_minhash():
     assert dedup.check("d", "Write is_palindrome(s): True when s reads the same backwards.") is None
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"mode": "x"}, "mode"), ({"pass_rate_range": [0.6, 0.1]}, "pass_rate_range"),
-    ({"languages": ["python=x"]}, "NAME=SHARE"), ({"kinds": ["essay"]}, "kinds"),
-    ({"request_timeout_s": 0}, "request_timeout_s"), ({"agreement": 0}, "agreement"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"mode": "x"}, "mode"),
+        ({"pass_rate_range": [0.6, 0.1]}, "pass_rate_range"),
+        ({"languages": ["python=x"]}, "NAME=SHARE"),
+        ({"kinds": ["essay"]}, "kinds"),
+        ({"request_timeout_s": 0}, "request_timeout_s"),
+        ({"agreement": 0}, "agreement"),
+    ],
+)
 def test_config_names_the_bad_field(change, words):
     with pytest.raises(InputError, match=words):
         SynthConfig(**change).ensure_valid()

@@ -11,9 +11,23 @@ from components.synth import synth
 
 @dsl.pipeline(name="synth-only")
 def synth_only(input: str, output: str, teacher_url: str = "", options: dict = {"max_samples": 10}):  # noqa: B006
-    cpu_task(synth(mode="oss-instruct", input=input, tasks="", problems="", output=output, teacher_url=teacher_url,
-                   teacher_model="teacher", seed=0, options=options, tracking_uri="none", parent_run_id=""),
-             cpu="2", memory="4Gi")
+    cpu_task(
+        synth(
+            mode="oss-instruct",
+            input=input,
+            tasks="",
+            problems="",
+            output=output,
+            teacher_url=teacher_url,
+            teacher_model="teacher",
+            seed=0,
+            options=options,
+            tracking_uri="none",
+            parent_run_id="",
+        ),
+        cpu="2",
+        memory="4Gi",
+    )
 
 
 def test_component_compiles(tmp_path):
@@ -37,9 +51,21 @@ class _Artifact:
 def test_component_body_without_a_teacher_records_the_skip(tmp_path, oss_corpus):
     out = str(tmp_path / "out")
     metrics, report = _Artifact(tmp_path / "metrics"), _Artifact(tmp_path / "report.md")
-    result = synth.python_func(mode="oss-instruct", input=oss_corpus, tasks="", problems="", output=out,
-                               teacher_url="", teacher_model="t", seed=0, options={"max_samples": 10.0},
-                               tracking_uri="", parent_run_id="", metrics=metrics, report=report)
+    result = synth.python_func(
+        mode="oss-instruct",
+        input=oss_corpus,
+        tasks="",
+        problems="",
+        output=out,
+        teacher_url="",
+        teacher_model="t",
+        seed=0,
+        options={"max_samples": 10.0},
+        tracking_uri="",
+        parent_run_id="",
+        metrics=metrics,
+        report=report,
+    )
     assert result == out and io.read_json(f"{out}/stats.json")["skipped"] is True
     assert metrics.logged["skipped"] == 1.0 and "Skipped" in open(report.path).read()
 

@@ -13,41 +13,86 @@ from codemill.evaluate import stdio
 from codemill.tasks.kinds import OUTPUT_INSTRUCTION, TASK_SCHEMA
 from tests.synth.scripted import Reply, ScriptedTeacher
 
-FAST = ["--concurrency", "4", "--request-timeout-s", "5", "--max-retries", "1", "--backoff-s", "0.05",
-        "--exec-timeout-s", "3", "--workers", "2", "--no-tracking", "--teacher-model", "scripted"]
+FAST = [
+    "--concurrency",
+    "4",
+    "--request-timeout-s",
+    "5",
+    "--max-retries",
+    "1",
+    "--backoff-s",
+    "0.05",
+    "--exec-timeout-s",
+    "3",
+    "--workers",
+    "2",
+    "--no-tracking",
+    "--teacher-model",
+    "scripted",
+]
 REFERENCE = 'def add_numbers(a, b):\n    """Return the sum of a and b."""\n    return a + b\n'
 STUB = 'def add_numbers(a, b):\n    """Return the sum of a and b."""\n'
 
 
 def _task(task_id, kind, prompt, tests, split="train", entry="add_numbers", reference=REFERENCE):
-    return {"task_id": task_id, "kind": kind, "repo": "org/repo", "path": "m.py", "entry_point": entry,
-            "prompt": prompt, "reference": reference, "tests": json.dumps(tests), "answer": "", "split": split,
-            "language": "python"}
+    return {
+        "task_id": task_id,
+        "kind": kind,
+        "repo": "org/repo",
+        "path": "m.py",
+        "entry_point": entry,
+        "prompt": prompt,
+        "reference": reference,
+        "tests": json.dumps(tests),
+        "answer": "",
+        "split": split,
+        "language": "python",
+    }
 
 
 def write_tasks(folder) -> str:
     rows = [
-        _task("generate/add_numbers", "generate", STUB, [{"input": "1, 2", "output": "3"},
-                                                         {"input": "-1, 1", "output": "0"}]),
-        _task("output/add_numbers", "output", f"{REFERENCE}\n\n{OUTPUT_INSTRUCTION}\nassert add_numbers(2, 3) == ??\n",
-              [{"input": "2, 3", "output": "5"}]),
-        _task("generate/held_out", "generate", 'def held_out(x):\n    """x."""\n',
-              [{"input": "1", "output": "1"}], split="heldout", entry="held_out",
-              reference="def held_out(x):\n    return x\n"),
+        _task(
+            "generate/add_numbers",
+            "generate",
+            STUB,
+            [{"input": "1, 2", "output": "3"}, {"input": "-1, 1", "output": "0"}],
+        ),
+        _task(
+            "output/add_numbers",
+            "output",
+            f"{REFERENCE}\n\n{OUTPUT_INSTRUCTION}\nassert add_numbers(2, 3) == ??\n",
+            [{"input": "2, 3", "output": "5"}],
+        ),
+        _task(
+            "generate/held_out",
+            "generate",
+            'def held_out(x):\n    """x."""\n',
+            [{"input": "1", "output": "1"}],
+            split="heldout",
+            entry="held_out",
+            reference="def held_out(x):\n    return x\n",
+        ),
     ]
     io.write_parquet(pa.Table.from_pylist(rows, schema=TASK_SCHEMA), str(folder / "tasks" / "part-0.parquet"))
     return str(folder)
 
 
 GENERATE_ANSWERS = {
-    0: ("<think>\nAdd the two numbers.\n</think>\n\nHere it is:\n"
-        "```python\ndef add_numbers(a, b):\n    return a + b\n```\n"),
+    0: (
+        "<think>\nAdd the two numbers.\n</think>\n\nHere it is:\n"
+        "```python\ndef add_numbers(a, b):\n    return a + b\n```\n"
+    ),
     1: "```python\ndef add_numbers(a, b):\n    return a - b\n```\n",  # wrong
     2: "The answer is to add them.",  # no code block
     3: Reply(content="```python\ndef add_numbers(a, b):\n    return b + a\n```\n", reasoning="Addition commutes."),
 }
-OUTPUT_ANSWERS = {0: "```python\nassert add_numbers(2, 3) == 5\n```", 1: "<think>2 + 3</think>\n```python\n5\n```",
-                  2: "```python\n6\n```", 3: "<think>this never ends"}
+OUTPUT_ANSWERS = {
+    0: "```python\nassert add_numbers(2, 3) == 5\n```",
+    1: "<think>2 + 3</think>\n```python\n5\n```",
+    2: "```python\n6\n```",
+    3: "<think>this never ends",
+}
 
 
 def tasks_respond(content: str, seed: int, attempt: int):
@@ -58,14 +103,38 @@ def tasks_respond(content: str, seed: int, attempt: int):
 def test_distill_keeps_exactly_the_verified_answers_with_their_reasoning(tmp_path):
     tasks, out = write_tasks(tmp_path / "tasks-out"), str(tmp_path / "out")
     with ScriptedTeacher(tasks_respond) as teacher:
-        assert main(["synth", "--mode", "distill", "--tasks", tasks, "--kinds", "generate", "output",
-                     "--samples-per-task", "4", "--output", out, "--teacher-url", teacher.url, *FAST]) == 0
+        assert (
+            main(
+                [
+                    "synth",
+                    "--mode",
+                    "distill",
+                    "--tasks",
+                    tasks,
+                    "--kinds",
+                    "generate",
+                    "output",
+                    "--samples-per-task",
+                    "4",
+                    "--output",
+                    out,
+                    "--teacher-url",
+                    teacher.url,
+                    *FAST,
+                ]
+            )
+            == 0
+        )
         assert teacher.posts == 8
     stats = io.read_json(f"{out}/stats.json")
     data = io.read_parquet(f"{out}/data/shard-00000-of-00001.parquet").to_pylist()
     quarantine = io.read_parquet(f"{out}/quarantine/shard-00000-of-00001.parquet").to_pylist()
     assert sorted((r["task_id"], r["sample"]) for r in data) == [
-        ("generate/add_numbers", 0), ("generate/add_numbers", 3), ("output/add_numbers", 0), ("output/add_numbers", 1)]
+        ("generate/add_numbers", 0),
+        ("generate/add_numbers", 3),
+        ("output/add_numbers", 0),
+        ("output/add_numbers", 1),
+    ]
     answers = {(r["task_id"], r["sample"]): r["messages"][1]["content"] for r in data}
     assert answers[("generate/add_numbers", 0)] == GENERATE_ANSWERS[0]  # reasoning kept as written
     assert answers[("generate/add_numbers", 3)].startswith("<think>\nAddition commutes.\n</think>")
@@ -73,8 +142,11 @@ def test_distill_keeps_exactly_the_verified_answers_with_their_reasoning(tmp_pat
     assert "def add_numbers(a, b):" in data[0]["messages"][0]["content"]
     assert json.loads(next(r["tests"] for r in data if r["kind"] == "generate"))[0] == {"input": "1, 2", "output": "3"}
     assert sorted((q["task_id"], q["sample"], q["reason"]) for q in quarantine) == [
-        ("generate/add_numbers", 1, "failed_tests"), ("generate/add_numbers", 2, "unparseable"),
-        ("output/add_numbers", 2, "failed_tests"), ("output/add_numbers", 3, "unparseable")]
+        ("generate/add_numbers", 1, "failed_tests"),
+        ("generate/add_numbers", 2, "unparseable"),
+        ("output/add_numbers", 2, "failed_tests"),
+        ("output/add_numbers", 3, "unparseable"),
+    ]
     assert stats["requested"] == stats["answered"] == 8 and stats["kept"] == 4 and stats["invariant_ok"]
     assert sorted(stats["pass_rates"]) == [["generate/add_numbers", 2, 4], ["output/add_numbers", 2, 4]]
     assert stats["tasks"] == {"file": tasks, "rows": 3, "heldout_or_other_kinds": 1, "used": 2}
@@ -100,9 +172,14 @@ def problems_respond(content: str, seed: int, attempt: int):
 
 def write_problems(path) -> str:
     rows = [json.loads(line) for line in io.read_text(stdio.SHIPPED_PROBLEMS).splitlines()[:2]]
-    rows += [{"question_id": "mv-sum", "question": "MUTUAL-SUM: print the sum of the two integers.",
-              "inputs": ["1 2\n", "5 5\n"]},
-             {"question_id": "mv-chaos", "question": "MUTUAL-CHAOS: print anything.", "inputs": ["1\n"]}]
+    rows += [
+        {
+            "question_id": "mv-sum",
+            "question": "MUTUAL-SUM: print the sum of the two integers.",
+            "inputs": ["1 2\n", "5 5\n"],
+        },
+        {"question_id": "mv-chaos", "question": "MUTUAL-CHAOS: print anything.", "inputs": ["1\n"]},
+    ]
     io.write_text(str(path), "".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
 
@@ -110,19 +187,50 @@ def write_problems(path) -> str:
 def test_pass_rate_range_and_mutual_verification(tmp_path):
     problems, out = write_problems(tmp_path / "problems.jsonl"), str(tmp_path / "out")
     with ScriptedTeacher(problems_respond) as teacher:
-        assert main(["synth", "--mode", "distill", "--problems", problems, "--samples-per-task", "4",
-                     "--mutual-verification", "5", "--agreement", "0.6", "--pass-rate-range", "0.1", "0.6",
-                     "--output", out, "--teacher-url", teacher.url, *FAST]) == 0
+        assert (
+            main(
+                [
+                    "synth",
+                    "--mode",
+                    "distill",
+                    "--problems",
+                    problems,
+                    "--samples-per-task",
+                    "4",
+                    "--mutual-verification",
+                    "5",
+                    "--agreement",
+                    "0.6",
+                    "--pass-rate-range",
+                    "0.1",
+                    "0.6",
+                    "--output",
+                    out,
+                    "--teacher-url",
+                    teacher.url,
+                    *FAST,
+                ]
+            )
+            == 0
+        )
     stats = io.read_json(f"{out}/stats.json")
     data = io.read_parquet(f"{out}/data/shard-00000-of-00001.parquet").to_pylist()
     quarantine = io.read_parquet(f"{out}/quarantine/shard-00000-of-00001.parquet").to_pylist()
     assert sorted((r["task_id"], r["sample"]) for r in data) == [
-        ("cm-stdio-002", 0), ("mv-sum", 0), ("mv-sum", 1), ("mv-sum", 2)]
+        ("cm-stdio-002", 0),
+        ("mv-sum", 0),
+        ("mv-sum", 1),
+        ("mv-sum", 2),
+    ]
     by_task: dict = {}
     for q in quarantine:
         by_task.setdefault(q["task_id"], []).append(q["reason"])
-    assert by_task == {"cm-stdio-001": ["pass_rate"] * 4, "cm-stdio-002": ["failed_tests"] * 3,
-                       "mv-sum": ["failed_tests", "unparseable"], "mv-chaos": ["no_agreement"] * 5}
+    assert by_task == {
+        "cm-stdio-001": ["pass_rate"] * 4,
+        "cm-stdio-002": ["failed_tests"] * 3,
+        "mv-sum": ["failed_tests", "unparseable"],
+        "mv-chaos": ["no_agreement"] * 5,
+    }
     mutual = next(r for r in data if r["task_id"] == "mv-sum")
     assert json.loads(mutual["tests"]) == [{"input": "1 2\n", "output": "3"}, {"input": "5 5\n", "output": "10"}]
     assert mutual["messages"][1]["content"].startswith("<think>sum</think>") and mutual["source"] == "distill:mutual"

@@ -11,13 +11,42 @@ from tests.synth.conftest import EXPECTED, RIGHT, SCENARIO, oss_respond, write_c
 from tests.synth.scripted import ScriptedTeacher, answer
 
 # 2 s is far more than a scripted answer takes even on a loaded machine; "hanging" waits 5 s
-FAST = ["--concurrency", "4", "--request-timeout-s", "2", "--max-retries", "1", "--backoff-s", "0.05",
-        "--exec-timeout-s", "2", "--workers", "2", "--no-tracking"]
+FAST = [
+    "--concurrency",
+    "4",
+    "--request-timeout-s",
+    "2",
+    "--max-retries",
+    "1",
+    "--backoff-s",
+    "0.05",
+    "--exec-timeout-s",
+    "2",
+    "--workers",
+    "2",
+    "--no-tracking",
+]
 
 
 def _run(corpus: str, out: str, url: str) -> int:
-    return main(["synth", "--mode", "oss-instruct", "--input", corpus, "--output", out, "--teacher-url", url,
-                 "--teacher-model", "scripted", "--max-samples", str(len(EXPECTED)), *FAST])
+    return main(
+        [
+            "synth",
+            "--mode",
+            "oss-instruct",
+            "--input",
+            corpus,
+            "--output",
+            out,
+            "--teacher-url",
+            url,
+            "--teacher-model",
+            "scripted",
+            "--max-samples",
+            str(len(EXPECTED)),
+            *FAST,
+        ]
+    )
 
 
 def _scenario(text: str) -> str:
@@ -81,8 +110,23 @@ def test_output_loads_with_datasets(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", [("b.py", "python", "\n".join(["x = 1  # SCENARIO:right_b"] * 30))])
     out = str(tmp_path / "out")
     with ScriptedTeacher(oss_respond) as teacher:
-        assert main(["synth", "--input", corpus, "--output", out, "--teacher-url", teacher.url + "/v1",
-                     "--max-samples", "2", *FAST]) == 0
+        assert (
+            main(
+                [
+                    "synth",
+                    "--input",
+                    corpus,
+                    "--output",
+                    out,
+                    "--teacher-url",
+                    teacher.url + "/v1",
+                    "--max-samples",
+                    "2",
+                    *FAST,
+                ]
+            )
+            == 0
+        )
     assert io.read_json(f"{out}/stats.json")["by_reason"] == {"duplicate": 1}
     ds = datasets.load_dataset("parquet", data_files=f"{out}/data/*.parquet", split="train")
     assert len(ds) == 1
@@ -111,8 +155,7 @@ def test_an_s3_output_holds_the_cache_and_the_contract(tmp_path, s3_endpoint):
     corpus = write_corpus(tmp_path / "corpus", [("b.py", "python", "\n".join(["x = 1  # SCENARIO:right_b"] * 30))])
     out = "s3://synth/run"
     with ScriptedTeacher(oss_respond) as teacher:
-        args = ["synth", "--input", corpus, "--output", out, "--teacher-url", teacher.url, "--max-samples", "2",
-                *FAST]
+        args = ["synth", "--input", corpus, "--output", out, "--teacher-url", teacher.url, "--max-samples", "2", *FAST]
         assert main(args) == 0
         posts = teacher.posts
         assert len(io.list_files(f"{out}/_cache/teacher", ".json")) == 2

@@ -26,8 +26,12 @@ def test_retry_after_reads_seconds_and_dates():
 
 
 def test_a_reasoning_field_is_put_back_as_a_think_block():
-    reply = parse_completion({"choices": [{"message": {"content": "x = 1", "reasoning_content": "why"},
-                                           "finish_reason": "stop"}], "usage": {"prompt_tokens": 3}})
+    reply = parse_completion(
+        {
+            "choices": [{"message": {"content": "x = 1", "reasoning_content": "why"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3},
+        }
+    )
     assert reply.text == "<think>\nwhy\n</think>\n\nx = 1" and reply.prompt_tokens == 3 and not reply.error
     assert parse_completion({"choices": []}).error.startswith("not a chat completion")
     assert parse_completion({"choices": [{"message": {"content": ["parts"]}}]}).error
@@ -42,7 +46,14 @@ def test_the_cache_key_is_the_request_body():
 def test_error_kinds():
     from codemill.synth.teacher import error_kind
 
-    assert [error_kind(e) for e in ("timed out after 1s (3 tries)", "cannot connect (ConnectError: x)",
-                                    "HTTP 429 after 5 tries", "HTTP 404: no such model",
-                                    "HTTP 200 with a body that is not JSON", "not a chat completion (KeyError)")] == [
-        "timeout", "connect", "http_429", "http_404", "bad_reply", "bad_reply"]
+    assert [
+        error_kind(e)
+        for e in (
+            "timed out after 1s (3 tries)",
+            "cannot connect (ConnectError: x)",
+            "HTTP 429 after 5 tries",
+            "HTTP 404: no such model",
+            "HTTP 200 with a body that is not JSON",
+            "not a chat completion (KeyError)",
+        )
+    ] == ["timeout", "connect", "http_429", "http_404", "bad_reply", "bad_reply"]

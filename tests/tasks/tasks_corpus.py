@@ -148,7 +148,7 @@ def hog(n):
     return len(bytearray(n << 40))
 '''
 
-TESTS = '''\
+TESTS = """\
 from mathy.core import clamp, double, scale
 
 
@@ -160,7 +160,7 @@ def test_clamp():
 def test_scale():
     assert scale(2, factor=3) == 6
     assert scale([1], factor=2) == [1, 1]
-'''
+"""
 
 SCALE = '''\
 def scale(x, factor=2):
@@ -170,11 +170,23 @@ def scale(x, factor=2):
 
 # entry point -> the quarantine reason it must get (None: it makes tasks)
 EXPECTED: dict[str, str | None] = {
-    "clamp": None, "double": None, "letters": None, "scale": None,
-    "stamp": "impure", "jitter": "impure", "spin": "timeout", "boom": "raises", "count_up": "generator",
-    "make_point": "unserializable_output", "shuffle_set": "nondeterministic", "lonely": "no_inputs",
-    "to_array": "non_stdlib_import", "hog": "raises", "has_close_elements": "contaminated",
-    "stub": "no_body", "fill": "returns_none",
+    "clamp": None,
+    "double": None,
+    "letters": None,
+    "scale": None,
+    "stamp": "impure",
+    "jitter": "impure",
+    "spin": "timeout",
+    "boom": "raises",
+    "count_up": "generator",
+    "make_point": "unserializable_output",
+    "shuffle_set": "nondeterministic",
+    "lonely": "no_inputs",
+    "to_array": "non_stdlib_import",
+    "hog": "raises",
+    "has_close_elements": "contaminated",
+    "stub": "no_body",
+    "fill": "returns_none",
 }
 VENDORED = "clamp"  # also in beta/vendor, byte for byte except a comment: one task set, one duplicate
 
@@ -189,14 +201,18 @@ def humaneval_zero() -> str:
 
 def _clamp_source() -> str:
     start = CORE.index("def clamp")
-    return CORE[start:CORE.index("\n\n\ndef double")] + "\n"
+    return CORE[start : CORE.index("\n\n\ndef double")] + "\n"
 
 
 def repositories() -> dict[str, dict[str, str]]:
     vendored = "LIMIT = 10\n\n\n" + _clamp_source().replace("return max(", "return max(  # vendored\n        ")
     return {
-        "alpha/mathy": {"mathy/core.py": CORE, "mathy/scale.py": SCALE, "tests/test_core.py": TESTS,
-                        "README.md": "# mathy\n\nSmall math helpers.\n"},
+        "alpha/mathy": {
+            "mathy/core.py": CORE,
+            "mathy/scale.py": SCALE,
+            "tests/test_core.py": TESTS,
+            "README.md": "# mathy\n\nSmall math helpers.\n",
+        },
         "beta/vendor": {"vendor/util.py": vendored, "vendor/humaneval.py": humaneval_zero()},
     }
 
@@ -207,7 +223,10 @@ def _language(path: str) -> str:
 
 def write_corpus(folder: str, repos: dict[str, dict[str, str]] | None = None) -> str:
     """Write the repositories as validate's ``files/`` output; returns the folder."""
-    records = [FileRecord(repo, path, text, _language(path), source=f"{repo}/{path}").finalize()
-               for repo, files in sorted((repos or repositories()).items()) for path, text in sorted(files.items())]
+    records = [
+        FileRecord(repo, path, text, _language(path), source=f"{repo}/{path}").finalize()
+        for repo, files in sorted((repos or repositories()).items())
+        for path, text in sorted(files.items())
+    ]
     io.write_parquet(to_table(records, FILE_SCHEMA), os.path.join(folder, "files", "shard-00000-of-00001.parquet"))
     return folder

@@ -13,8 +13,10 @@ from codemill.cli import main
 
 
 def test_a_corpus_without_python_gives_zero_tasks_and_says_so(tmp_path, capsys):
-    corpus = write_corpus(str(tmp_path / "in"), {"docs/site": {"README.md": "# Docs\n\nOnly prose here.\n",
-                                                               "guide.md": "## Guide\n\nMore prose.\n"}})
+    corpus = write_corpus(
+        str(tmp_path / "in"),
+        {"docs/site": {"README.md": "# Docs\n\nOnly prose here.\n", "guide.md": "## Guide\n\nMore prose.\n"}},
+    )
     out = tmp_path / "out"
     assert main(["tasks", "--input", corpus, "--output", str(out), "--no-tracking"]) == 0
     stats = json.loads((out / "stats.json").read_text())
@@ -34,8 +36,7 @@ def test_an_unreadable_input_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_a_missing_input_and_wrong_columns_are_named(tmp_path, capsys):
-    assert main(["tasks", "--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o1"),
-                 "--no-tracking"]) == 2
+    assert main(["tasks", "--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o1"), "--no-tracking"]) == 2
     assert "nowhere" in capsys.readouterr().err
     import pyarrow as pa
 
@@ -48,9 +49,15 @@ def test_a_missing_input_and_wrong_columns_are_named(tmp_path, capsys):
     assert url in err and "path, content, language" in err
 
 
-@pytest.mark.parametrize("flags, field", [
-    (["--kinds", "generate,guess"], "kinds"), (["--timeout", "0"], "timeout"), (["--runs", "1"], "runs"),
-    (["--heldout-fraction", "1.5"], "heldout_fraction")])
+@pytest.mark.parametrize(
+    "flags, field",
+    [
+        (["--kinds", "generate,guess"], "kinds"),
+        (["--timeout", "0"], "timeout"),
+        (["--runs", "1"], "runs"),
+        (["--heldout-fraction", "1.5"], "heldout_fraction"),
+    ],
+)
 def test_bad_settings_name_the_field(tmp_path, capsys, flags, field):
     assert main(["tasks", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--no-tracking", *flags]) == 2
     assert field in capsys.readouterr().err

@@ -39,11 +39,13 @@ def service():
 
 def _rows(tasks) -> list[dict]:
     rows = [{"task_id": t.task_id, "completion": t.answer} for t in tasks]
-    rows += [{"task_id": t.task_id, "completion": "    return None\n" if t.kind == "generate" else "None"}
-             for t in tasks]
+    rows += [
+        {"task_id": t.task_id, "completion": "    return None\n" if t.kind == "generate" else "None"} for t in tasks
+    ]
     # right on some cases only (a fraction between 0 and 1), and one that does not parse
-    rows += [{"task_id": t.task_id, "completion": f"    return {t.tests[0][1]}\n"} for t in tasks
-             if t.kind == "generate"]
+    rows += [
+        {"task_id": t.task_id, "completion": f"    return {t.tests[0][1]}\n"} for t in tasks if t.kind == "generate"
+    ]
     return rows + [{"task_id": tasks[0].task_id, "completion": "```python\ndef (:\n```"}]
 
 
@@ -53,8 +55,26 @@ def test_eval_tasks_on_the_service_writes_what_in_process_writes(mined_tasks, se
     samples.write_text("".join(json.dumps(r) + "\n" for r in _rows(tasks)))
     monkeypatch.setenv("CODEMILL_SANDBOX_API_KEY", KEY)
     for name, extra in (("local", []), ("remote", ["--sandbox-url", service])):
-        assert main(["eval", "--samples", str(samples), "--benchmark", "tasks", "--tasks", mined_tasks,
-                     "--output", str(tmp_path / name), "--workers", "2", "--no-tracking", *extra]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    "--samples",
+                    str(samples),
+                    "--benchmark",
+                    "tasks",
+                    "--tasks",
+                    mined_tasks,
+                    "--output",
+                    str(tmp_path / name),
+                    "--workers",
+                    "2",
+                    "--no-tracking",
+                    *extra,
+                ]
+            )
+            == 0
+        )
     for name in ("results.jsonl", "metrics.json"):
         assert (tmp_path / "remote" / name).read_text() == (tmp_path / "local" / name).read_text()
     fractions = {json.loads(line)["fraction"] for line in (tmp_path / "remote" / "results.jsonl").open()}
@@ -71,8 +91,11 @@ def _all_heldout(mined_tasks: str, folder) -> str:
 
     for number, path in enumerate(sorted(glob.glob(f"{mined_tasks}/tasks/*.parquet"))):
         table = pq.read_table(path)
-        table = table.set_column(table.schema.get_field_index("split"), "split",
-                                 pa.array(["heldout"] * table.num_rows, table.schema.field("split").type))
+        table = table.set_column(
+            table.schema.get_field_index("split"),
+            "split",
+            pa.array(["heldout"] * table.num_rows, table.schema.field("split").type),
+        )
         io.write_parquet(table, str(folder / "tasks" / f"part-{number}.parquet"))
     return str(folder)
 
@@ -81,8 +104,11 @@ def test_heldout_tasks_benchmark_on_the_service(mined_tasks, service, tmp_path, 
     mined_tasks = _all_heldout(mined_tasks, tmp_path / "heldout")
     heldout = mined.load_heldout(mined_tasks)
     assert heldout
-    lines = [{"benchmark": "tasks", "task_id": r["task_id"], "completion": r["completion"]} for r in _rows(heldout)
-             if r["task_id"] in {t.task_id for t in heldout}]
+    lines = [
+        {"benchmark": "tasks", "task_id": r["task_id"], "completion": r["completion"]}
+        for r in _rows(heldout)
+        if r["task_id"] in {t.task_id for t in heldout}
+    ]
     out = str(tmp_path / "eval")
     io.write_text(io.join(out, "samples", "tasks.jsonl"), "".join(json.dumps(r) + "\n" for r in lines))
     generation = {"benchmarks": {"tasks": {"url": mined_tasks}}}

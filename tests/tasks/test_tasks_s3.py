@@ -18,8 +18,9 @@ def test_s3_input_and_output_give_the_same_tasks(s3_endpoint, tmp_path):
     io.write_bytes(url, open(glob.glob(os.path.join(local_in, "files", "*.parquet"))[0], "rb").read())
     remote = mine("s3://corpus/validate", "s3://corpus/tasks", world_size=2, kinds=["output"])
     local = mine(local_in, str(tmp_path / "out"), world_size=2, kinds=["output"])
-    assert {k: remote[k] for k in ("candidates", "tasks", "by_reason")} == \
-        {k: local[k] for k in ("candidates", "tasks", "by_reason")}
+    assert {k: remote[k] for k in ("candidates", "tasks", "by_reason")} == {
+        k: local[k] for k in ("candidates", "tasks", "by_reason")
+    }
     fetched = tmp_path / "fetched.parquet"
     fetched.write_bytes(io.read_bytes("s3://corpus/tasks/tasks/train.parquet"))
     assert pq.read_table(fetched).to_pylist() == [t for t in tasks(str(tmp_path / "out")) if t["split"] == "train"]

@@ -13,21 +13,27 @@ from test_tasks_stage import mine
 from codemill.cli import main
 from codemill.tasks.score import ParseError, Task, load_tasks, parse_completion, score
 
-REFERENCE = 'LIMIT = 10\n\n\ndef clamp(x, low=0, high=LIMIT):\n    """Clamp x into [low, high]."""\n' \
-            '    return max(low, min(high, x))\n'
+REFERENCE = (
+    'LIMIT = 10\n\n\ndef clamp(x, low=0, high=LIMIT):\n    """Clamp x into [low, high]."""\n'
+    "    return max(low, min(high, x))\n"
+)
 STUB = 'LIMIT = 10\n\n\ndef clamp(x, low=0, high=LIMIT):\n    """Clamp x into [low, high]."""\n'
 CASES = (("-3, low=-2, high=2", "-2"), ("15", "10"), ("5, high=3", "3"))
 GENERATE = Task("generate/clamp", "generate", "clamp", STUB, REFERENCE, CASES, "    return max(low, min(high, x))\n")
 OUTPUT = Task("output/clamp", "output", "clamp", REFERENCE + "assert clamp(15) == ??\n", REFERENCE, (CASES[1],), "10")
-INPUT = Task("input/clamp", "input", "clamp", REFERENCE + "assert clamp(??) == 3\n", REFERENCE, (CASES[2],),
-             "5, high=3")
+INPUT = Task(
+    "input/clamp", "input", "clamp", REFERENCE + "assert clamp(??) == 3\n", REFERENCE, (CASES[2],), "5, high=3"
+)
 FLOATS = Task("output/half", "output", "half", "", "def half(x):\n    return x / 2\n", (("4", "2.0"),), "2.0")
 TASKS = [GENERATE, OUTPUT, INPUT, FLOATS]
 
 RIGHT = [
     ("generate/clamp", "    return max(low, min(high, x))\n"),  # continues the prompt
-    ("generate/clamp", "Here it is:\n```python\ndef clamp(x, low=0, high=LIMIT):\n    if x < low:\n        return low\n"
-                       "    return high if x > high else x\n```\n"),  # a fenced block, LIMIT from the context
+    (
+        "generate/clamp",
+        "Here it is:\n```python\ndef clamp(x, low=0, high=LIMIT):\n    if x < low:\n        return low\n"
+        "    return high if x > high else x\n```\n",
+    ),  # a fenced block, LIMIT from the context
     ("output/clamp", "10"),
     ("output/clamp", "assert clamp(15) == 10"),
     ("output/clamp", "The call returns its upper bound.\n10"),
@@ -55,8 +61,9 @@ WRONG = [
 
 def test_right_answers_pass():
     results = score(TASKS, RIGHT, workers=2, timeout=2.0)
-    assert [(r.task_id, r.passed, r.fraction, r.detail) for r in results] == \
-        [(t, True, 1.0, "passed") for t, _ in RIGHT]
+    assert [(r.task_id, r.passed, r.fraction, r.detail) for r in results] == [
+        (t, True, 1.0, "passed") for t, _ in RIGHT
+    ]
 
 
 def test_wrong_answers_fail_with_their_reason():
@@ -101,13 +108,31 @@ def test_eval_cli_scores_a_samples_file(mined_tasks, tmp_path):
     tasks = load_tasks(mined_tasks)
     samples = tmp_path / "samples.jsonl"
     rows = [{"task_id": t.task_id, "completion": t.answer} for t in tasks]
-    rows += [{"task_id": t.task_id, "completion": "    return None\n" if t.kind == "generate" else "None"}
-             for t in tasks]
+    rows += [
+        {"task_id": t.task_id, "completion": "    return None\n" if t.kind == "generate" else "None"} for t in tasks
+    ]
     rows.append({"task_id": "output/missing-000", "completion": "1"})
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "eval"
-    assert main(["eval", "--samples", str(samples), "--benchmark", "tasks", "--tasks", mined_tasks,
-                 "--output", str(out), "--workers", "2", "--no-tracking"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--samples",
+                str(samples),
+                "--benchmark",
+                "tasks",
+                "--tasks",
+                mined_tasks,
+                "--output",
+                str(out),
+                "--workers",
+                "2",
+                "--no-tracking",
+            ]
+        )
+        == 0
+    )
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [(r["task_id"], r["completion"]) for r in results] == [(r["task_id"], r["completion"]) for r in rows[:-1]]
     assert [r["passed"] for r in results] == [True] * len(tasks) + [False] * len(tasks)
@@ -120,6 +145,19 @@ def test_eval_cli_scores_a_samples_file(mined_tasks, tmp_path):
 def test_eval_tasks_needs_its_folder(tmp_path, capsys):
     samples = tmp_path / "s.jsonl"
     samples.write_text('{"task_id": "x", "completion": "1"}\n')
-    assert main(["eval", "--samples", str(samples), "--benchmark", "tasks", "--output", str(tmp_path / "o"),
-                 "--no-tracking"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--samples",
+                str(samples),
+                "--benchmark",
+                "tasks",
+                "--output",
+                str(tmp_path / "o"),
+                "--no-tracking",
+            ]
+        )
+        == 2
+    )
     assert "--tasks" in capsys.readouterr().err

@@ -25,13 +25,19 @@ def mine(input: str, output: str, world_size: int = 1, **settings) -> dict:
 
 
 def quarantine(output: str) -> list[dict]:
-    return [row for f in sorted(glob.glob(os.path.join(output, "quarantine", "*.parquet")))
-            for row in pq.read_table(f).to_pylist()]
+    return [
+        row
+        for f in sorted(glob.glob(os.path.join(output, "quarantine", "*.parquet")))
+        for row in pq.read_table(f).to_pylist()
+    ]
 
 
 def tasks(output: str) -> list[dict]:
-    return [row for f in sorted(glob.glob(os.path.join(output, "tasks", "*.parquet")))
-            for row in pq.read_table(f).to_pylist()]
+    return [
+        row
+        for f in sorted(glob.glob(os.path.join(output, "tasks", "*.parquet")))
+        for row in pq.read_table(f).to_pylist()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +74,7 @@ def test_stats_and_kinds(mined):
     # double's doctest says 5 and test_core asserts clamp(5, high=3) == 4: both wrong
     assert stats["examples_disagreeing"] == 2
     on_disk = json.load(open(os.path.join(out, "stats.json")))
-    for key in ("candidates", "functions_kept", "quarantined", "tasks", "by_kind", "by_reason",
-                "examples_disagreeing"):
+    for key in ("candidates", "functions_kept", "quarantined", "tasks", "by_kind", "by_reason", "examples_disagreeing"):
         assert on_disk[key] == stats[key]
     report = open(os.path.join(out, "report.md")).read()
     for kind in ("generate", "output", "input"):
@@ -100,15 +105,29 @@ def test_readable_with_datasets(mined):
     _, out, _ = mined
     data = load_dataset("parquet", data_files={"train": os.path.join(out, "tasks", "*.parquet")}, split="train")
     assert data.num_rows == len(tasks(out))
-    assert {"task_id", "kind", "repo", "path", "entry_point", "prompt", "reference", "tests", "answer", "split",
-            "language"} <= set(data.column_names)
+    assert {
+        "task_id",
+        "kind",
+        "repo",
+        "path",
+        "entry_point",
+        "prompt",
+        "reference",
+        "tests",
+        "answer",
+        "split",
+        "language",
+    } <= set(data.column_names)
     held = load_dataset("parquet", data_files={"q": os.path.join(out, "quarantine", "*.parquet")}, split="q")
     assert {"entry_point", "repo", "path", "reason", "detail"} <= set(held.column_names)
 
 
 def _files(out: str) -> dict[str, bytes]:
-    paths = sorted(glob.glob(os.path.join(out, "tasks", "*.parquet")) + glob.glob(os.path.join(out, "quarantine", "*"))
-                   + [os.path.join(out, "report.md")])
+    paths = sorted(
+        glob.glob(os.path.join(out, "tasks", "*.parquet"))
+        + glob.glob(os.path.join(out, "quarantine", "*"))
+        + [os.path.join(out, "report.md")]
+    )
     return {os.path.relpath(p, out): open(p, "rb").read() for p in paths}
 
 
@@ -124,8 +143,9 @@ def test_sharding_by_repository_gives_the_same_tasks(mined, tmp_path):
     corpus, out, stats = mined
     sharded = mine(corpus, str(tmp_path / "two"), world_size=2)
     assert tasks(str(tmp_path / "two")) == tasks(out)
-    assert {k: sharded[k] for k in ("candidates", "functions_kept", "by_reason")} == \
-        {k: stats[k] for k in ("candidates", "functions_kept", "by_reason")}
+    assert {k: sharded[k] for k in ("candidates", "functions_kept", "by_reason")} == {
+        k: stats[k] for k in ("candidates", "functions_kept", "by_reason")
+    }
 
 
 def test_max_tasks_and_kinds(mined, tmp_path):

@@ -22,16 +22,26 @@ def test_inputs_are_argument_source_and_values_come_back_exactly(sandbox):
 
 
 def test_every_status_with_its_reason(sandbox):
-    source = ("import os, time\nclass Odd(int):\n    pass\n"
-              "def f(kind):\n    if kind == 'raise':\n        raise ValueError('bad value')\n"
-              "    if kind == 'sleep':\n        time.sleep(60)\n    if kind == 'exit':\n        os._exit(7)\n"
-              "    if kind == 'odd':\n        return Odd(1)\n"
-              "    if kind == 'memory':\n        return bytearray(1 << 30)\n"
-              "    return kind\n")
+    source = (
+        "import os, time\nclass Odd(int):\n    pass\n"
+        "def f(kind):\n    if kind == 'raise':\n        raise ValueError('bad value')\n"
+        "    if kind == 'sleep':\n        time.sleep(60)\n    if kind == 'exit':\n        os._exit(7)\n"
+        "    if kind == 'odd':\n        return Odd(1)\n"
+        "    if kind == 'memory':\n        return bytearray(1 << 30)\n"
+        "    return kind\n"
+    )
     inputs = ["'fine'", "'raise'", "'sleep'", "'exit'", "'odd'", "'memory'", "undefined_name", "1,"]
     results = run_calls(source, "f", inputs, 3.0, sandbox=sandbox, call_timeout=0.5)
-    assert [r.status for r in results] == ["ok", "raises", "timeout", "crashed", "unserializable", "raises",
-                                           "bad_input", "ok"]
+    assert [r.status for r in results] == [
+        "ok",
+        "raises",
+        "timeout",
+        "crashed",
+        "unserializable",
+        "raises",
+        "bad_input",
+        "ok",
+    ]
     assert results[1].detail == "ValueError: bad value"
     assert results[3].detail == "ended without a result (exit status 7)"
     assert "Odd" in results[4].detail and "MemoryError" in results[5].detail
@@ -41,8 +51,13 @@ def test_every_status_with_its_reason(sandbox):
 def test_load_errors_missing_entry_points_and_the_run_limit(sandbox):
     assert [r.status for r in run_calls("def f(:\n", "f", ["1"], sandbox=sandbox)] == ["raises"]
     assert run_calls("x = 1\n", "f", ["1"], sandbox=sandbox)[0].status == "no_entry_point"
-    results = run_calls("import time\ndef f(x):\n    time.sleep(0.4)\n    return x\n", "f",
-                        [str(i) for i in range(6)], 1.0, sandbox=sandbox)
+    results = run_calls(
+        "import time\ndef f(x):\n    time.sleep(0.4)\n    return x\n",
+        "f",
+        [str(i) for i in range(6)],
+        1.0,
+        sandbox=sandbox,
+    )
     statuses = [r.status for r in results]
     assert statuses[0] == "ok" and statuses[-1] == "timeout" and set(statuses) == {"ok", "timeout"}
     assert run_calls("def f():\n    return 1\n", "f", [], sandbox=sandbox) == []

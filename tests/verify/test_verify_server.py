@@ -53,8 +53,9 @@ def call(url, path, body=None, key=KEY, method=None, raw=None):
 
 def humaneval_samples(n=3):
     problems = load_problems()[:n]
-    return ([{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems]
-            + [{"task_id": p["task_id"], "completion": hack("always_equal")} for p in problems])
+    return [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems] + [
+        {"task_id": p["task_id"], "completion": hack("always_equal")} for p in problems
+    ]
 
 
 def test_health_needs_no_key_and_everything_else_does(service):
@@ -82,29 +83,58 @@ def test_verdicts_over_http_equal_in_process_scoring(service, sandbox):
 
 def test_stdio_and_tasks_requests(service):
     problems = [json.loads(line) for line in open("codemill/evaluate/data/stdio_problems.jsonl")][:2]
-    samples = [{"task_id": "cm-stdio-001", "completion": "a, b = map(int, sys.stdin.read().split())\nprint(a + b)\n"},
-               {"task_id": "cm-stdio-001", "completion": "print(0)\n"}]
+    samples = [
+        {"task_id": "cm-stdio-001", "completion": "a, b = map(int, sys.stdin.read().split())\nprint(a + b)\n"},
+        {"task_id": "cm-stdio-001", "completion": "print(0)\n"},
+    ]
     rows = client.score("stdio", samples, url=service, api_key=KEY, problems=problems)
     assert [(r["passed"], r["index"]) for r in rows] == [(True, 0), (False, 1)]
-    task = {"task_id": "t1", "kind": "generate", "entry_point": "f", "prompt": "def f(x):\n    \"\"\"x + 1\"\"\"\n",
-            "reference":
-            "def f(x):\n    return x + 1\n", "tests": json.dumps([{"input": "1", "output": "2"},
-                                                                   {"input": "5", "output": "6"}])}
-    samples = [{"task_id": "t1", "completion": "```python\ndef f(x):\n    return x + 1\n```"},
-               {"task_id": "t1", "completion": "```python\ndef f(x):\n    return 2\n```"}]
+    task = {
+        "task_id": "t1",
+        "kind": "generate",
+        "entry_point": "f",
+        "prompt": 'def f(x):\n    """x + 1"""\n',
+        "reference": "def f(x):\n    return x + 1\n",
+        "tests": json.dumps([{"input": "1", "output": "2"}, {"input": "5", "output": "6"}]),
+    }
+    samples = [
+        {"task_id": "t1", "completion": "```python\ndef f(x):\n    return x + 1\n```"},
+        {"task_id": "t1", "completion": "```python\ndef f(x):\n    return 2\n```"},
+    ]
     rows = client.score("tasks", samples, url=service, api_key=KEY, tasks=[task])
     assert [r["passed"] for r in rows] == [True, False] and "case 2" in rows[1]["result"]
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"{not json", "not JSON"), (b"[]", "JSON object"), (b'{"benchmark": "mbpp", "samples": []}', "benchmark"),
-    (b'{"benchmark": "humaneval", "samples": [{"task_id": 1}]}', "samples[0]"),
-    (b'{"benchmark": "humaneval", "samples": [{"task_id": "HumanEval/999", "completion": ""}]}', "HumanEval/999"),
-    (b'{"benchmark": "tasks", "samples": [], "tasks": [{"task_id": "x"}]}', "task row"),
-    (json.dumps({"benchmark": "tasks", "samples": [{"task_id": "t", "completion": "x"}],
-                 "tasks": [{"task_id": "t", "kind": "generate", "entry_point": "f", "prompt": "def f(x):\n",
-                            "reference": "def f(x):\n    return x\n", "tests": "[]"}]}).encode(),
-     "not valid Python")])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"{not json", "not JSON"),
+        (b"[]", "JSON object"),
+        (b'{"benchmark": "mbpp", "samples": []}', "benchmark"),
+        (b'{"benchmark": "humaneval", "samples": [{"task_id": 1}]}', "samples[0]"),
+        (b'{"benchmark": "humaneval", "samples": [{"task_id": "HumanEval/999", "completion": ""}]}', "HumanEval/999"),
+        (b'{"benchmark": "tasks", "samples": [], "tasks": [{"task_id": "x"}]}', "task row"),
+        (
+            json.dumps(
+                {
+                    "benchmark": "tasks",
+                    "samples": [{"task_id": "t", "completion": "x"}],
+                    "tasks": [
+                        {
+                            "task_id": "t",
+                            "kind": "generate",
+                            "entry_point": "f",
+                            "prompt": "def f(x):\n",
+                            "reference": "def f(x):\n    return x\n",
+                            "tests": "[]",
+                        }
+                    ],
+                }
+            ).encode(),
+            "not valid Python",
+        ),
+    ],
+)
 def test_malformed_requests_get_400_with_the_reason(service, body, message):
     code, _, text = call(service, "/v1/score", raw=body)
     assert code == 400 and message in json.loads(text)["error"]["message"]
@@ -119,8 +149,11 @@ def test_oversized_body_gets_413_not_a_reset(service):
     conn.request("POST", "/v1/score", body=body, headers={"Authorization": f"Bearer {KEY}"})
     assert conn.getresponse().status == 413
     with socket.create_connection((host, int(port))) as s:  # chunked: no length to check against
-        s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
-                  + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        s.sendall(
+            b"POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + KEY.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
         assert s.recv(100).startswith(b"HTTP/1.1 411")
 
 
@@ -128,8 +161,9 @@ def test_full_queue_answers_429_with_retry_after(sandbox):
     server, url = start(sandbox, running=1, queue=0)
     slow = [{"task_id": "HumanEval/0", "completion": "    import time\n    time.sleep(0.4)\n    return True\n"}] * 4
     results = []
-    worker = threading.Thread(target=lambda: results.append(call(url, "/v1/score", {"benchmark": "humaneval",
-                                                                                     "samples": slow})))
+    worker = threading.Thread(
+        target=lambda: results.append(call(url, "/v1/score", {"benchmark": "humaneval", "samples": slow}))
+    )
     worker.start()
     try:
         for _ in range(200):  # until the slow request is being scored
@@ -150,7 +184,7 @@ def test_concurrent_requests_all_get_their_own_verdicts(service):
     answers = [None] * 6
 
     def one(i):
-        answers[i] = client.score("humaneval", samples[i % 2::2] if i % 3 else samples, url=service, api_key=KEY)
+        answers[i] = client.score("humaneval", samples[i % 2 :: 2] if i % 3 else samples, url=service, api_key=KEY)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
     for t in threads:
@@ -158,13 +192,16 @@ def test_concurrent_requests_all_get_their_own_verdicts(service):
     for t in threads:
         t.join()
     for i, rows in enumerate(answers):
-        sent = samples[i % 2::2] if i % 3 else samples
+        sent = samples[i % 2 :: 2] if i % 3 else samples
         assert [r["completion"] for r in rows] == [s["completion"] for s in sent]
         assert [r["passed"] for r in rows] == [s["completion"] != hack("always_equal") for s in sent]
     code, _, text = call(service, "/metrics")
     text = text.decode()
     assert code == 200
-    for name in ("codemill_sandbox_queue_depth", "codemill_sandbox_executions_total",
-                 'codemill_sandbox_verdicts_total{benchmark="humaneval",verdict="passed"}',
-                 "codemill_sandbox_request_latency_seconds_bucket"):
+    for name in (
+        "codemill_sandbox_queue_depth",
+        "codemill_sandbox_executions_total",
+        'codemill_sandbox_verdicts_total{benchmark="humaneval",verdict="passed"}',
+        "codemill_sandbox_request_latency_seconds_bucket",
+    ):
         assert name in text, name

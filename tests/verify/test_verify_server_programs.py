@@ -23,10 +23,12 @@ def service(sandbox):  # noqa: F811
 
 
 def test_program_passes_only_when_it_runs_to_its_end(service, sandbox):  # noqa: F811
-    samples = [{"task_id": "p", "completion": "def f(x):\n    return x + 1\n\nassert f(1) == 2\n"},
-               {"task_id": "p", "completion": "def f(x):\n    return x\n\nassert f(1) == 2\n"},
-               {"task_id": "q", "completion": "import os\nos._exit(0)\nassert False\n"},
-               {"task_id": "q", "completion": "while True:\n    pass\n"}]
+    samples = [
+        {"task_id": "p", "completion": "def f(x):\n    return x + 1\n\nassert f(1) == 2\n"},
+        {"task_id": "p", "completion": "def f(x):\n    return x\n\nassert f(1) == 2\n"},
+        {"task_id": "q", "completion": "import os\nos._exit(0)\nassert False\n"},
+        {"task_id": "q", "completion": "while True:\n    pass\n"},
+    ]
     rows = client.score("program", samples, url=service, api_key=KEY)
     assert [r["passed"] for r in rows] == [True, False, False, False]
     assert "AssertionError" in rows[1]["result"] and rows[3]["result"] == "timed out"
@@ -35,9 +37,11 @@ def test_program_passes_only_when_it_runs_to_its_end(service, sandbox):  # noqa:
 
 
 def test_stdio_outputs_returns_each_inputs_stdout_and_no_verdict(service, sandbox):  # noqa: F811
-    samples = [{"task_id": "add", "completion": "import sys\n" + ADD},
-               {"task_id": "add", "completion": "import sys\nprint('x' * 5000)\n"},
-               {"task_id": "one", "completion": "raise SystemExit(3)\n"}]
+    samples = [
+        {"task_id": "add", "completion": "import sys\n" + ADD},
+        {"task_id": "add", "completion": "import sys\nprint('x' * 5000)\n"},
+        {"task_id": "one", "completion": "raise SystemExit(3)\n"},
+    ]
     extra = {"inputs": {"add": ["1 2\n", "5 6\n"], "one": [""]}, "stdout_bytes": 100}
     rows = client.score("stdio_outputs", samples, url=service, api_key=KEY, extra=extra)
     assert [[o["stdout"] for o in r["outputs"]] for r in rows][0] == ["3\n", "11\n"]
@@ -52,16 +56,29 @@ def test_stdio_outputs_returns_each_inputs_stdout_and_no_verdict(service, sandbo
 
 def test_tasks_and_all_cases_stdio_rows_count_the_cases_passed(service):
     tests = json.dumps([{"input": "1", "output": "2"}, {"input": "5", "output": "6"}, {"input": "0", "output": "1"}])
-    task = {"task_id": "t1", "kind": "generate", "entry_point": "f", "prompt": 'def f(x):\n    """x + 1"""\n',
-            "reference": "def f(x):\n    return x + 1\n", "tests": tests}
-    samples = [{"task_id": "t1", "completion": "```python\ndef f(x):\n    return x + 1\n```"},
-               {"task_id": "t1", "completion": "```python\ndef f(x):\n    return 2 if x < 3 else 6\n```"},
-               {"task_id": "t1", "completion": "no code"}]
+    task = {
+        "task_id": "t1",
+        "kind": "generate",
+        "entry_point": "f",
+        "prompt": 'def f(x):\n    """x + 1"""\n',
+        "reference": "def f(x):\n    return x + 1\n",
+        "tests": tests,
+    }
+    samples = [
+        {"task_id": "t1", "completion": "```python\ndef f(x):\n    return x + 1\n```"},
+        {"task_id": "t1", "completion": "```python\ndef f(x):\n    return 2 if x < 3 else 6\n```"},
+        {"task_id": "t1", "completion": "no code"},
+    ]
     rows = client.score("tasks", samples, url=service, api_key=KEY, tasks=[task])
     assert [(r["passed_cases"], r["total"]) for r in rows] == [(3, 3), (2, 3), (0, 3)]
-    problem = {"question_id": "s1", "question_content": "add", "public_test_cases": [
-        {"input": "1 2\n", "output": "3\n", "testtype": "stdin"}, {"input": "2 2\n", "output": "4\n",
-                                                                    "testtype": "stdin"}]}
+    problem = {
+        "question_id": "s1",
+        "question_content": "add",
+        "public_test_cases": [
+            {"input": "1 2\n", "output": "3\n", "testtype": "stdin"},
+            {"input": "2 2\n", "output": "4\n", "testtype": "stdin"},
+        ],
+    }
     samples = [{"task_id": "s1", "completion": ADD}, {"task_id": "s1", "completion": "print(3)\n"}]
     plain = client.score("stdio", samples, url=service, api_key=KEY, problems=[problem])
     every = client.score("stdio", samples, url=service, api_key=KEY, problems=[problem], extra={"all_cases": True})
@@ -70,12 +87,18 @@ def test_tasks_and_all_cases_stdio_rows_count_the_cases_passed(service):
     assert [(r["passed_cases"], r["total"]) for r in every] == [(2, 2), (1, 2)]
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"benchmark": "stdio_outputs", "samples": [{"task_id": "a", "completion": ""}]}, '"inputs"'),
-    ({"benchmark": "stdio_outputs", "samples": [{"task_id": "a", "completion": ""}], "inputs": {"b": []}},
-     "no \"inputs\""),
-    ({"benchmark": "stdio_outputs", "samples": [], "inputs": {}, "stdout_bytes": 0}, "stdout_bytes"),
-    ({"benchmark": "program", "samples": [{"task_id": "a"}]}, "samples[0]")])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"benchmark": "stdio_outputs", "samples": [{"task_id": "a", "completion": ""}]}, '"inputs"'),
+        (
+            {"benchmark": "stdio_outputs", "samples": [{"task_id": "a", "completion": ""}], "inputs": {"b": []}},
+            'no "inputs"',
+        ),
+        ({"benchmark": "stdio_outputs", "samples": [], "inputs": {}, "stdout_bytes": 0}, "stdout_bytes"),
+        ({"benchmark": "program", "samples": [{"task_id": "a"}]}, "samples[0]"),
+    ],
+)
 def test_malformed_program_requests_get_400(service, body, message):
     code, _, text = call(service, "/v1/score", body)
     assert code == 400 and message in json.loads(text)["error"]["message"]

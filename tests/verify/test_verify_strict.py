@@ -7,9 +7,27 @@ import pytest
 
 from codemill.verify import Unserializable, decode, encode, strict_equal
 
-PLAIN = [None, True, False, 0, -7, 2 ** 200, 1.5, -0.0, float("inf"), float("-inf"), "", "héllo\udc80", b"\x00\xff",
-         [1, [2, (3,)]], (), {1: "a", (2, 3): [None], frozenset({1}): b""}, {1, 2.5, "x", (1, 2)}, frozenset(),
-         {"nested": {"deep": [{1, 2}, {"k": -0.0}]}}]
+PLAIN = [
+    None,
+    True,
+    False,
+    0,
+    -7,
+    2**200,
+    1.5,
+    -0.0,
+    float("inf"),
+    float("-inf"),
+    "",
+    "héllo\udc80",
+    b"\x00\xff",
+    [1, [2, (3,)]],
+    (),
+    {1: "a", (2, 3): [None], frozenset({1}): b""},
+    {1, 2.5, "x", (1, 2)},
+    frozenset(),
+    {"nested": {"deep": [{1, 2}, {"k": -0.0}]}},
+]
 
 
 @pytest.mark.parametrize("value", PLAIN, ids=repr)
@@ -43,9 +61,22 @@ class AlwaysEqual(int):
     __hash__ = int.__hash__
 
 
-@pytest.mark.parametrize("value", [AlwaysEqual(1), [1, AlwaysEqual(2)], {"k": AlwaysEqual(3)},
-                                   collections.Counter(a=1), collections.OrderedDict(), type("S", (str,), {})("x"),
-                                   object(), len, 1j, bytearray(b"x")], ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize(
+    "value",
+    [
+        AlwaysEqual(1),
+        [1, AlwaysEqual(2)],
+        {"k": AlwaysEqual(3)},
+        collections.Counter(a=1),
+        collections.OrderedDict(),
+        type("S", (str,), {})("x"),
+        object(),
+        len,
+        1j,
+        bytearray(b"x"),
+    ],
+    ids=lambda v: type(v).__name__,
+)
 def test_subclasses_and_other_objects_are_refused_with_the_type_named(value):
     with pytest.raises(Unserializable, match="not plain data"):
         encode(value)
@@ -61,12 +92,29 @@ def test_bounds_cycles_and_depth():
     with pytest.raises(Unserializable, match="items"):
         encode([0] * 300_000)
     with pytest.raises(Unserializable, match="digits"):
-        encode(10 ** 5000)
+        encode(10**5000)
 
 
-@pytest.mark.parametrize("text", ["1.5", '"bare string"', '{"a": 1}', "NaN", "[\"s\"]", '["x", 1]', '["S", [1, 1]]',
-                                  '["d", [[1, 2], [1, 3]]]', '["d", [[["l", []], 1]]]', '["b", "***"]', "[1,",
-                                  '["f", "one"]', "9" * 5000, "[" * 5000 + "]" * 5000, 42])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.5",
+        '"bare string"',
+        '{"a": 1}',
+        "NaN",
+        '["s"]',
+        '["x", 1]',
+        '["S", [1, 1]]',
+        '["d", [[1, 2], [1, 3]]]',
+        '["d", [[["l", []], 1]]]',
+        '["b", "***"]',
+        "[1,",
+        '["f", "one"]',
+        "9" * 5000,
+        "[" * 5000 + "]" * 5000,
+        42,
+    ],
+)
 def test_decode_refuses_anything_but_the_wire_form(text):
     with pytest.raises(Unserializable):
         decode(text)
