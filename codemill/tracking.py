@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import urllib.error
@@ -72,7 +73,7 @@ class MlflowTracker:
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        flat = _flatten(params)
+        flat = {_param_name(k): v for k, v in _flatten(params).items()}
         items = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items())]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i : i + 100])
@@ -109,6 +110,15 @@ class MlflowTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, str(v))
+
+
+_PARAM_CHARS = re.compile(r"[^\w\-. :/]")
+
+
+def _param_name(key: str) -> str:
+    """MLflow refuses param names outside [alphanumerics _ - . space : /]; a gate key such as
+    ``humaneval.greedy.pass@1`` becomes ``humaneval.greedy.pass_1``."""
+    return _PARAM_CHARS.sub("_", key)[:250]
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -80,6 +80,8 @@ def on_platform(task: dsl.PipelineTask, network: str = "pipeline-step") -> dsl.P
         {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"},
         optional=True,
     )
+    # the sandbox service's key, for steps given a sandbox_url in their options (docs/deploy.md)
+    kubernetes.use_secret_as_env(task, "codemill-sandbox", {"api-key": "CODEMILL_SANDBOX_API_KEY"}, optional=True)
     kubernetes.use_secret_as_env(
         task,
         "codemill-mlflow-client",

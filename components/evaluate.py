@@ -7,8 +7,9 @@ from components._common import CPU_IMAGE, CUDA_IMAGE
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, tracking_uri: str,
-                  parent_run_id: str, tasks: str = "") -> str:
+def eval_generate(
+    train: str, pack: str, output: str, options: dict, seed: int, tracking_uri: str, parent_run_id: str, tasks: str = ""
+) -> str:
     """Generate completions for the code benchmarks and measure held-out FIM exact match and
     perplexity; writes samples/*.jsonl and generation.json into ``output``.
 
@@ -25,15 +26,30 @@ def eval_generate(train: str, pack: str, output: str, options: dict, seed: int, 
     """
     from codemill import io, runner
 
-    runner.from_kfp("evaluate-generate", options, overrides={"seed": seed}, output=output,
-                    tracking_uri=tracking_uri, parent_run_id=parent_run_id, model=io.join(train, "model"), pack=pack,
-                    tasks=tasks)
+    runner.from_kfp(
+        "evaluate-generate",
+        options,
+        overrides={"seed": seed},
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        model=io.join(train, "model"),
+        pack=pack,
+        tasks=tasks,
+    )
     return output
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def eval_score(output: str, options: dict, seed: int, tracking_uri: str, parent_run_id: str,
-               metrics: Output[Metrics], report: Output[HTML]) -> str:
+def eval_score(
+    output: str,
+    options: dict,
+    seed: int,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[HTML],
+) -> str:
     """Run every generated sample in the sandbox; write results.jsonl, metrics.json,
     report.html and stats.json into ``output``.
 
@@ -48,7 +64,13 @@ def eval_score(output: str, options: dict, seed: int, tracking_uri: str, parent_
     from codemill.evaluate.score_step import tracking_metrics
     from codemill.stage import publish_kfp
 
-    stats = runner.from_kfp("evaluate-score", options, overrides={"seed": seed}, output=output,
-                            tracking_uri=tracking_uri, parent_run_id=parent_run_id)
+    stats = runner.from_kfp(
+        "evaluate-score",
+        options,
+        overrides={"seed": seed},
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+    )
     publish_kfp(output, tracking_metrics(stats), metrics, report, report_name="report.html")
     return output

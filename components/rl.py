@@ -7,9 +7,23 @@ from components._common import CUDA_IMAGE
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def rl_model(model: str, tasks: str, output: str, options: dict, seed: int, gpu_count: int, num_nodes: int,
-             gpu_node_selector: dict, gpu_tolerations: list, tracking_uri: str, parent_run_id: str,
-             metrics: Output[Metrics], report: Output[Markdown], image: str = "", problems: str = "") -> str:
+def rl_model(
+    model: str,
+    tasks: str,
+    output: str,
+    options: dict,
+    seed: int,
+    gpu_count: int,
+    num_nodes: int,
+    gpu_node_selector: dict,
+    gpu_tolerations: list,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+    image: str = "",
+    problems: str = "",
+) -> str:
     """RL on sandbox-executed rewards; writes model/, rollouts/, checkpoints/, stats.json and report.md.
 
     A retried step resumes from the latest checkpoint in ``output``.
@@ -37,8 +51,18 @@ def rl_model(model: str, tasks: str, output: str, options: dict, seed: int, gpu_
     # the launcher is the entry, as for train: it may start torchrun or a TrainJob whose ranks
     # each run the `rl` step; on one device it runs the step through the runner in process
     config = runner.kfp_config("rl", options, {"seed": seed, **({"problems": problems} if problems else {})})
-    stats = run_step(config, model, tasks, output, gpu_count=gpu_count, num_nodes=num_nodes,
-                     node_selector=gpu_node_selector, tolerations=gpu_tolerations, tracking_uri=tracking_uri,
-                     parent_run_id=parent_run_id, image=image)
+    stats = run_step(
+        config,
+        model,
+        tasks,
+        output,
+        gpu_count=gpu_count,
+        num_nodes=num_nodes,
+        node_selector=gpu_node_selector,
+        tolerations=gpu_tolerations,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        image=image,
+    )
     publish_kfp(output, {k: v for k, v in stats.items() if k not in ("monitors", "config")}, metrics, report)
     return output

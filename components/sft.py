@@ -7,8 +7,18 @@ from components._common import CUDA_IMAGE
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def sft_model(model: str, data: str, output: str, preset: str, options: dict, seed: int, tracking_uri: str,
-              parent_run_id: str, metrics: Output[Metrics], report: Output[Markdown]) -> str:
+def sft_model(
+    model: str,
+    data: str,
+    output: str,
+    preset: str,
+    options: dict,
+    seed: int,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+) -> str:
     """Fine-tune ``model`` on chat examples; writes model/, checkpoints/, quarantine/, stats.json and report.md.
 
     The pipeline gives this task its GPU with ``components._common.gpu_task`` (one A100 for the
@@ -30,8 +40,16 @@ def sft_model(model: str, data: str, output: str, preset: str, options: dict, se
     from codemill import runner
     from codemill.stage import publish_kfp
 
-    stats = runner.from_kfp("sft", options, overrides={"preset": preset, "seed": seed}, output=output,
-                            tracking_uri=tracking_uri, parent_run_id=parent_run_id, model=model, data=data,
-                            registry_uri=tracking_uri)
+    stats = runner.from_kfp(
+        "sft",
+        options,
+        overrides={"preset": preset, "seed": seed},
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        model=model,
+        data=data,
+        registry_uri=tracking_uri,
+    )
     publish_kfp(output, stats, metrics, report)
     return output

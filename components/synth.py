@@ -14,9 +14,21 @@ from components._common import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def synth(mode: str, input: str, tasks: str, problems: str, output: str, teacher_url: str, teacher_model: str,
-          seed: int, options: dict, tracking_uri: str, parent_run_id: str,
-          metrics: Output[Metrics], report: Output[Markdown]) -> str:
+def synth(
+    mode: str,
+    input: str,
+    tasks: str,
+    problems: str,
+    output: str,
+    teacher_url: str,
+    teacher_model: str,
+    seed: int,
+    options: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+) -> str:
     """Ask the teacher, keep only the answers the sandbox verifies, write data/ for SFT.
 
     Args:
@@ -39,9 +51,16 @@ def synth(mode: str, input: str, tasks: str, problems: str, output: str, teacher
     from codemill import runner
     from codemill.stage import publish_kfp
 
-    stats = runner.from_kfp("synth", options, output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
-                            overrides={"mode": mode, "teacher_url": teacher_url, "teacher_model": teacher_model,
-                                       "seed": seed},
-                            input=input or None, tasks=tasks or None, problems=problems or None)
+    stats = runner.from_kfp(
+        "synth",
+        options,
+        output=output,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        overrides={"mode": mode, "teacher_url": teacher_url, "teacher_model": teacher_model, "seed": seed},
+        input=input or None,
+        tasks=tasks or None,
+        problems=problems or None,
+    )
     publish_kfp(output, stats, metrics, report)
     return output

@@ -2,7 +2,6 @@
 ``dsl.ParallelFor``, so the finish can wait on all of them), then one that deduplicates,
 makes the tasks and reports. Wired after dedup: ``input`` is dedup's output folder."""
 
-
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics, Output
 
@@ -10,8 +9,9 @@ from components._common import CPU_IMAGE, cpu_task
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def tasks_shard(input: str, output: str, rank: int, world_size: int, seed: int,
-                options: dict, tracking_uri: str, parent_run_id: str) -> str:
+def tasks_shard(
+    input: str, output: str, rank: int, world_size: int, seed: int, options: dict, tracking_uri: str, parent_run_id: str
+) -> str:
     """Mine one shard's repositories: candidates, static checks, sandboxed runs of the references.
 
     Args:
@@ -27,30 +27,73 @@ def tasks_shard(input: str, output: str, rank: int, world_size: int, seed: int,
     """
     from codemill import runner
 
-    runner.from_kfp("tasks-shard", options, overrides={"seed": seed}, output=output, rank=rank,
-                    world_size=world_size, tracking_uri=tracking_uri, parent_run_id=parent_run_id, input=input)
+    runner.from_kfp(
+        "tasks-shard",
+        options,
+        overrides={"seed": seed},
+        output=output,
+        rank=rank,
+        world_size=world_size,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        input=input,
+    )
     return output
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def tasks_finish(output: str, world_size: int, seed: int, options: dict, tracking_uri: str, parent_run_id: str,
-                 metrics: Output[Metrics], report: Output[Markdown]) -> str:
+def tasks_finish(
+    output: str,
+    world_size: int,
+    seed: int,
+    options: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+) -> str:
     """Deduplicate across shards, make the tasks, write tasks/*.parquet, stats.json and report.md."""
     from codemill import runner
     from codemill.stage import publish_kfp
 
-    stats = runner.from_kfp("tasks-finish", options, overrides={"seed": seed}, output=output, world_size=world_size,
-                            tracking_uri=tracking_uri, parent_run_id=parent_run_id)
+    stats = runner.from_kfp(
+        "tasks-finish",
+        options,
+        overrides={"seed": seed},
+        output=output,
+        world_size=world_size,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+    )
     publish_kfp(output, {k: v for k, v in stats.items() if k not in ("config", "timing")}, metrics, report)
     return output
 
 
 @dsl.pipeline(name="tasks-shards")
-def tasks_shards(input: str, output: str, shards: list[int], world_size: int, seed: int,
-                 options: dict, tracking_uri: str, parent_run_id: str):
+def tasks_shards(
+    input: str,
+    output: str,
+    shards: list[int],
+    world_size: int,
+    seed: int,
+    options: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+):
     """Fan the shard step out (a sub-pipeline, so the finish can wait on the whole loop)."""
     with dsl.ParallelFor(items=shards, name="tasks-shard") as rank:
         # two CPUs: the sandboxed reference runs go two at a time (TasksConfig.workers = 0 uses the pod's quota)
-        cpu_task(tasks_shard(input=input, output=output, rank=rank, world_size=world_size, seed=seed,
-                             options=options, tracking_uri=tracking_uri, parent_run_id=parent_run_id),
-                 cpu="2", memory="4Gi")
+        cpu_task(
+            tasks_shard(
+                input=input,
+                output=output,
+                rank=rank,
+                world_size=world_size,
+                seed=seed,
+                options=options,
+                tracking_uri=tracking_uri,
+                parent_run_id=parent_run_id,
+            ),
+            cpu="2",
+            memory="4Gi",
+        )

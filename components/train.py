@@ -7,9 +7,22 @@ from components._common import CUDA_IMAGE
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def train_model(input: str, output: str, preset: str, options: dict, seed: int, gpu_count: int, num_nodes: int,
-                gpu_node_selector: dict, gpu_tolerations: list, tracking_uri: str, parent_run_id: str,
-                metrics: Output[Metrics], report: Output[Markdown], image: str = "") -> str:
+def train_model(
+    input: str,
+    output: str,
+    preset: str,
+    options: dict,
+    seed: int,
+    gpu_count: int,
+    num_nodes: int,
+    gpu_node_selector: dict,
+    gpu_tolerations: list,
+    tracking_uri: str,
+    parent_run_id: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+    image: str = "",
+) -> str:
     """Train a causal LM on pack's shards; writes model/, checkpoints/, stats.json and report.md.
 
     A retried step resumes from the latest checkpoint in ``output``.
@@ -36,8 +49,17 @@ def train_model(input: str, output: str, preset: str, options: dict, seed: int, 
     # the launcher, not the runner, is the entry: it may start torchrun or a TrainJob, whose
     # processes each run the `train` step (codemill.train.launch)
     config = runner.kfp_config("train", options, {"preset": preset, "seed": seed})
-    stats = run_step(config, input, output, gpu_count=gpu_count, num_nodes=num_nodes,
-                     node_selector=gpu_node_selector, tolerations=gpu_tolerations,
-                     tracking_uri=tracking_uri, parent_run_id=parent_run_id, image=image)
+    stats = run_step(
+        config,
+        input,
+        output,
+        gpu_count=gpu_count,
+        num_nodes=num_nodes,
+        node_selector=gpu_node_selector,
+        tolerations=gpu_tolerations,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent_run_id,
+        image=image,
+    )
     publish_kfp(output, stats, metrics, report)
     return output

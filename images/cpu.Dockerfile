@@ -36,8 +36,8 @@ RUN groupadd --gid 10001 codemill \
     && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/codemill \
        --shell /usr/sbin/nologin codemill
 COPY --from=build /opt/venv /opt/venv
-# The compiled pipeline at the path `codemill pipeline submit` reads by default.
-COPY pipelines/compiled/codemill.yaml /opt/codemill/pipelines/compiled/codemill.yaml
+# The compiled pipelines (codemill, posttrain, r1) at the paths `codemill pipeline submit` reads by default.
+COPY pipelines/compiled/ /opt/codemill/pipelines/compiled/
 # Caches point at /tmp: the chart mounts an emptyDir there and keeps the root read-only.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

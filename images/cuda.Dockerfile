@@ -64,7 +64,7 @@ RUN groupadd --gid 10001 codemill \
     && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/codemill \
        --shell /usr/sbin/nologin codemill
 COPY --from=build /opt/venv /opt/venv
-COPY pipelines/compiled/codemill.yaml /opt/codemill/pipelines/compiled/codemill.yaml
+COPY pipelines/compiled/ /opt/codemill/pipelines/compiled/
 # NVIDIA_* tell the container toolkit to mount the driver (the nvidia/cuda images set the same).
 ENV PATH=/opt/venv/bin:$PATH \
     NVIDIA_VISIBLE_DEVICES=all \

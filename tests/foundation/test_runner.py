@@ -130,3 +130,9 @@ def test_prerequisite_errors_are_one_line_with_exit_2(tmp_path, capsys):
         assert "Traceback" not in err and "have not finished" in err and err.count("\n") == 1, err
     assert cli.main(["dedup", "--step", "write", "--input", out, "--output", out, "--no-tracking"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_docs_show_the_step_table_as_it_is():
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "architecture.md"), encoding="utf-8").read()
+    start, end = "<!-- step table: codemill.steps.markdown() -->\n", "\n<!-- end of step table -->"
+    assert doc[doc.index(start) + len(start) : doc.index(end)] == steps.markdown()

@@ -51,3 +51,12 @@ def test_unreachable_server_fails_fast_naming_the_uri():
         tracking.stage_run("validate", uri=uri),
     ):
         pass
+
+
+def test_param_names_mlflow_refuses_are_made_safe(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with tracking.stage_run("serve", uri=uri) as t:
+        t.log_params({"gate": {"humaneval.greedy.pass@1": {"min": 0.1}}})
+        run_id = t.run_id
+    params = tracking._client(uri).get_run(run_id).data.params
+    assert params == {"gate.humaneval.greedy.pass_1.min": "0.1"}
