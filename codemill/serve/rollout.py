@@ -43,6 +43,7 @@ from codemill.serve.gate import (
 )
 from codemill.serve.report import render_report
 from codemill.stage import InputError, numeric_metrics, write_stats
+from codemill.tracking import Tracker
 
 _SERVICE_URL = "http://codemill-serve.codemill.svc.cluster.local:8000"
 
@@ -134,7 +135,7 @@ def _read_json(url: str, what: str) -> dict:
     return data
 
 
-def _champion(config: RolloutConfig, challenger: dict, tracker) -> dict:
+def _champion(config: RolloutConfig, challenger: dict, tracker: Tracker) -> dict:
     """Compare the challenger with the version holding the alias, if any holds it."""
     if not tracker.enabled:
         return {
@@ -168,7 +169,7 @@ def _champion(config: RolloutConfig, challenger: dict, tracker) -> dict:
     return {**entry, "metrics": recorded, **compare_with_champion(challenger, recorded, config.max_regression)}
 
 
-def _register(config: RolloutConfig, model: str, tracker, metrics: dict) -> dict:
+def _register(config: RolloutConfig, model: str, tracker: Tracker, metrics: dict) -> dict:
     """Log the model's files on this step's run and create a registry version from them."""
     with tempfile.TemporaryDirectory(prefix="codemill-register-") as tmp:
         tracker.log_artifacts(io.download_dir(model, tmp), "model")
@@ -250,7 +251,7 @@ def serve_command(stats: dict) -> str:
 
 
 def rollout(
-    config: RolloutConfig, model: str, eval_dir: str, train_dir: str, output: str, tracker, kube_api=None
+    config: RolloutConfig, model: str, eval_dir: str, train_dir: str, output: str, tracker: Tracker, kube_api=None
 ) -> dict:
     """Gate ``model`` on its metrics and, when it passes, register, deploy and smoke it; writes stats and report.
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from codemill import io, stage
+from codemill.tracking import Tracker
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.large_string())])
 DATA_SCHEMA = pa.schema(
@@ -189,7 +190,9 @@ def report(output: str, stats: dict, outcomes: list[Outcome], examples: int) -> 
     io.write_text(io.join(output, "report.md"), "\n".join(lines) + "\n")
 
 
-def finish(output: str, stats: dict, outcomes: list[Outcome], teacher_model: str, examples: int, tracker) -> dict:
+def finish(
+    output: str, stats: dict, outcomes: list[Outcome], teacher_model: str, examples: int, tracker: Tracker
+) -> dict:
     stats["files"] = write_tables(output, outcomes, teacher_model)
     stage.write_stats(output, stats)
     report(output, stats, outcomes, examples)

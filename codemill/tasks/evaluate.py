@@ -26,6 +26,7 @@ from codemill.evaluate.data import read_samples
 from codemill.evaluate.sandbox import Limits, Sandbox
 from codemill.stage import InputError, Timer, log_config, numeric_metrics
 from codemill.tasks.score import load_tasks, score
+from codemill.tracking import Tracker
 
 NAME = "tasks"
 
@@ -47,7 +48,7 @@ def _metrics(
     return {NAME: out}
 
 
-def score_samples(config: EvalConfig, samples: str, tasks_url: str, output: str, tracker) -> dict:
+def score_samples(config: EvalConfig, samples: str, tasks_url: str, output: str, tracker: Tracker) -> dict:
     """Score ``samples`` (``task_id``, ``completion`` per line) against the tasks at ``tasks_url``."""
     if not tasks_url:
         raise InputError("--benchmark tasks needs --tasks DIR (the tasks stage's output)")
