@@ -12,8 +12,10 @@ A stage config is a plain dataclass; each field carries its help text in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import signal
 import sys
 import time
 import types
@@ -219,6 +221,26 @@ def numeric_metrics(stats: dict, prefix: str = "") -> dict[str, float]:
         elif isinstance(v, dict):
             out.update(numeric_metrics(v, prefix=f"{key}."))
     return out
+
+
+class SigtermFlag:
+    """Turns SIGTERM into a flag a training loop checks between steps, so it can write a
+    checkpoint and stop cleanly (main thread only; elsewhere no handler and no flag)."""
+
+    def __init__(self):
+        self.raised, self._previous = False, None
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # not the main thread
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 class Timer:

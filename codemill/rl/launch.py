@@ -5,8 +5,6 @@ reused with ``codemill rl`` as the command every rank runs."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 from codemill.rl.config import RLConfig
 from codemill.stage import InputError, read_stats
@@ -93,26 +91,9 @@ def run_step(
         )
         trainjob.run(job)
         return read_stats(output)
-    import torch
+    from codemill.train.launch import torchrun_here
 
-    local_gpus = torch.cuda.device_count()
-    if gpu_count > 1 and local_gpus > 1:
-        nproc = min(gpu_count, local_gpus)
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={nproc}",
-            "-m",
-            "codemill.cli",
-            "rl",
-            *rl_args(c, model, tasks, output, tracking_uri, parent_run_id),
-        ]
-        print("[rl] " + " ".join(cmd), flush=True)
-        code = subprocess.run(cmd, check=False).returncode
-        if code != 0:
-            raise RuntimeError(f"torchrun over {nproc} GPUs exited with status {code}")
+    if torchrun_here("rl", rl_args(c, model, tasks, output, tracking_uri, parent_run_id), gpu_count):
         return read_stats(output)
     from codemill import runner
 

@@ -37,11 +37,11 @@ from codemill.rl import step as _step
 from codemill.rl.config import RLConfig
 from codemill.rl.pool import TaskPool, difficulty_keep
 from codemill.rl.reward import Rewarder
-from codemill.stage import InputError, config_dict
+from codemill.stage import InputError, SigtermFlag, config_dict
 from codemill.tracking import NoOpTracker, Tracker
 from codemill.train import checkpoint as ckpt
 from codemill.train import dist as _dist
-from codemill.train.loop import SigtermFlag, TrainingInterrupted
+from codemill.train.loop import TrainingInterrupted
 
 # Fields a run and its resume may differ in; every other field must match the checkpoint's.
 RESUME_MAY_CHANGE = {

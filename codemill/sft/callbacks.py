@@ -5,6 +5,7 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 from codemill.sft import checkpoints
+from codemill.stage import SigtermFlag
 from codemill.tracking import Tracker
 
 # Trainer log keys -> the names codemill's stages log (train logs loss, lr, grad_norm, val_loss).
@@ -50,7 +51,7 @@ class CheckpointCallback(TrainerCallback):
 class SigtermCallback(TrainerCallback):
     """When SIGTERM was received: save a checkpoint after this step and stop (rerun to resume)."""
 
-    flag: checkpoints.SigtermFlag | None = None
+    flag: SigtermFlag | None = None
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.flag is not None and self.flag.raised:

@@ -9,10 +9,8 @@ is never resumed from. A rerun downloads the highest complete checkpoint and res
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 
 from codemill import io
 
@@ -83,22 +81,3 @@ def load_finished(trainer, folder: str) -> float:
     trainer._load_from_checkpoint(folder)  # full weights, or the LoRA adapter into the peft model
     trainer.state = TrainerState.load_from_json(os.path.join(folder, "trainer_state.json"))
     return 0.0
-
-
-class SigtermFlag:
-    """Turns SIGTERM into a flag the training callback checks after each step (main thread only)."""
-
-    def __init__(self):
-        self.raised, self._previous = False, None
-
-    def __enter__(self):
-        with contextlib.suppress(ValueError):  # not the main thread: no handler, no flag
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.raised = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)

@@ -30,7 +30,7 @@ from codemill import io
 from codemill.sft import base as base_model
 from codemill.sft import checkpoints, data, export, report, template
 from codemill.sft.config import RESUME_MAY_CHANGE, SftConfig, config_flags, resolve
-from codemill.stage import InputError, config_dict, log_config, write_stats
+from codemill.stage import InputError, SigtermFlag, config_dict, log_config, write_stats
 from codemill.tracking import NoOpTracker, Tracker
 
 
@@ -121,7 +121,7 @@ def _run(
         runtime = checkpoints.load_finished(trainer, resume[1])
         start = _val_loss_start(trainer, output, True)
     else:
-        with checkpoints.SigtermFlag() as flag:
+        with SigtermFlag() as flag:
             sigterm_cb.flag = flag
             start = _val_loss_start(trainer, output, resume is not None)
             result = trainer.train(resume_from_checkpoint=resume[1] if resume else None)

@@ -62,33 +62,40 @@ def run_step(
         trainjob.run(job)
         return read_stats(output)
 
-    import torch
-
-    local_gpus = torch.cuda.device_count()
-    if gpu_count > 1 and local_gpus > 1:
-        nproc = min(gpu_count, local_gpus)
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={nproc}",
-            "-m",
-            "codemill.cli",
-            "train",
-            *args,
-        ]
-        print("[train] " + " ".join(cmd), flush=True)
-        code = subprocess.run(cmd, check=False).returncode
-        if code != 0:
-            raise RuntimeError(f"torchrun over {nproc} GPUs exited with status {code}")
+    if torchrun_here("train", args, gpu_count):
         return read_stats(output)
-
     from codemill import runner
 
     return runner.run_tracked(
         "train", config, output=output, tracking_uri=tracking_uri, parent_run_id=parent_run_id, input=input
     )
+
+
+def torchrun_here(command: str, args: list[str], gpu_count: int) -> bool:
+    """Run ``codemill COMMAND ARGS`` under torchrun over this pod's GPUs when it was given
+    more than one and has them; False (nothing run) otherwise. Shared by train and rl."""
+    import torch
+
+    local_gpus = torch.cuda.device_count()
+    if gpu_count <= 1 or local_gpus <= 1:
+        return False
+    nproc = min(gpu_count, local_gpus)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "codemill.cli",
+        command,
+        *args,
+    ]
+    print(f"[{command}] " + " ".join(cmd), flush=True)
+    code = subprocess.run(cmd, check=False).returncode
+    if code != 0:
+        raise RuntimeError(f"torchrun over {nproc} GPUs exited with status {code}")
+    return True
 
 
 def train_step(config: TrainConfig, ctx) -> dict:

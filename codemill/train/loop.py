@@ -22,11 +22,9 @@ Details: docs/train.md.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
-import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from codemill import io
-from codemill.stage import InputError, config_dict, log_config, write_stats
+from codemill.stage import InputError, SigtermFlag, config_dict, log_config, write_stats
 from codemill.tracking import NoOpTracker, Tracker
 from codemill.train import backend as _backend
 from codemill.train import checkpoint as ckpt
@@ -358,22 +356,3 @@ def _resume(
     ckpt.set_rng_state(rng)
     d.print(f"[train] resumed from {ckpt.step_name(step)} of {checkpointer.output}")
     return state
-
-
-class SigtermFlag:
-    """Turns SIGTERM into a flag the loop checks between steps (main thread only)."""
-
-    def __init__(self):
-        self.raised, self._previous = False, None
-
-    def __enter__(self):
-        with contextlib.suppress(ValueError):  # not the main thread: no handler, no flag
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.raised = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
