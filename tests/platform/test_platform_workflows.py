@@ -54,7 +54,7 @@ def test_ci_lints_tests_compiles_and_checks_the_chart_on_every_push():
     assert "make test" in run_lines(ci, "test")
     assert "make lint" in run_lines(ci, "lint")
     compile_job = run_lines(ci, "compile")
-    assert "make compile" in compile_job and "git diff --exit-code -- pipelines/compiled/codemill.yaml" in compile_job
+    assert "make compile" in compile_job and "git diff --exit-code -- pipelines/compiled/" in compile_job
     chart = run_lines(ci, "chart")
     for values in ("values-dev.yaml", "values-prod.yaml"):
         assert f"helm lint --strict charts/codemill -f charts/codemill/{values}" in chart
