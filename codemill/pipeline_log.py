@@ -49,7 +49,12 @@ class _ThreadRouter:
         self.local = threading.local()
 
     def _target(self):
-        return getattr(self.local, "file", None) or self.default
+        # a thread still logging after its task's log file closed (or after the run, when the
+        # stream it was given is gone) writes to the process's own stderr instead of raising
+        for stream in (getattr(self.local, "file", None), self.default, sys.__stderr__):
+            if stream is not None and not getattr(stream, "closed", False):
+                return stream
+        return sys.__stderr__
 
     def write(self, text: str) -> int:
         return self._target().write(text)

@@ -23,7 +23,7 @@ from tests.serve.serve_helpers import metric_samples, sample
 
 
 def _plain(url: str, results: list) -> None:
-    body = {"prompt": "def long_function():\n", "max_tokens": 400}
+    body = {"prompt": "def long_function():\n", "max_tokens": 400, "temperature": 0}  # greedy: no early EOS draw
     try:
         resp = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
         results.append((resp.status_code, resp.headers.get("content-type", ""), resp.text))
@@ -32,7 +32,7 @@ def _plain(url: str, results: list) -> None:
 
 
 def _stream(url: str, results: list) -> None:
-    body = {"prompt": "import os\n", "max_tokens": 400, "stream": True}
+    body = {"prompt": "import os\n", "max_tokens": 400, "stream": True, "temperature": 0}
     try:
         with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as resp:
             events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
