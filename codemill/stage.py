@@ -136,6 +136,22 @@ def _coerce(stage: str, name: str, value: Any, kind: Any) -> Any:
     return value
 
 
+def fill_from_preset(config: Any, preset: dict[str, Any], label: str, may_stay_none: tuple[str, ...] = ()) -> Any:
+    """A copy of ``config`` (a dataclass with a ``preset`` field) whose None fields come from
+    ``preset``, coerced to the declared types (KFP hands numbers over as floats); fails naming
+    the fields that are still None. Train and sft presets both resolve through this."""
+    cls = type(config)
+    values = dataclasses.asdict(config)
+    for key, value in preset.items():
+        if values.get(key) is None:
+            values[key] = value
+    values = coerce_fields(cls, values, f"{label} config")
+    missing = sorted(k for k, v in values.items() if v is None and k not in may_stay_none)
+    if missing:
+        raise InputError(f"{label} preset {config.preset}: no value for {missing}; set them in the preset or as flags")
+    return cls(**values)
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from codemill.stage import InputError, coerce_fields
+from codemill.stage import InputError, fill_from_preset
 
 PRESET_DIR = os.path.join(os.path.dirname(__file__), "presets")
 PRECISIONS = ("fp32", "bf16")
@@ -91,15 +91,7 @@ def load_preset(name: str) -> dict:
 
 def resolve(config: SftConfig) -> SftConfig:
     """A copy of ``config`` with every None field filled from the preset, then checked."""
-    values = dataclasses.asdict(config)
-    for key, value in load_preset(config.preset).items():
-        if values.get(key) is None:
-            values[key] = value
-    values = coerce_fields(SftConfig, values, "sft config")  # KFP hands numbers over as floats
-    missing = sorted(k for k, v in values.items() if v is None)
-    if missing:
-        raise InputError(f"sft preset {config.preset}: no value for {missing}; set them in the preset or as flags")
-    resolved = SftConfig(**values)
+    resolved = fill_from_preset(config, load_preset(config.preset), "sft")
     check(resolved)
     return resolved
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from codemill.stage import InputError, coerce_fields
+from codemill.stage import InputError, fill_from_preset
 
 PRESET_DIR = os.path.join(os.path.dirname(__file__), "presets")
 DEEPSPEED_DIR = os.path.join(os.path.dirname(__file__), "deepspeed")
@@ -108,16 +108,7 @@ def load_preset(name: str) -> dict:
 
 def resolve(config: TrainConfig) -> TrainConfig:
     """A copy of ``config`` with every None field filled from the preset, then checked."""
-    preset = load_preset(config.preset)
-    values = dataclasses.asdict(config)
-    for key, value in preset["train"].items():
-        if values.get(key) is None:
-            values[key] = value
-    values = coerce_fields(TrainConfig, values, "train config")  # KFP hands dict numbers over as floats
-    missing = sorted(k for k, v in values.items() if v is None and k != "seq_len")
-    if missing:
-        raise InputError(f"preset {config.preset}: no value for {missing}; set them in the preset or as flags")
-    resolved = TrainConfig(**values)
+    resolved = fill_from_preset(config, load_preset(config.preset)["train"], "train", may_stay_none=("seq_len",))
     check(resolved)
     return resolved
 
