@@ -11,8 +11,8 @@ returned value (``codemill/verify/strict.py``). The outer process reads those li
 per-call deadline and frames each one, in turn, as ``[nonce, index, status, text]`` on the
 control channel to the evaluator; a reply out of turn or malformed, a crash or a hang ends
 that inner process (that call is ``crashed`` / ``timeout``) and the next call runs in a new
-one. A sleeping PID 1 keeps the PID namespace alive across restarts; killing it at the end
-ends everything the sample left. The sample thus writes only on its own reply pipe, and
+one. Each inner process is PID 1 of a PID namespace of its own, so killing it ends
+everything it started. The sample thus writes only on its own reply pipe, and
 what it writes there is a choice of plain values for its calls, which returning them gives
 too; the expected values never enter the sandbox (the evaluator compares).
 
@@ -20,7 +20,6 @@ Check mode is in ``_sandbox_check.py``; both share the reply relay and the call 
 """
 
 import builtins
-import ctypes
 import importlib.util
 import json
 import os
@@ -37,8 +36,6 @@ _spec = importlib.util.spec_from_file_location("_codemill_strict", _STRICT_PATH)
 strict = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(strict)
 
-PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)
 REPLIES = ("ok", "raises", "unserializable", "bad_input", "no_entry_point")
 SLACK = 0.05  # seconds kept back from the run's limit so the harness reports before the outer kill
 
@@ -65,13 +62,12 @@ def run_inner_calls(job, done_w):
     _hard_exit(0)
 
 
-def outer_calls(job, start_inner, setup, namespaces):
+def outer_calls(job, start_inner, setup):
     """Call mode, in the trusted outer process (which runs no untrusted code): start the
     inner process, frame its replies in turn (``[nonce, index, status, text]``), and when a
     call crashes, hangs or replies out of turn, go on with the next call in a new inner
-    process. A sleeping PID 1 keeps the PID namespace alive across those restarts; when it
-    is killed at the end, the kernel ends everything the sample left. Returns the exit
-    event for the control pipe."""
+    process. Each inner process is PID 1 of its own PID namespace: when it is killed, the
+    kernel ends everything it left. Returns the exit event for the control pipe."""
     nonce, count = job["nonce"], len(job["inputs"])
     deadline = time.monotonic() + job["limits"]["timeout"] - SLACK
     frames, reports, room = [], [], [job["channel_bytes"]]
@@ -82,19 +78,13 @@ def outer_calls(job, start_inner, setup, namespaces):
         room[0] -= len(text) + 200
         frames.append(json.dumps([nonce, index, status, text]))
 
-    init = _start_init() if namespaces else None
-    try:
-        index = 0
-        while index < count:
-            if deadline - time.monotonic() <= 0:
-                emit(index, "timeout", "the run's time limit was reached before this call")
-                index += 1
-            else:
-                index = _attempt(job, start_inner, index, deadline, emit, reports)
-    finally:
-        if init is not None:
-            os.kill(init, signal.SIGKILL)
-            os.waitpid(init, 0)
+    index = 0
+    while index < count:
+        if deadline - time.monotonic() <= 0:
+            emit(index, "timeout", "the run's time limit was reached before this call")
+            index += 1
+        else:
+            index = _attempt(job, start_inner, index, deadline, emit, reports)
     report = {
         "event": "exit",
         "timed_out": False,
@@ -107,20 +97,6 @@ def outer_calls(job, start_inner, setup, namespaces):
     elif reports:
         report["setup_error"] = reports[0]["_setup_error"]
     return report
-
-
-def _start_init():
-    pid = os.fork()
-    if pid == 0:  # PID 1: holds nothing, reaps orphans (SIG_IGN), dies with the outer process
-        try:
-            os.closerange(0, 65536)
-            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-            while True:
-                signal.pause()
-        finally:
-            _hard_exit(0)
-    return pid
 
 
 def _attempt(job, start_inner, start, deadline, emit, reports):

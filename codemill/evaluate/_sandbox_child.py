@@ -37,8 +37,11 @@ introspects this process's memory could find the nonce; see sandbox.py.)
 """
 
 import ctypes
+import errno
+import gc
 import json
 import os
+import platform
 import select
 import signal
 import socket
@@ -60,6 +63,9 @@ CLONE_NEWNET = 0x40000000
 MARKER_BYTES = 4096  # the done pipe carries one short line; anything beyond is ignored
 
 LIBC = ctypes.CDLL(None, use_errno=True)
+API = ctypes.PyDLL(None, use_errno=True)  # holds the GIL across the call, as os.fork() does
+API.syscall.restype = ctypes.c_long
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 
 
 def _errno_text():
@@ -87,23 +93,27 @@ PRELOAD = (
 HEADER = struct.Struct("!Q")
 
 
-def serve(sock_fd):
+def serve(sock_fd, root):
     """Fork server: one request per sample, each answered by a fresh ``os.fork()``.
 
-    This process never runs untrusted code; it only reads jobs and forks. A forked outer
-    process gets a copy-on-write image of it, so a sample starts without paying for the
-    interpreter's start-up, and nothing a sample does can reach the server or later samples.
+    This process never runs untrusted code and never reads a sample's text (it arrives on
+    its own descriptor, read only by the sample's process); it only reads jobs and forks.
+    A forked outer process gets a copy-on-write image of it, so a sample starts without
+    paying for the interpreter's start-up, and nothing a sample does can reach the server
+    or later samples.
     """
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished outer processes
     for name in PRELOAD:
         __import__(name)
-    read_paths = inner.read_paths()
     # Set up once per server and shared by its samples: the network namespace (only a down
-    # loopback; samples cannot create sockets), and for an ordinary user the user namespace
-    # it lives in. A sample's PID namespace, uid, private user namespace, rlimits, Landlock
-    # domain and seccomp filter are its own (outer_main, inner_main).
+    # loopback; samples cannot create sockets), for an ordinary user the user namespace it
+    # lives in, the first Landlock layer and the seccomp filter (inner.confine_server). A
+    # sample's PID namespace, uid, private user namespace, rlimits, second Landlock layer
+    # (writes only in its own folder) and working directory are its own.
     shared = _worker_namespaces()
     sock = socket.socket(fileno=sock_fd)
+    confinement = inner.confine_server(root, inner.read_paths())
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished outer processes
+    gc.freeze()  # a sample's collections then skip the server's objects: fewer pages copied
     while True:
         request = _receive(sock)
         if request is None:
@@ -113,7 +123,7 @@ def serve(sock_fd):
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
-                outer_main(job, fds, read_paths, shared)
+                outer_main(job, fds, confinement, shared)
             finally:
                 _hard_exit(0)
         for fd in fds:
@@ -122,10 +132,10 @@ def serve(sock_fd):
 
 def _receive(sock):
     try:
-        header, fds, _, _ = socket.recv_fds(sock, HEADER.size, 4)
+        header, fds, _, _ = socket.recv_fds(sock, HEADER.size, 5)
     except OSError:
         return None
-    if len(header) < HEADER.size or len(fds) not in (3, 4):
+    if len(header) < HEADER.size or len(fds) not in (4, 5):
         for fd in fds:
             os.close(fd)
         return None
@@ -142,12 +152,14 @@ def _receive(sock):
 # ---------------------------------------------------------------------------- outer
 
 
-def outer_main(job, fds, read_paths, shared=(False, "not set up")):
-    out_fd, err_fd, ctl = fds[:3]
-    if len(fds) == 4:  # check mode: the test program, read only by the inner check harness
-        job["check_fd"] = fds[3]
+def outer_main(job, fds, confinement, shared=(False, "not set up")):
+    out_fd, err_fd, ctl, job["code_fd"] = fds[:4]
+    null = stdin_fd = os.open(os.devnull, os.O_RDONLY)
+    if len(fds) == 5 and job["mode"] == "check":  # the test program, read only by the check harness
+        job["check_fd"] = fds[4]
+    elif len(fds) == 5:  # stdio: the test input
+        stdin_fd = fds[4]
     os.setsid()  # the evaluator's backstop kills this group
-    null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
@@ -155,9 +167,8 @@ def outer_main(job, fds, read_paths, shared=(False, "not set up")):
     os.close(err_fd)
     os.chdir(job["workdir"])
     os.environ["HOME"] = os.environ["TMPDIR"] = job["workdir"]
+    gc.disable()  # this trusted process allocates little; collections would only copy pages
     namespaces, why_not = shared
-    if namespaces and LIBC.unshare(CLONE_NEWPID) != 0:
-        namespaces, why_not = False, "PID namespace: " + _errno_text()
     setup = {"namespaces": namespaces}
     if not namespaces:
         setup["namespaces_error"] = why_not
@@ -171,24 +182,24 @@ def outer_main(job, fds, read_paths, shared=(False, "not set up")):
                 },
             )
             return
-    stdin_fd = null
-    if job["mode"] == "stdio":
-        stdin_fd = os.memfd_create("stdin")
-        os.write(stdin_fd, job["stdin"].encode("utf-8"))
-        os.lseek(stdin_fd, 0, os.SEEK_SET)
 
     def start_inner(start=0):
-        """Fork the inner process (PID 1 of the PID namespace this process set up for its
-        children); returns its pid and the read ends of its setup and done pipes."""
+        """Fork the inner process, as PID 1 of a new PID namespace of its own (when this
+        machine has them); returns its pid and the read ends of its setup and done pipes."""
         setup_r, setup_w = os.pipe()
         done_r, done_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = fork_pid_namespace() if namespaces else os.fork()
+        except OSError:
+            for fd in (setup_r, setup_w, done_r, done_w):
+                os.close(fd)
+            raise
         if pid == 0:
             try:
                 os.close(setup_r)
                 os.close(done_r)
                 job["start"] = start
-                inner.inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths)
+                inner.inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, confinement)
             finally:
                 _hard_exit(120)
         os.close(setup_w)
@@ -197,7 +208,7 @@ def outer_main(job, fds, read_paths, shared=(False, "not set up")):
 
     if job["mode"] == "calls":  # the inner process runs the calls; this process frames them
         _send(ctl, {"event": "started", "pid": None, "outer_pid": os.getpid()})
-        _send(ctl, inner.calls.outer_calls(job, start_inner, setup, namespaces))
+        _send(ctl, inner.calls.outer_calls(job, start_inner, setup))
         return
     pid, setup_r, done_r = start_inner()
     _send(ctl, {"event": "started", "pid": pid, "outer_pid": os.getpid()})
@@ -220,13 +231,35 @@ def outer_main(job, fds, read_paths, shared=(False, "not set up")):
     _send(ctl, report)
 
 
+def fork_pid_namespace():
+    """``os.fork()``, but the child is PID 1 of a new PID namespace (``clone(CLONE_NEWPID)``):
+    when it ends, the kernel ends everything it started. The interpreter's own before- and
+    after-fork steps run around the raw system call, as ``os.fork()`` runs them."""
+    number = SYS_CLONE.get(platform.machine())
+    if number is None:
+        raise OSError(errno.ENOSYS, "clone() is not known for %s" % platform.machine())
+    API.PyOS_BeforeFork()
+    pid = API.syscall(number, ctypes.c_ulong(CLONE_NEWPID | signal.SIGCHLD), None, None, None, None)
+    if pid == 0:
+        API.PyOS_AfterFork_Child()
+        return 0
+    error = ctypes.get_errno()
+    API.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(error, "clone(CLONE_NEWPID): " + os.strerror(error))
+    return pid
+
+
 def _worker_namespaces():
-    """The server's network namespace: (done, why not). An ordinary user first needs a user
-    namespace, in which it maps its own uid/gid (so each sample's outer process may create a
-    PID namespace, and the sample a nested, private user namespace)."""
+    """The server's network namespace, and whether its samples can have PID namespaces:
+    (done, why not). An ordinary user first needs a user namespace, in which it maps its own
+    uid/gid (so each sample's outer process may create a PID namespace, and the sample a
+    nested, private user namespace)."""
     uid, gid = os.getuid(), os.getgid()
     if uid == 0:
-        return (True, "") if LIBC.unshare(CLONE_NEWNET) == 0 else (False, _errno_text())
+        if LIBC.unshare(CLONE_NEWNET) != 0:
+            return False, _errno_text()
+        return _try_pid_namespace()
     if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         return False, _errno_text()
     try:
@@ -239,6 +272,17 @@ def _worker_namespaces():
                 f.write(text)
     except OSError as e:
         return False, "cannot map uid/gid in the new user namespace: %s" % e
+    return _try_pid_namespace()
+
+
+def _try_pid_namespace():
+    try:
+        pid = fork_pid_namespace()
+    except OSError as e:
+        return False, "PID namespace: %s" % e
+    if pid == 0:
+        _hard_exit(0)
+    os.waitpid(pid, 0)
     return True, ""
 
 
@@ -311,4 +355,4 @@ def _drain(streams, open_fds, caps):
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), sys.argv[2])

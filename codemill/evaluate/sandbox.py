@@ -298,8 +298,6 @@ class Sandbox:
             limits = limits or self.limits
             job = {
                 "mode": mode,
-                "code": code,
-                "stdin": stdin,
                 "nonce": nonce,
                 "uid": self.uid,
                 "gid": self.gid,
@@ -319,7 +317,14 @@ class Sandbox:
                 job["channel_bytes"] = min(CHANNEL_BYTES, len(job["inputs"]) * (job["result_bytes"] + 512) + 4096)
             out = Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
             pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, control
-            extra = [_memfd("check", check)] if mode == "check" else []
+            # The sample's text, its stdin and a check program travel on descriptors of their
+            # own: the fork server never holds them, so no later sample can find them in the
+            # memory it inherits from the server.
+            extra = [_memfd("code", code)]
+            if mode == "check":
+                extra.append(_memfd("check", check))
+            elif mode == "stdio":
+                extra.append(_memfd("stdin", stdin))
             try:
                 self._submit(json.dumps(job).encode("utf-8"), [w for _, w in pipes] + extra)
             except BaseException:
