@@ -12,13 +12,14 @@ encodes, so ``tokenizer(psm_prompt(prefix, suffix))`` gives exactly the token la
 the model was trained on, up to where the middle starts.
 
 Prompts built as strings let the sentinel text inside ``prefix``/``suffix`` become
-special tokens when the tokenizer parses them; :func:`psm_ids` builds the same prompt
-from ids instead, with the code encoded as plain text.
+special tokens when the tokenizer parses them; the inference paths build the same prompt
+from ids instead, with the code encoded as plain text (serve's ``PromptBuilder.build``,
+evaluate's ``encode_fim``, which also truncates to the context).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from codemill.fim import FIM_BEGIN, FIM_END, FIM_HOLE, psm_prompt  # the contract's one home
 
@@ -41,15 +42,6 @@ def spm_layout(
 ) -> list[int]:
     """Token layout of an SPM training example (without BOS/EOS)."""
     return [begin, hole, *suffix, end, *prefix, *middle]
-
-
-def psm_ids(encode: Callable[[str], list[int]], ids: dict[str, int], prefix: str, suffix: str) -> list[int]:
-    """PSM prompt ids: BOS, sentinels from ``ids`` (meta.json's names), code through ``encode``.
-
-    ``encode`` must encode plain text without parsing special tokens, e.g.
-    ``lambda s: tok(s, add_special_tokens=False, split_special_tokens=True)["input_ids"]``.
-    """
-    return [ids["bos"], ids["fim_begin"], *encode(prefix), ids["fim_hole"], *encode(suffix), ids["fim_end"]]
 
 
 def split_fim_ids(

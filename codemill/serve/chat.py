@@ -2,7 +2,9 @@
 
 Messages are ``{"role": "system"|"user"|"assistant", "content": text}`` (``developer``, the
 newer name of ``system``, is read as ``system``). Content is a string or a list of
-``{"type": "text", "text": ...}`` parts, joined; any other part (images, audio) and any
+``{"type": "text", "text": ...}`` parts, joined; an assistant message's content may be
+``null`` or left out (OpenAI allows it for turns that carried tool calls, and some clients
+send empty assistant turns so), read as ``""``. Any other part (images, audio) and any
 message field codemill does not use (``tool_calls``) is a 400 naming it, as are an empty
 list and an unknown role. Sampling fields and their limits are the completions API's
 (:func:`codemill.serve.protocol.generation_fields`); ``max_completion_tokens`` (the newer
@@ -112,9 +114,16 @@ def parse_messages(value) -> list[dict]:
                 f"'messages[{i}].role' is {role!r}; expected one of system, user, assistant",
                 code="invalid_role",
             )
-        if "content" not in message or message["content"] is None:
-            raise _invalid(f"messages[{i}].content", f"'messages[{i}].content' is required", code="missing_parameter")
-        out = {"role": ROLES[role], "content": _content(i, message["content"])}
+        content = message.get("content")
+        if content is None and ROLES[role] != "assistant":
+            state = "null" if "content" in message else "missing"
+            raise _invalid(
+                f"messages[{i}].content",
+                f"'messages[{i}].content' is required for a {role} message, got {state} "
+                "(only an assistant message may leave its content null)",
+                code="missing_parameter",
+            )
+        out = {"role": ROLES[role], "content": "" if content is None else _content(i, content)}
         if message.get("name") is not None:
             if not isinstance(message["name"], str):
                 raise _type_error(f"messages[{i}].name", "a string", message["name"])

@@ -16,6 +16,10 @@ takes in new requests while it runs. One forward pass per step serves the whole 
    batch (:mod:`codemill.serve.kvcache`), so a new request waits one step, not for the
    whole batch to finish.
 
+A request with ``echo`` and ``max_tokens`` 0 (scoring a prompt) never joins the batch: one
+forward pass over its prompt gives the logprobs asked for (none is run when none is asked),
+and its choices finish with ``length`` and no token.
+
 Greedy rows produce what ``model.generate(do_sample=False)`` produces for the same
 prompt alone (a test checks this under concurrency).
 """
@@ -231,6 +235,24 @@ class HFBackend:
                 k = job.request.logprobs or 0
                 job.prompt_logprobs = logprobs.prompt(logits[r, width - len(job.prompt_ids) :], job.prompt_ids, k)
 
+    def _answer_prompt_only(self, jobs: list[Job], hooks: BatchHooks) -> list[Job]:
+        """Finish the ``max_tokens`` 0 jobs (``echo``: the prompt is the whole answer); returns the others."""
+        from codemill.serve import logprobs
+
+        rest = []
+        for job in jobs:
+            if job.request.max_tokens:
+                rest.append(job)
+                continue
+            if not job.cancelled:
+                if job.request.logprobs is not None:  # one unpadded row: the positions are 0..len-1
+                    logits = self.model(input_ids=torch.tensor([job.prompt_ids], device=self.device)).logits[0]
+                    job.prompt_logprobs = logprobs.prompt(logits, job.prompt_ids, job.request.logprobs)
+                job.emit_all([Finished(i, "length", 0) for i in range(job.n)])
+            job.open_rows = 0
+            hooks.retire(job)
+        return rest
+
     def generate(self, jobs: list[Job], hooks: BatchHooks) -> None:
         """Decode until no row is left, taking in the jobs ``hooks.admit`` hands over between steps.
 
@@ -243,6 +265,7 @@ class HFBackend:
         with torch.inference_mode():
             batch, pending = None, jobs
             while True:
+                pending = self._answer_prompt_only(pending, hooks)
                 if pending:
                     fresh = self._prefill_all(pending)
                     batch = fresh if batch is None else batch.join(fresh)

@@ -75,7 +75,7 @@ class TeacherDeployment:
 
     The teacher's weights are copied from S3 by its init container (``fetch-model``), so the
     model reference lives in that init container's ``model_env`` variable (which its args
-    must read as ``$(CODEMILL_MODEL_URI)``: docs/pipelines.md, "On a cluster").
+    read as ``$(CODEMILL_MODEL_URI)``: docs/pipelines.md, "The teacher served inside the step").
     """
 
     namespace: str

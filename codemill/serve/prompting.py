@@ -80,10 +80,6 @@ class PromptBuilder:
         found = (_single_token_id(tokenizer, t) for t in END_OF_TURN_TOKENS)
         self.end_of_turn_ids = frozenset(i for i in found if i is not None)
 
-    @property
-    def supports_fim(self) -> bool:
-        return self.sentinels is not None
-
     def encode_text(self, text: str) -> list[int]:
         if not text:
             return []

@@ -10,7 +10,9 @@ Rules: unknown fields are rejected (a typo such as ``max_token`` must not be sil
 ignored); ``true`` is not an integer; NaN/Infinity are not JSON; parameters codemill does
 not implement (penalties, ``logit_bias``, ``best_of`` > n) are accepted only at their
 no-op value, so a client never gets a different behaviour than it asked for. ``echo``
-and ``logprobs`` are implemented (:mod:`codemill.serve.logprobs`); chat bodies are
+and ``logprobs`` are implemented (:mod:`codemill.serve.logprobs`); ``max_tokens: 0`` is
+allowed with ``echo`` only (OpenAI's way to score a prompt: the prompt comes back, nothing
+is generated); chat bodies are
 :mod:`codemill.serve.chat`'s. Limits that depend on the model (context length) are checked by the server
 after tokenization.
 """
@@ -66,7 +68,7 @@ class GenerationParams:
     stream: bool = False
     include_usage: bool = False
     model: str | None = None
-    echo: bool = False  # completions only: the prompt's tokens come back with their logprobs
+    echo: bool = False  # completions only: the prompt's tokens come back with their logprobs (max_tokens may be 0)
     logprobs: int | None = None  # completions only: top alternatives per token (None: no logprobs)
 
 
@@ -187,8 +189,8 @@ def check_fields(body: dict, known: set[str], no_op: dict) -> None:
             raise _invalid(name, message, code="unsupported_parameter")
 
 
-def generation_fields(body: dict, limits: Limits, max_tokens_name: str = "max_tokens") -> dict:
-    """The :class:`GenerationParams` fields of a request body, validated."""
+def generation_fields(body: dict, limits: Limits, max_tokens_name: str = "max_tokens", min_tokens: int = 1) -> dict:
+    """The :class:`GenerationParams` fields of a request body, validated (``max_tokens >= min_tokens``)."""
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise _type_error("model", "a string", model)
@@ -196,8 +198,8 @@ def generation_fields(body: dict, limits: Limits, max_tokens_name: str = "max_to
         raise _type_error("user", "a string", body["user"])
 
     max_tokens = _int(body, max_tokens_name, limits.default_max_tokens)
-    if max_tokens < 1:
-        raise _invalid(max_tokens_name, f"'{max_tokens_name}' must be >= 1, got {max_tokens}")
+    if max_tokens < min_tokens:
+        raise _invalid(max_tokens_name, f"'{max_tokens_name}' must be >= {min_tokens}, got {max_tokens}")
     if max_tokens > limits.max_tokens_cap:
         raise _invalid(
             max_tokens_name,
@@ -262,10 +264,12 @@ def parse_completion_request(raw: bytes, limits: Limits) -> CompletionRequest:
         raise _type_error("echo", "a boolean", echo)
     if echo and suffix is not None:
         raise _invalid("echo", "'echo' cannot be combined with 'suffix'", code="unsupported_parameter")
+    if not echo and _int(body, "max_tokens", None) == 0:
+        raise _invalid("max_tokens", "'max_tokens' must be >= 1, got 0 (0 is allowed only with 'echo': true)")
     logprobs = _int(body, "logprobs", None)
     if logprobs is not None and not 0 <= logprobs <= MAX_LOGPROBS:
         raise _invalid("logprobs", f"'logprobs' must be between 0 and {MAX_LOGPROBS}, got {logprobs}")
-    fields = generation_fields(body, limits)
+    fields = generation_fields(body, limits, min_tokens=0 if echo else 1)
     best_of = _int(body, "best_of", None)
     if best_of is not None and best_of != fields["n"]:
         raise _invalid("best_of", "best_of is supported only when equal to n", code="unsupported_parameter")

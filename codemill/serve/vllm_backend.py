@@ -8,6 +8,10 @@ which is how FIM works here although vLLM's own OpenAI server rejects ``suffix``
 same ``Delta``/``Finished`` events the hf backend sends, so the HTTP layer, metrics
 and tests are shared.
 
+``echo`` with ``max_tokens`` 0 (scoring a prompt) asks vLLM for one token, since its
+sampler needs at least one, and drops it: the choices finish with ``length`` and no token
+(what vLLM's own server does).
+
 ``seed`` is passed to vLLM's per-request sampler: vLLM documents it as reproducible for
 the same request on the same hardware and engine configuration.
 """
@@ -96,7 +100,7 @@ class VLLMEngine:
             n=req.n,
             temperature=req.temperature,
             top_p=req.top_p,
-            max_tokens=req.max_tokens,
+            max_tokens=max(1, req.max_tokens),
             stop=req.stop or None,
             seed=req.seed,
             stop_token_ids=sorted(job.stop_ids) or None,
@@ -121,8 +125,11 @@ class VLLMEngine:
                     job.prompt_logprobs = [None] + _entries(
                         job.prompt_ids[1:], output.prompt_logprobs[1:], req.logprobs or 0
                     )
-                for choice in output.outputs:
-                    self._forward(job, choice, sent, finished)
+                if req.max_tokens:
+                    for choice in output.outputs:
+                        self._forward(job, choice, sent, finished)
+            if not req.max_tokens:  # the prompt is the whole answer; the token vLLM made is dropped
+                job.emit_all([Finished(i, "length", 0) for i in range(req.n)])
         except Exception as e:  # one failed request, not a dead server
             log.exception("vLLM request %s failed", request_id)
             job.emit(Failed(f"generation failed: {type(e).__name__}: {e}"))

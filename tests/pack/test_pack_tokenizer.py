@@ -8,7 +8,7 @@ import pytest
 from pack_fixtures import package_files
 
 from codemill.pack import tokenizer as tk
-from codemill.pack.fim import FIM_BEGIN, FIM_END, FIM_HOLE, psm_ids, psm_prompt
+from codemill.pack.fim import FIM_BEGIN, FIM_END, FIM_HOLE, psm_prompt
 from codemill.stage import InputError
 
 TRICKY = f"s = '{FIM_BEGIN}' + \"{FIM_HOLE}\"  # {FIM_END} {tk.EOS} {tk.BOS}\nnaïve = 'héllo wörld 漢字 😀'\n"
@@ -43,13 +43,6 @@ def test_sentinel_text_inside_code_is_never_a_special_token(trained_dir):
     assert int(enc.byte_lengths[ids].sum()) == len(TRICKY.encode("utf-8"))
     # while the tokenizer's normal parsing would have matched them
     assert 3 in enc.tokenizer.__class__.from_file(f"{trained_dir}/tokenizer.json").encode(TRICKY).ids
-
-
-def test_psm_ids_keeps_sentinel_text_of_the_code_as_text(trained_dir):
-    enc = tk.TextEncoder(trained_dir)
-    ids = psm_ids(lambda s: enc.encode([s])[0].tolist(), enc.ids, f"x = '{FIM_HOLE}'\n", "")
-    assert ids[:2] == [enc.ids["bos"], enc.ids["fim_begin"]]
-    assert ids.count(enc.ids["fim_hole"]) == 1 and ids[-1] == enc.ids["fim_end"]
 
 
 def test_reusing_a_tokenizer_adds_only_the_missing_special_tokens(trained_dir, tmp_path):

@@ -32,7 +32,7 @@ def test_teacher_from_s3_is_a_valid_gpu_deployment_with_a_service():
     assert all(validate(o) == "core" for o in objects)
     pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
     fetch, server = pod["initContainers"][0], pod["containers"][0]
-    assert fetch["args"] == ["s3://models/qwen-coder", "/cache/model"] and "codemill-cpu" in fetch["image"]
+    assert fetch["args"] == ["$(CODEMILL_MODEL_URI)", "/cache/model"] and "codemill-cpu" in fetch["image"]
     assert server["image"].startswith("vllm/vllm-openai:") and server["command"] == ["vllm", "serve"]
     assert server["args"][0] == "/cache/model" and "--tensor-parallel-size=2" in server["args"]
     assert "--served-model-name=teacher" in server["args"] and "--reasoning-parser=deepseek_r1" in server["args"]
@@ -44,6 +44,20 @@ def test_teacher_from_s3_is_a_valid_gpu_deployment_with_a_service():
     assert pod["securityContext"]["runAsNonRoot"] is True
     service = next(o for o in objects if o["kind"] == "Service")
     assert service["spec"]["ports"][0]["port"] == 8000
+
+
+def test_teacher_init_container_reads_the_model_from_codemill_model_uri():
+    """The r1 pipeline's served teacher rolls the Deployment by patching this variable
+    (codemill.serve.local.TeacherDeployment), so the args must read it, not the value."""
+    from codemill.serve.local import TeacherDeployment
+
+    objects = _teacher({"enabled": True, "model": "s3://models/r1-zero"})
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    target = TeacherDeployment(namespace="codemill", deployment="codemill-teacher")
+    fetch = next(c for c in pod["initContainers"] if c["name"] == target.container)
+    assert {"name": target.model_env, "value": "s3://models/r1-zero"} in fetch["env"]
+    assert fetch["args"][0] == f"$({target.model_env})"
+    assert all("s3://models/r1-zero" not in part for part in fetch["command"] + fetch["args"])
 
 
 def test_teacher_from_a_volume_mounts_it_read_only_and_fetches_nothing():

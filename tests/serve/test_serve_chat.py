@@ -123,6 +123,23 @@ def test_text_parts_are_joined(oai, reference):
     assert resp.choices[0].message.content == reference([{"role": "user", "content": "Add two numbers."}], 6)[0]
 
 
+def test_null_assistant_content_is_an_empty_turn(oai, reference):
+    """OpenAI allows null content on assistant messages (tool calls; some clients' empty turns)."""
+    turns = [*MESSAGES, {"role": "assistant", "content": None}, {"role": "user", "content": "Now subtract."}]
+    resp = oai.chat.completions.create(model="codemill", messages=turns, max_tokens=6, temperature=0)
+    empty = [*turns[:2], {"role": "assistant", "content": ""}, turns[3]]
+    assert resp.choices[0].message.content == reference(empty, 6)[0]
+
+
+def test_null_content_on_a_user_message_says_who_may_send_it():
+    from codemill.serve.chat import parse_messages
+    from codemill.serve.protocol import ApiError
+
+    with pytest.raises(ApiError) as e:
+        parse_messages([{"role": "user", "content": None}])
+    assert e.value.param == "messages[0].content" and "only an assistant message" in e.value.message
+
+
 @pytest.mark.parametrize(
     "body, param, code",
     [
@@ -132,6 +149,12 @@ def test_text_parts_are_joined(oai, reference):
         ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role", "invalid_role"),
         ({"messages": [{"content": "hi"}]}, "messages[0].role", "invalid_role"),
         ({"messages": [{"role": "user"}]}, "messages[0].content", "missing_parameter"),
+        ({"messages": [{"role": "user", "content": None}]}, "messages[0].content", "missing_parameter"),
+        (
+            {"messages": [{"role": "system", "content": None}, *MESSAGES[1:]]},
+            "messages[0].content",
+            "missing_parameter",
+        ),
         ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
         (
             {

@@ -155,6 +155,42 @@ def test_streamed_logprobs_and_echo_add_up_to_the_plain_answer(client):
             assert sum((lp[key] for lp in streamed), []) == choice["logprobs"][key]
 
 
+def test_echo_with_zero_max_tokens_answers_the_prompt_and_its_logprobs_only(client, model_and_tokenizer):
+    model, tok = model_and_tokenizer
+    inputs = [tok.encode(CONTEXT + c, add_special_tokens=False) for c in CONTINUATIONS]
+    body = {"prompt": inputs, "max_tokens": 0, "logprobs": 2, "echo": True, "n": 2, "temperature": 0}
+    resp = client.post("/v1/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert out["usage"] == {
+        "prompt_tokens": sum(map(len, inputs)),
+        "completion_tokens": 0,
+        "total_tokens": sum(map(len, inputs)),
+    }
+    assert [c["index"] for c in out["choices"]] == [0, 1, 2, 3]
+    for choice, ids in zip(out["choices"], [inputs[0], inputs[0], inputs[1], inputs[1]]):
+        assert choice["text"] == tok.decode(ids) and choice["finish_reason"] == "length"
+        lp = choice["logprobs"]
+        assert lp["tokens"] == [tok.decode([t]) for t in ids]  # the prompt's tokens, nothing generated
+        reference = forward_logprobs(model, ids)
+        assert lp["token_logprobs"][0] is None
+        assert lp["token_logprobs"][1:] == pytest.approx(
+            [reference[t - 1, ids[t]].item() for t in range(1, len(ids))], abs=1e-3
+        )
+
+    with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as resp:
+        chunks = [json.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: {")]
+    for choice in out["choices"]:
+        mine = [c["choices"][0] for c in chunks if c["choices"][0]["index"] == choice["index"]]
+        assert "".join(c["text"] for c in mine) == choice["text"] and mine[-1]["finish_reason"] == "length"
+        streamed = [c["logprobs"] for c in mine if c["logprobs"]]
+        assert sum((lp["token_logprobs"] for lp in streamed), []) == choice["logprobs"]["token_logprobs"]
+
+    text_only = client.post("/v1/completions", json={"prompt": CONTEXT, "max_tokens": 0, "echo": True}).json()
+    assert text_only["choices"][0]["text"] == CONTEXT and text_only["choices"][0]["logprobs"] is None
+    assert text_only["usage"]["completion_tokens"] == 0
+
+
 def test_the_openai_client_reads_echo_and_logprobs(server, model_and_tokenizer):
     _, tok = model_and_tokenizer
     ids = tok.encode(CONTEXT, add_special_tokens=False)

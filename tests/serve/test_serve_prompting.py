@@ -34,6 +34,23 @@ def test_sentinel_text_inside_user_code_is_not_a_sentinel(tok):
     assert tok.decode(ids[1 : ids.index(hole_id)]) == f"x = '{DEEPSEEK_SENTINELS[1]}'"
 
 
+def test_fim_prompt_for_a_pack_trained_tokenizer_is_the_packers_psm_layout(tmp_path):
+    """What serve sends a codemill-pretrained model is what pack trained it on, up to the middle:
+    BOS, then psm_layout with the code as text even where it spells a sentinel."""
+    from codemill.pack import tokenizer as tk
+    from codemill.pack.fim import FIM_END, FIM_HOLE, psm_layout
+
+    code = f"def f(x):\n    return x  # {FIM_HOLE} {FIM_END}\n"
+    tk.save_trained(tk.train_bpe([code] * 20, vocab_size=300, min_frequency=2), str(tmp_path), seq_len=64)
+    enc = tk.TextEncoder(str(tmp_path))
+    prefix, suffix = code[:12], code[12:]
+    ids = PromptBuilder(AutoTokenizer.from_pretrained(str(tmp_path))).build(prefix, suffix)
+    plain = [enc.encode([t])[0].tolist() for t in (prefix, suffix)]
+    layout = psm_layout(enc.ids["fim_begin"], enc.ids["fim_hole"], enc.ids["fim_end"], plain[0], [], plain[1])
+    assert ids == [enc.ids["bos"], *layout]
+    assert ids.count(enc.ids["fim_hole"]) == 1 and ids.count(enc.ids["fim_end"]) == 1
+
+
 def test_model_without_sentinels_refuses_suffix():
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -42,7 +59,6 @@ def test_model_without_sentinels_refuses_suffix():
         trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
     )
     builder = PromptBuilder(PreTrainedTokenizerFast(tokenizer_object=raw))
-    assert not builder.supports_fim
     assert builder.build("def f")
     with pytest.raises(NoFimSentinels):
         builder.build("def f", "return x")

@@ -112,6 +112,9 @@ def test_malformed_json(raw, code):
         ({"prompt": "", "suffix": ""}, "prompt", "empty_prompt"),
         ({"prompt": "x", "max_tokens": 65}, "max_tokens", "max_tokens_over_cap"),
         ({"prompt": "x", "max_tokens": 0}, "max_tokens", "invalid_value"),
+        ({"prompt": "x", "max_tokens": -1, "echo": True}, "max_tokens", "invalid_value"),
+        ({"prompt": "x", "max_tokens": False, "echo": True}, "max_tokens", "invalid_type"),
+        ({"prompt": "x", "max_tokens": 0, "echo": True, "suffix": "y"}, "echo", "unsupported_parameter"),
         ({"prompt": "x", "n": 5}, "n", "n_over_cap"),
         ({"prompt": "x", "n": 0}, "n", "invalid_value"),
         ({"prompt": "x", "suffix": "y", "echo": True}, "echo", "unsupported_parameter"),
@@ -142,6 +145,14 @@ def test_bad_field_is_named(body, param, code):
 def test_prompt_may_be_text_token_ids_or_lists_of_either(prompt, prompts):
     req = parse({"prompt": prompt, "echo": True, "logprobs": 2, "max_tokens": 1})
     assert (req.prompts, req.echo, req.logprobs) == (prompts, True, 2)
+
+
+def test_echo_with_zero_max_tokens_asks_for_the_prompt_only():
+    """OpenAI's way to score a prompt (older lm-evaluation-harness sends it): no generated token."""
+    req = parse({"prompt": [[5, 6], [7, 8]], "echo": True, "max_tokens": 0, "logprobs": 1})
+    assert (req.max_tokens, req.echo, req.logprobs) == (0, True, 1)
+    err = rejected({"prompt": "x", "max_tokens": 0})
+    assert "'echo'" in err.message  # says how 0 is allowed
 
 
 def test_empty_prompt_is_fine_with_a_suffix():

@@ -182,3 +182,14 @@ def test_logprobs_and_echo_pass_through_vllm(vllm_server):
     assert lp["token_logprobs"] == [None, -0.25, -0.25, pytest.approx(-0.1), pytest.approx(-0.2)]
     assert lp["top_logprobs"][0] is None and len(lp["top_logprobs"][3]) == 2  # the best (id 99) and the token
     assert max(lp["top_logprobs"][3].values()) == pytest.approx(-0.01)
+
+
+def test_echo_with_zero_max_tokens_through_vllm_drops_the_one_token_vllm_must_make(vllm_server):
+    server, engine = vllm_server
+    body = {"prompt": [[5, 6, 7]], "max_tokens": 0, "logprobs": 1, "echo": True, "n": 2}
+    data = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60).json()
+    _, params = engine.calls[-1]
+    assert (params.max_tokens, params.prompt_logprobs) == (1, 1)  # vLLM needs max_tokens >= 1
+    assert [c["logprobs"]["token_logprobs"] for c in data["choices"]] == [[None, -0.25, -0.25]] * 2
+    assert all(" c" not in c["text"] and c["finish_reason"] == "length" for c in data["choices"])
+    assert data["usage"]["completion_tokens"] == 0
