@@ -21,7 +21,6 @@ Check mode is in ``_sandbox_check.py``; both share the reply relay and the call 
 
 import builtins
 import importlib.util
-import json
 import os
 import re
 import select
@@ -60,87 +59,6 @@ def run_inner_calls(job, done_w):
         clean_builtins,
     )
     _hard_exit(0)
-
-
-def outer_calls(job, start_inner, setup):
-    """Call mode, in the trusted outer process (which runs no untrusted code): start the
-    inner process, frame its replies in turn (``[nonce, index, status, text]``), and when a
-    call crashes, hangs or replies out of turn, go on with the next call in a new inner
-    process. Each inner process is PID 1 of its own PID namespace: when it is killed, the
-    kernel ends everything it left. Returns the exit event for the control pipe."""
-    nonce, count = job["nonce"], len(job["inputs"])
-    deadline = time.monotonic() + job["limits"]["timeout"] - SLACK
-    frames, reports, room = [], [], [job["channel_bytes"]]
-
-    def emit(index, status, text):
-        if len(text) + 200 > room[0]:  # the evaluator reads every frame: bound them all
-            status, text = "unserializable", "the run's results exceed %d bytes in all" % job["channel_bytes"]
-        room[0] -= len(text) + 200
-        frames.append(json.dumps([nonce, index, status, text]))
-
-    index = 0
-    while index < count:
-        if deadline - time.monotonic() <= 0:
-            emit(index, "timeout", "the run's time limit was reached before this call")
-            index += 1
-        else:
-            index = _attempt(job, start_inner, index, deadline, emit, reports)
-    report = {
-        "event": "exit",
-        "timed_out": False,
-        "exit_code": 0,
-        "marker": "".join(f + "\n" for f in frames),
-        "setup": setup,
-    }
-    if reports and "_setup_error" not in reports[0]:
-        report["setup"] = dict(setup, **reports[0])
-    elif reports:
-        report["setup_error"] = reports[0]["_setup_error"]
-    return report
-
-
-def _attempt(job, start_inner, start, deadline, emit, reports):
-    """One inner process running calls ``start``..; returns the first call not framed."""
-    count = len(job["inputs"])
-    try:
-        pid, setup_r, done_r = start_inner(start)
-    except OSError as e:
-        emit(start, "crashed", "cannot start the call: %s" % e)
-        return start + 1
-    try:
-        text = _read_until_closed(setup_r, deadline)
-        try:
-            reports.append(json.loads(text))
-        except ValueError:
-            reports.append({"_setup_error": "the sandboxed process ended before finishing its setup"})
-            return count
-        if "error" in reports[-1]:  # isolation required but incomplete: nothing may run
-            return count
-        return _relay(done_r, pid, start, count, job["call_timeout"], deadline, job["result_bytes"] + 64, emit)
-    finally:
-        for fd in (setup_r, done_r):
-            os.close(fd)
-        for kill in (os.kill, os.killpg):  # PID 1 of its namespace (the rest dies with it), and its group
-            try:
-                kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-
-
-def _read_until_closed(fd, deadline):
-    data = b""
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            return data.decode("utf-8", "replace")
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return data.decode("utf-8", "replace")
-        data += chunk
 
 
 def _relay(r, pid, index, count, per_call, deadline, cap, emit):

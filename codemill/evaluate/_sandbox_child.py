@@ -1,39 +1,43 @@
 """The process side of the sandbox: started once by ``sandbox.py`` as a fork server
-(``python -s -S -B <this file> <socket fd> <sandbox root>``; the root only labels the
-processes).
+(``python -s -S -B <this file> <socket fd> <sandbox root>``; every sample's working
+directory is under the root).
 
 Not imported by codemill; it runs in the sandbox's own interpreter (any Python >= 3.9,
 standard library only), so it must not import anything outside the standard library.
 
-The server receives one job per sample (JSON, plus the sample's stdout, stderr and control
-pipes as file descriptors) and forks; each sample then runs as two processes:
+The server is the trusted supervisor of every sample; it never runs untrusted code, and
+no sample's text, input or output ever enters its memory (they travel on descriptors it
+only hands on). It receives jobs (JSON, plus the run's descriptors: stdout, stderr,
+control, setup and done pipes, the sample's text, and its stdin or check program) and,
+for each, forks one process:
 
-* the **outer** process (trusted) starts its own session, creates the PID namespace (the
-  network namespace, and for an ordinary user the user namespace that owns it, are the
-  server's, created once when it starts: ``_worker_namespaces``), forks the inner
-  process, enforces the wall-clock limit by killing it, and reports on the control pipe
-  (JSON lines) what happened: the inner pid, then its exit status, whether it timed out,
-  the setup report and the completion marker it wrote. No untrusted code ever runs in it.
-* the **inner** process is PID 1 of the new PID namespace, so when it dies the kernel
-  kills everything the sample started. It closes the control pipe, starts its own session,
+* the **sample process** is PID 1 of a new PID namespace (``fork_pid_namespace``), so when
+  it dies the kernel kills everything the sample started. It starts its own session,
   drops privileges (uid/gid when root), enters a private user namespace (so
-  ``RLIMIT_NPROC`` counts only this sample's processes), sets the rlimits, applies
-  Landlock (read-only system paths, writes only in its working directory, no TCP, no
-  signals to processes outside its domain), reports the setup on a pipe it then closes,
-  and only then runs the untrusted code.
+  ``RLIMIT_NPROC`` counts only this sample's processes), sets the rlimits, adds its own
+  Landlock layer (writes only in its working directory), reports the setup on a pipe it
+  then closes, and only then reads and runs the untrusted code (``_sandbox_inner.py``).
+* the **server** enforces the wall-clock limit by killing it, reaps it, and reports on the
+  run's control pipe (JSON lines) what happened: the pid, then the exit status and
+  whether it timed out. The evaluator reads the setup report and the done pipe itself.
 
-Call mode. The outer process does not supervise one inner process but a series: it forks
-the inner process (PID 2 under a sleeping PID 1 that keeps the namespace alive), frames
-its reply lines in turn and restarts it for the next call after a crash or a hang
-(``_sandbox_calls.outer_calls``). Check mode runs a trusted harness in the inner process
-(``_sandbox_check.py``).
+Set up once per server and shared by its samples (safe to share: none holds state a
+sample could leave for another): the network namespace (only a down loopback), for an
+ordinary user the user namespace that owns it, the first Landlock layer and the seccomp
+socket filter (``_sandbox_inner.confine_server``), and the interpreter with its imports.
+
+Call mode. The evaluator runs a series of jobs for one sample: each starts at a call
+index, the evaluator reads its reply lines with a per-call deadline, and after a crash or
+a hang it asks the server to kill that process (a ``kill`` message) and starts the next
+call in a new one (``codemill/evaluate/call_relay.py``). Check mode runs a trusted
+harness in the sample process (``_sandbox_check.py``).
 
 Completion marker. In "function" mode the program (prompt + completion + tests +
 ``check(entry_point)``) is executed and, only if ``exec`` returns normally, the line
 ``ok <nonce>`` is written to the done pipe. The nonce is random per sample and never
 appears in the program text, so ``sys.exit(0)``, ``os._exit(0)``, an exception, a signal
 or a stray ``print`` cannot produce it: leaving early is a failure. (A sample that
-introspects this process's memory could find the nonce; see sandbox.py.)
+introspects its process's memory could find the nonce; see sandbox.py.)
 """
 
 import ctypes
@@ -60,12 +64,17 @@ if __name__ == "__main__":
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MARKER_BYTES = 4096  # the done pipe carries one short line; anything beyond is ignored
+PR_SET_NAME = 15
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 API = ctypes.PyDLL(None, use_errno=True)  # holds the GIL across the call, as os.fork() does
 API.syscall.restype = ctypes.c_long
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}
+
+
+def set_name(text):
+    """The process's name in ps and top (at most 15 bytes): which part of the sandbox it is."""
+    LIBC.prctl(PR_SET_NAME, text.encode("ascii")[:15], 0, 0, 0)
 
 
 def _errno_text():
@@ -91,51 +100,71 @@ PRELOAD = (
     "socket",
 )
 HEADER = struct.Struct("!Q")
+# A job's descriptors: stdout, stderr, control, setup, done, the sample's text, and for
+# "stdio" its stdin, for "check" the check program.
+JOB_FDS = (6, 7)
+POLL = 0.05  # seconds between exit checks where the kernel has no pidfd
+
+
+class Run:
+    """One sample process the server supervises."""
+
+    __slots__ = ("id", "pid", "ctl", "pidfd", "deadline", "timed_out", "in_namespace")
+
+    def __init__(self, job_id, pid, ctl, pidfd, deadline, in_namespace):
+        self.id, self.pid, self.ctl, self.pidfd = job_id, pid, ctl, pidfd
+        self.deadline, self.timed_out, self.in_namespace = deadline, False, in_namespace
 
 
 def serve(sock_fd, root):
-    """Fork server: one request per sample, each answered by a fresh ``os.fork()``.
-
-    This process never runs untrusted code and never reads a sample's text (it arrives on
-    its own descriptor, read only by the sample's process); it only reads jobs and forks.
-    A forked outer process gets a copy-on-write image of it, so a sample starts without
-    paying for the interpreter's start-up, and nothing a sample does can reach the server
-    or later samples.
-    """
-    for name in PRELOAD:
-        __import__(name)
-    # Set up once per server and shared by its samples: the network namespace (only a down
-    # loopback; samples cannot create sockets), for an ordinary user the user namespace it
-    # lives in, the first Landlock layer and the seccomp filter (inner.confine_server). A
-    # sample's PID namespace, uid, private user namespace, rlimits, second Landlock layer
-    # (writes only in its own folder) and working directory are its own.
+    """Supervise samples until the evaluator closes the socket: start each job's process,
+    kill it at its deadline or when asked, reap it and report its end."""
+    for module in PRELOAD:
+        __import__(module)
+    set_name("sandbox-server")
     shared = _worker_namespaces()
     sock = socket.socket(fileno=sock_fd)
     confinement = inner.confine_server(root, inner.read_paths())
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished outer processes
     gc.freeze()  # a sample's collections then skip the server's objects: fewer pages copied
-    while True:
-        request = _receive(sock)
-        if request is None:
-            return  # the evaluator closed the socket (or died): nothing left to serve
-        job, fds = request
-        if os.fork() == 0:
-            try:
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                sock.close()
-                outer_main(job, fds, confinement, shared)
-            finally:
-                _hard_exit(0)
-        for fd in fds:
-            os.close(fd)
+    runs = {}  # job id -> Run
+    try:
+        while True:
+            waitable = [r.pidfd for r in runs.values() if r.pidfd is not None]
+            timeout = _next_wakeup(runs)
+            ready = select.select([sock.fileno()] + waitable, [], [], timeout)[0]
+            if sock.fileno() in ready:
+                request = _receive(sock)
+                if request is None:
+                    return  # the evaluator closed the socket (or died): nothing left to serve
+                job, fds = request
+                if "kill" in job:
+                    _kill(runs.get(job["kill"]))
+                else:
+                    run = _start(job, fds, runs, sock, confinement, shared)
+                    if run is not None:
+                        runs[run.id] = run
+            _kill_overdue(runs)
+            _reap(runs)
+    finally:
+        for run in runs.values():
+            _kill(run)
+
+
+def _next_wakeup(runs):
+    """Seconds until the soonest deadline (None: until the next message or exit), or a short
+    poll where an exit cannot be waited for (no pidfd)."""
+    waits = [max(0.0, r.deadline - time.monotonic()) for r in runs.values() if not r.timed_out]
+    if any(r.pidfd is None for r in runs.values()):
+        waits.append(POLL)
+    return min(waits, default=None)
 
 
 def _receive(sock):
     try:
-        header, fds, _, _ = socket.recv_fds(sock, HEADER.size, 5)
+        header, fds, _, _ = socket.recv_fds(sock, HEADER.size, max(JOB_FDS))
     except OSError:
         return None
-    if len(header) < HEADER.size or len(fds) not in (4, 5):
+    if len(header) < HEADER.size:
         for fd in fds:
             os.close(fd)
         return None
@@ -146,89 +175,90 @@ def _receive(sock):
         if not chunk:
             return None
         payload += chunk
-    return json.loads(payload.decode("utf-8")), fds
+    job = json.loads(payload.decode("utf-8"))
+    if fds and len(fds) not in JOB_FDS or not fds and "kill" not in job:
+        for fd in fds:
+            os.close(fd)
+        return {"kill": None}, []  # malformed: nothing to start
+    return job, fds
 
 
-# ---------------------------------------------------------------------------- outer
-
-
-def outer_main(job, fds, confinement, shared=(False, "not set up")):
-    out_fd, err_fd, ctl, job["code_fd"] = fds[:4]
-    null = stdin_fd = os.open(os.devnull, os.O_RDONLY)
-    if len(fds) == 5 and job["mode"] == "check":  # the test program, read only by the check harness
-        job["check_fd"] = fds[4]
-    elif len(fds) == 5:  # stdio: the test input
-        stdin_fd = fds[4]
-    os.setsid()  # the evaluator's backstop kills this group
-    os.dup2(null, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(err_fd, 2)
-    os.close(out_fd)
-    os.close(err_fd)
-    os.chdir(job["workdir"])
-    os.environ["HOME"] = os.environ["TMPDIR"] = job["workdir"]
-    gc.disable()  # this trusted process allocates little; collections would only copy pages
+def _start(job, fds, runs, sock, confinement, shared):
+    """Fork the job's sample process; returns its Run, or None when it did not start (its
+    end is then reported and its control pipe closed)."""
+    ctl = fds[2]
     namespaces, why_not = shared
     setup = {"namespaces": namespaces}
     if not namespaces:
         setup["namespaces_error"] = why_not
-        if job["require_isolation"]:
-            _send(
-                ctl,
-                {
-                    "event": "exit",
-                    "setup": setup,
-                    "error": "cannot create network/PID namespaces: " + setup["namespaces_error"],
-                },
-            )
-            return
-
-    def start_inner(start=0):
-        """Fork the inner process, as PID 1 of a new PID namespace of its own (when this
-        machine has them); returns its pid and the read ends of its setup and done pipes."""
-        setup_r, setup_w = os.pipe()
-        done_r, done_w = os.pipe()
+    held = [sock.fileno()] + [fd for r in runs.values() for fd in (r.ctl, r.pidfd) if fd is not None]
+    pid = None
+    try:
+        if not namespaces and job["require_isolation"]:
+            _send(ctl, {"event": "exit", "setup": setup, "error": "cannot create network/PID namespaces: " + why_not})
+            return None
         try:
             pid = fork_pid_namespace() if namespaces else os.fork()
-        except OSError:
-            for fd in (setup_r, setup_w, done_r, done_w):
-                os.close(fd)
-            raise
+        except OSError as e:
+            _send(ctl, {"event": "exit", "setup": setup, "setup_error": "cannot start the sample: %s" % e})
+            return None
         if pid == 0:
             try:
-                os.close(setup_r)
-                os.close(done_r)
-                job["start"] = start
-                inner.inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, confinement)
+                set_name("sandbox-sample")
+                for fd in held:  # the server's socket and the other runs' descriptors
+                    os.close(fd)
+                inner.inner_main(job, fds, setup, confinement)
             finally:
                 _hard_exit(120)
-        os.close(setup_w)
-        os.close(done_w)
-        return pid, setup_r, done_r
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pidfd = None  # older kernel or Python: polled instead
+        _send(ctl, {"event": "started", "pid": pid, "setup": setup})
+        return Run(job["id"], pid, ctl, pidfd, time.monotonic() + job["limits"]["timeout"], namespaces)
+    finally:
+        for fd in fds:
+            if fd != ctl or pid is None:
+                os.close(fd)
 
-    if job["mode"] == "calls":  # the inner process runs the calls; this process frames them
-        _send(ctl, {"event": "started", "pid": None, "outer_pid": os.getpid()})
-        _send(ctl, inner.calls.outer_calls(job, start_inner, setup))
+
+def _kill_overdue(runs):
+    now = time.monotonic()
+    for run in runs.values():
+        if not run.timed_out and now >= run.deadline:
+            run.timed_out = True
+            _kill(run)
+
+
+def _kill(run):
+    """SIGKILL the run's PID 1 (the kernel ends the rest of its namespace) and its group.
+    It is reaped only afterwards (``_reap``): until then neither id can be reused."""
+    if run is None:
         return
-    pid, setup_r, done_r = start_inner()
-    _send(ctl, {"event": "started", "pid": pid, "outer_pid": os.getpid()})
-    caps = {setup_r: MARKER_BYTES, done_r: job.get("channel_bytes", MARKER_BYTES)}
-    status, timed_out, streams = _supervise(pid, job["limits"]["timeout"], caps, in_namespace=namespaces)
-    report = {
-        "event": "exit",
-        "timed_out": timed_out,
-        "setup": setup,
-        "marker": streams[done_r].decode("utf-8", "replace"),
-    }
-    try:
-        report["setup"] = dict(setup, **json.loads(streams[setup_r].decode("utf-8")))
-    except ValueError:
-        report["setup_error"] = "the sandboxed process ended before finishing its setup"
-    if os.WIFSIGNALED(status):
-        report["signal"] = os.WTERMSIG(status)
-    else:
-        report["exit_code"] = os.WEXITSTATUS(status)
-    _send(ctl, report)
+    for send in (os.kill, os.killpg):
+        try:
+            send(run.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _reap(runs):
+    for job_id, run in list(runs.items()):
+        if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            continue
+        if not run.in_namespace:  # no PID namespace to end its children: end its session's group
+            _kill(run)
+        _, status = os.waitpid(run.pid, 0)
+        report = {"event": "exit", "timed_out": run.timed_out}
+        if os.WIFSIGNALED(status):
+            report["signal"] = os.WTERMSIG(status)
+        else:
+            report["exit_code"] = os.WEXITSTATUS(status)
+        _send(run.ctl, report)
+        os.close(run.ctl)
+        if run.pidfd is not None:
+            os.close(run.pidfd)
+        del runs[job_id]
 
 
 def fork_pid_namespace():
@@ -253,7 +283,7 @@ def fork_pid_namespace():
 def _worker_namespaces():
     """The server's network namespace, and whether its samples can have PID namespaces:
     (done, why not). An ordinary user first needs a user namespace, in which it maps its own
-    uid/gid (so each sample's outer process may create a PID namespace, and the sample a
+    uid/gid (so the server may fork samples into PID namespaces, and a sample may enter a
     nested, private user namespace)."""
     uid, gid = os.getuid(), os.getgid()
     if uid == 0:
@@ -287,71 +317,10 @@ def _try_pid_namespace():
 
 
 def _send(fd, event):
-    os.write(fd, (json.dumps(event) + "\n").encode("utf-8"))
-
-
-def _supervise(pid, timeout, caps, in_namespace):
-    """Wait for the inner process, reading its pipes (up to ``caps`` bytes each); kill it (and
-    its namespace) at the deadline.
-
-    The inner process is reaped only after its group is killed: until then its pid (and so
-    its process group id) cannot be reused by an unrelated process.
-    """
-    deadline = time.monotonic() + timeout
-    streams = {fd: b"" for fd in caps}
     try:
-        waitable = [os.pidfd_open(pid)]
-    except (AttributeError, OSError):
-        waitable = []  # older kernel or Python: poll the child instead
-    open_fds = list(streams)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            _kill_inner(pid)
-            _, status = os.waitpid(pid, 0)
-            return status, True, _drain(streams, open_fds, caps)
-        ready, _, _ = select.select(open_fds + waitable, [], [], min(remaining, 0.05 if not waitable else remaining))
-        for fd in ready:
-            if fd in streams:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    open_fds.remove(fd)
-                elif len(streams[fd]) < caps[fd]:
-                    streams[fd] += chunk
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            if not in_namespace:  # no PID namespace to end its children: end its session's group
-                _kill_group(pid)
-            _, status = os.waitpid(pid, 0)
-            return status, False, _drain(streams, open_fds, caps)
-
-
-def _kill_inner(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: the kernel kills the rest
-    except ProcessLookupError:
-        pass
-    _kill_group(pid)
-
-
-def _kill_group(pgid):
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _drain(streams, open_fds, caps):
-    for fd in open_fds:
-        os.set_blocking(fd, False)
-        try:
-            while len(streams[fd]) < caps[fd]:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                streams[fd] += chunk
-        except BlockingIOError:
-            pass
-    return {fd: data[: caps[fd]] for fd, data in streams.items()}
+        os.write(fd, (json.dumps(event) + "\n").encode("utf-8"))
+    except OSError:
+        pass  # the evaluator stopped listening (its backstop fired): nothing left to tell
 
 
 if __name__ == "__main__":

@@ -89,14 +89,25 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.syscall.restype = ctypes.c_long
 
 
-def inner_main(job, ctl, stdin_fd, setup_w, done_w, setup, confinement):
+def inner_main(job, fds, setup, confinement):
     """The sample's process: lock down what is per sample, report, run the sample; never returns.
 
-    ``confinement`` is what the fork server applied to itself once, for all its samples
-    (``confine_server``): the first Landlock layer and the seccomp filter."""
-    os.close(ctl)  # from here on only the outer process can write control events
+    ``fds`` are the run's descriptors (stdout, stderr, control, setup, done, the sample's
+    text[, stdin or check program]); ``confinement`` is what the fork server applied to
+    itself once, for all its samples (``confine_server``): the first Landlock layer and the
+    seccomp filter."""
+    out_fd, err_fd, ctl, setup_w, done_w, job["code_fd"] = fds[:6]
+    os.close(ctl)  # only the server writes control events
+    extra = fds[6] if len(fds) == 7 else None  # stdio: the test input; check: the test program
+    stdin_fd = extra if job["mode"] == "stdio" and extra is not None else os.open(os.devnull, os.O_RDONLY)
+    if job["mode"] == "check":
+        job["check_fd"] = extra  # read only by the trusted check harness
     os.setsid()  # kill(0, ...) from the sample reaches only its own group
-    os.dup2(stdin_fd, 0)
+    for fd, target in ((stdin_fd, 0), (out_fd, 1), (err_fd, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(job["workdir"])
+    os.environ["HOME"] = os.environ["TMPDIR"] = job["workdir"]
     report = {}
     if os.getuid() == 0:
         os.setgroups([])

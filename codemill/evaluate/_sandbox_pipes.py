@@ -1,5 +1,5 @@
-"""The evaluator's side of one sandboxed run: read its three pipes with caps and a deadline,
-kill what is left past the deadline, and remove its working directory."""
+"""The evaluator's side of one sandboxed run: read its pipes with caps and a deadline, ask
+the server to kill what is left past the deadline, and remove its working directory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 import selectors
 import shutil
-import signal
 import stat
 import time
 
@@ -19,7 +18,7 @@ def tail(text: str) -> str:
 
 
 def events(data: bytes) -> list[dict]:
-    """The JSON events the outer process wrote on the control pipe."""
+    """The JSON events the fork server wrote on a run's control pipe."""
     parsed = []
     for line in data.decode("utf-8", "replace").splitlines():
         try:
@@ -53,55 +52,83 @@ class Capture:
         return bytes(self.data[stream]).decode("utf-8", "replace")
 
 
-def communicate(fds: list[int], out: Capture, budget: float) -> None:
-    """Read stdout, stderr and the control pipe until all are closed (the sample's processes
-    are gone); past the deadline, kill them (the outer process reported their pids)."""
-    deadline = time.monotonic() + budget
-    sel = selectors.DefaultSelector()
-    for stream, fd in enumerate(fds, start=1):
-        sel.register(fd, selectors.EVENT_READ, stream % 3)  # 1 stdout, 2 stderr, 0 control
-    try:
-        while sel.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 and out.killed:
-                break  # still open after the kill: a process outside our reach holds them; stop reading
-            if remaining <= 0:
-                out.killed = True
-                kill(events(out.ctl))
-                deadline = time.monotonic() + 5.0  # the pipes close once the processes are gone
-                continue
-            for key, _ in sel.select(remaining):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fd)
-                elif key.data == 0:
-                    out.ctl += chunk
-                else:
-                    out.add(key.data, chunk)
-                    if out.exceeded:  # stop listening: the sample's further writes fail (EPIPE)
-                        for fd in fds[:2]:
-                            if fd in sel.get_map():
-                                sel.unregister(fd)
-    finally:
-        sel.close()
-        for fd in fds:
-            os.close(fd)
+class Job:
+    """The evaluator's ends of one job on the fork server (stdout, stderr, control, setup and
+    done pipes) and a way to ask the server to kill it."""
 
+    STDOUT, STDERR, CONTROL, SETUP, DONE = range(5)
+    SETUP_BYTES = 4096
 
-def kill(reported: list[dict]) -> None:
-    """Backstop when the outer process missed its own deadline: kill the sample's PID 1, then
-    the outer process's group. The control pipe is still open, so the outer process is alive
-    and has not reaped PID 1: neither pid can have been reused."""
-    started = next((e for e in reported if e.get("event") == "started"), None)
-    if started is None:
-        return
-    for send, pid in ((os.kill, started["pid"]), (os.killpg, started["outer_pid"])):
-        if pid is None:  # calls mode: the outer process restarts inner processes, so only its group is named
-            continue
+    def __init__(self, fds: list[int], kill, done_bytes: int):
+        self.fds, self.kill, self.done_bytes = fds, kill, done_bytes
+        self.ctl = self.setup = self.done = b""
+
+    def event(self, name: str) -> dict | None:
+        """The last control event of that name the server wrote ("started", "exit")."""
+        return next((e for e in reversed(events(self.ctl)) if e.get("event") == name), None)
+
+    def read(self, out: Capture, budget: float, replies=None) -> None:
+        """Read every pipe until all are closed (the sample's processes are gone and the
+        server reported its end). ``replies`` (call mode) gets the done pipe as it arrives
+        and may ask for the process to be killed; past ``budget`` seconds (the server missed
+        its own deadline) the server is asked to kill it, and 5 s later reading stops."""
+        deadline = time.monotonic() + budget
+        sel = selectors.DefaultSelector()
+        for stream, fd in enumerate(self.fds):
+            sel.register(fd, selectors.EVENT_READ, stream)
         try:
-            send(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+            while sel.get_map():
+                now = time.monotonic()
+                if now >= deadline and out.killed:
+                    break  # still open after the kill: a process outside our reach holds them; stop reading
+                if now >= deadline:
+                    out.killed = True
+                    self.kill()
+                    deadline = now + 5.0  # the pipes close once the processes are gone
+                    continue
+                wake = replies.wakeup() if replies is not None else None
+                if wake is not None and now >= wake:
+                    if replies.expire():
+                        self.kill()
+                    continue
+                for key, _ in sel.select(min(deadline, wake or deadline) - now):
+                    self._take(key.data, os.read(key.fd, 65536), out, replies, sel)
+        finally:
+            sel.close()
+            for fd in self.fds:
+                os.close(fd)
+
+    def _take(self, stream: int, chunk: bytes, out: Capture, replies, sel) -> None:
+        if not chunk:
+            sel.unregister(self.fds[stream])
+            if stream == self.DONE and replies is not None:
+                replies.closed()
+        elif stream == self.CONTROL:
+            self.ctl += chunk
+        elif stream == self.SETUP:
+            self.setup = (self.setup + chunk)[: self.SETUP_BYTES]
+        elif stream == self.DONE and replies is not None:
+            if replies.feed(chunk):
+                self.kill()
+        elif stream == self.DONE:
+            self.done = (self.done + chunk)[: self.done_bytes]
+        else:
+            out.add(stream + 1, chunk)
+            if out.exceeded:  # stop listening: the sample's further writes fail (EPIPE)
+                for fd in self.fds[:2]:
+                    if fd in sel.get_map():
+                        sel.unregister(fd)
+
+    def setup_report(self, end: dict) -> tuple[dict, str]:
+        """The layers this run had (the server's part and the sample's own report), and why
+        they are unknown if the sample process ended before reporting them."""
+        base = dict((self.event("started") or end).get("setup", {}))
+        if "setup_error" in end:
+            return base, end["setup_error"]
+        try:
+            return dict(base, **json.loads(self.setup.decode("utf-8"))), ""
+        except ValueError:
+            return base, "the sandboxed process ended before finishing its setup"
 
 
 def remove_tree(path: str) -> None:

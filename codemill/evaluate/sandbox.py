@@ -89,17 +89,19 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from codemill.evaluate._sandbox_pipes import Capture, communicate, events, remove_tree, tail
+from codemill.evaluate import call_relay
+from codemill.evaluate._sandbox_pipes import Capture, Job, remove_tree, tail
 from codemill.stage import InputError
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
 CHANNEL_BYTES = 32 << 20  # all of a call-mode run's results; past this a call's value is "unserializable"
+MARKER_BYTES = 4096  # a function or check run's done pipe carries one short line
 STARTUP_GRACE = 10.0  # seconds on top of the timeout before the evaluator's own backstop fires
 PROBE = (
     "import math, re, hashlib, typing, collections, itertools, functools, heapq, bisect, string, "
     "random, fractions, statistics, json, decimal, datetime\n"
 )
-HEADER = struct.Struct("!Q")  # payload length, sent with the three pipe descriptors
+HEADER = struct.Struct("!Q")  # payload length, sent with the job's descriptors
 # The sample's whole environment (HOME and TMPDIR are set to its working directory):
 # nothing of the evaluator's environment reaches it.
 SANDBOX_ENV = {
@@ -142,10 +144,8 @@ class Execution:
     stderr: str = ""
     truncated: bool = False
     setup: dict = field(default_factory=dict)
-    # "calls" mode: (index, status, text) per call as the harness framed them, this run's nonce
-    # checked; channel_errors counts lines that were not such frames (codemill.verify reads both)
+    # "calls" mode: (index, status, text) per call, in order, as the evaluator read them
     frames: list = field(default_factory=list)
-    channel_errors: int = 0
 
 
 class Sandbox:
@@ -285,7 +285,7 @@ class Sandbox:
         """Run ``code`` once. mode "function": pass needs the completion marker; "stdio":
         ``stdin`` is fed to the program and its stdout kept (``stdout_bytes`` of it); "calls"
         (use ``codemill.verify.run_calls``): ``calls`` holds ``entry_point``, ``inputs``,
-        ``call_timeout``, ``result_bytes`` and the frames come back in ``Execution.channel``.
+        ``call_timeout``, ``result_bytes`` and the replies come back in ``Execution.frames``.
         ``limits`` replaces the sandbox's limits for this run. "check": ``check`` (a program
         defining ``check(candidate)``) runs in a trusted process of the sandbox and each
         candidate call goes to ``calls["entry_point"]`` of ``code`` in a call process; the
@@ -313,31 +313,43 @@ class Sandbox:
             }
             if mode in ("calls", "check"):
                 job.update(calls or {})
+            out = Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
             if mode == "calls":
                 job["channel_bytes"] = min(CHANNEL_BYTES, len(job["inputs"]) * (job["result_bytes"] + 512) + 4096)
-            out = Capture(stdout_bytes or limits.output_bytes, limits.output_bytes, limits.max_output_bytes)
-            pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, control
-            # The sample's text, its stdin and a check program travel on descriptors of their
-            # own: the fork server never holds them, so no later sample can find them in the
-            # memory it inherits from the server.
-            extra = [_memfd("code", code)]
-            if mode == "check":
-                extra.append(_memfd("check", check))
-            elif mode == "stdio":
-                extra.append(_memfd("stdin", stdin))
-            try:
-                self._submit(json.dumps(job).encode("utf-8"), [w for _, w in pipes] + extra)
-            except BaseException:
-                for r, _ in pipes:
-                    os.close(r)
-                raise
-            finally:
-                for fd in [w for _, w in pipes] + extra:
-                    os.close(fd)
-            communicate([r for r, _ in pipes], out, limits.timeout + STARTUP_GRACE)
-            return self._verdict(mode, nonce, out)
+                return call_relay.run(self, job, code, out, STARTUP_GRACE)
+            extra = {"check": check, "stdio": stdin}.get(mode)
+            process = self.start_job(job, code, [] if extra is None else [_memfd(mode, extra)])
+            process.read(out, limits.timeout + STARTUP_GRACE)
+            return self._verdict(mode, nonce, out, process)
         finally:
             remove_tree(workdir)
+
+    def start_job(self, job: dict, code: str, extra: list[int] | None = None) -> Job:
+        """Hand one job to the fork server; the read ends of its pipes come back as a Job.
+
+        The sample's text (and its stdin or check program, ``extra``: descriptors, closed
+        here) travels on descriptors of its own: the fork server never holds them, so no
+        later sample can find them in the memory it inherits from the server."""
+        job = dict(job, id=secrets.token_hex(8))
+        pipes = [os.pipe() for _ in range(5)]  # stdout, stderr, control, setup, done
+        fds = [w for _, w in pipes] + [_memfd("code", code)] + list(extra or [])
+        try:
+            self._submit(json.dumps(job).encode("utf-8"), fds)
+        except BaseException:
+            for r, _ in pipes:
+                os.close(r)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+        done_bytes = job.get("channel_bytes", MARKER_BYTES)
+        return Job([r for r, _ in pipes], lambda: self._kill(job["id"]), done_bytes)
+
+    def _kill(self, job_id: str) -> None:
+        try:
+            self._submit(json.dumps({"kill": job_id}).encode("utf-8"), [])
+        except RuntimeError:
+            pass  # the server is gone, and its samples died with it (PR_SET_PDEATHSIG)
 
     def _submit(self, payload: bytes, fds: list[int]) -> None:
         if self._sock is None:
@@ -349,9 +361,8 @@ class Sandbox:
         except OSError as e:
             raise RuntimeError(f"the sandbox server ({self.python}) is gone: {e}{self._server_log()}") from e
 
-    def _verdict(self, mode: str, nonce: str, out: Capture) -> Execution:
-        reported = events(out.ctl)
-        end = next((e for e in reversed(reported) if e.get("event") == "exit"), None)
+    def _verdict(self, mode: str, nonce: str, out: Capture, process: Job) -> Execution:
+        end = process.event("exit")
         ex = Execution(False, "", stdout=out.text(1), stderr=out.text(2), truncated=out.truncated)
         if end is None:
             ex.result = (
@@ -360,27 +371,26 @@ class Sandbox:
                 + tail(ex.stderr)
             )
             return ex
-        ex.setup = end.get("setup", {})
-        if mode == "calls":
-            ex.frames, ex.channel_errors = _frames(end.get("marker", ""), nonce)
+        ex.setup, setup_error = process.setup_report(end)
         ex.exit_code, ex.signal, ex.timed_out = end.get("exit_code"), end.get("signal"), end.get("timed_out", False)
         if "error" in end or "error" in ex.setup:  # only reported when isolation is required
             raise IsolationUnavailable(
                 "sandbox isolation is required (require_isolation) but unavailable: "
                 + (end.get("error") or ex.setup["error"])
             )
-        if "setup_error" in end:
-            ex.result = f"failed: sandbox error: {end['setup_error']}" + tail(ex.stderr)
+        marker = process.done.decode("utf-8", "replace")
+        if setup_error:
+            ex.result = f"failed: sandbox error: {setup_error}" + tail(ex.stderr)
         elif ex.timed_out:
             ex.result = "timed out"
         elif out.exceeded:
             ex.result = "failed: output limit exceeded"
-        elif mode in ("function", "check") and ex.exit_code == 0 and end.get("marker") == f"ok {nonce}\n":
+        elif mode in ("function", "check") and ex.exit_code == 0 and marker == f"ok {nonce}\n":
             ex.passed, ex.result = True, "passed"
-        elif mode in ("stdio", "calls") and ex.exit_code == 0:
+        elif mode == "stdio" and ex.exit_code == 0:
             ex.passed, ex.result = True, "completed"
         else:
-            ex.result = "failed: " + _failure(end, ex)
+            ex.result = "failed: " + _failure(marker, ex)
         return ex
 
 
@@ -410,30 +420,7 @@ def _memfd(name: str, text: str) -> int:
     return fd
 
 
-def _frames(text: str, nonce: str) -> tuple[list, int]:
-    frames, errors = [], 0
-    for line in text.splitlines():
-        try:
-            frame = json.loads(line)
-        except ValueError:
-            errors += 1
-            continue
-        if (
-            type(frame) is list
-            and len(frame) == 4
-            and frame[0] == nonce
-            and type(frame[1]) is int
-            and type(frame[2]) is str
-            and type(frame[3]) is str
-        ):
-            frames.append((frame[1], frame[2], frame[3]))
-        else:
-            errors += 1
-    return frames, errors
-
-
-def _failure(end: dict, ex: Execution) -> str:
-    marker = end.get("marker", "")
+def _failure(marker: str, ex: Execution) -> str:
     if marker.startswith("error "):
         return marker[len("error ") :].splitlines()[0]
     if ex.signal is not None:
