@@ -92,13 +92,12 @@ LIBC.syscall.restype = ctypes.c_long
 def inner_main(job, fds, setup, confinement):
     """The sample's process: lock down what is per sample, report, run the sample; never returns.
 
-    ``fds`` are the run's descriptors (stdout, stderr, control, setup, done, the sample's
-    text[, stdin or check program]); ``confinement`` is what the fork server applied to
+    ``fds`` are the run's descriptors (stdout, stderr, setup, done, the sample's text[,
+    stdin or check program]); ``confinement`` is what the fork server applied to
     itself once, for all its samples (``confine_server``): the first Landlock layer and the
     seccomp filter."""
-    out_fd, err_fd, ctl, setup_w, done_w, job["code_fd"] = fds[:6]
-    os.close(ctl)  # only the server writes control events
-    extra = fds[6] if len(fds) == 7 else None  # stdio: the test input; check: the test program
+    out_fd, err_fd, setup_w, done_w, job["code_fd"] = fds[:5]
+    extra = fds[5] if len(fds) == 6 else None  # stdio: the test input; check: the test program
     stdin_fd = extra if job["mode"] == "stdio" and extra is not None else os.open(os.devnull, os.O_RDONLY)
     if job["mode"] == "check":
         job["check_fd"] = extra  # read only by the trusted check harness
@@ -126,7 +125,7 @@ def inner_main(job, fds, setup, confinement):
         os._exit(121)
     os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
     os.close(setup_w)
-    job["code"] = _read_all(job.pop("code_fd"))  # the sample's text: only this process reads it
+    job["code"] = read_all(job.pop("code_fd"))  # the sample's text: only this process reads it
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the sample's stdin for its whole life
     sys.argv = ["<sample>"]
     builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them
@@ -139,7 +138,7 @@ def inner_main(job, fds, setup, confinement):
     _run_function(job.pop("code"), job.pop("nonce"), done_w)
 
 
-def _read_all(fd):
+def read_all(fd):
     """The whole file from its start (pread: a restarted call process reads it again)."""
     chunks = []
     while True:
@@ -245,9 +244,13 @@ def confine_server(root, read_paths):
     second layer needs (``_landlock_sample``) and what took effect.
 
     Building the layer once matters: it has a rule per read path (hundreds, because the
-    package folders are cut out child by child), ~3 ms per sample when built per sample."""
+    package folders are cut out child by child), ~3 ms per sample when built per sample.
+    The second layer's few rules are prepared here too (opened, rights fixed), so a sample
+    only adds them."""
     base = _landlock([(p, READ_RIGHTS) for p in read_paths] + _device_rules() + [(root, ALL_FS)])
-    return {"landlock": base, "root": root, "read_roots": sample_read_roots(root), "seccomp": _seccomp_no_sockets()}
+    rules = [(p, READ_RIGHTS) for p in sample_read_roots(root)] + _device_rules()
+    prepared = [_prepared_rule(p, r) for p, r in rules] if base else []
+    return {"landlock": base, "rules": prepared, "seccomp": _seccomp_no_sockets()}
 
 
 def sample_read_roots(root):
@@ -256,7 +259,8 @@ def sample_read_roots(root):
     Reads need both layers, so the first keeps the package folders out and this one the
     other samples' folders."""
     roots = {os.path.realpath(p) for p in _read_roots() if os.path.exists(p)}
-    return sorted({p for r in roots if not _within(r, root) for p in _expand(r, [root])})
+    paths = {p for r in roots if not _within(r, root) for p in _expand(r, [root])}
+    return sorted(p for p in paths if not any(p != q and _within(p, q) for q in paths))
 
 
 def _landlock_sample(workdir, confinement):
@@ -264,8 +268,17 @@ def _landlock_sample(workdir, confinement):
     Returns the ABI in effect (0 unless both layers are)."""
     if not confinement["landlock"]:
         return 0
-    rules = [(p, READ_RIGHTS) for p in confinement["read_roots"]] + _device_rules() + [(workdir, ALL_FS)]
-    return confinement["landlock"] if _landlock(rules) else 0
+    rules = confinement["rules"] + [_prepared_rule(workdir, ALL_FS)]
+    try:
+        return confinement["landlock"] if _restrict(rules) else 0
+    finally:
+        for fd, _ in rules:  # the server's descriptors, inherited: the sample does not keep them
+            os.close(fd)
+
+
+def _prepared_rule(path, rights):
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    return fd, rights if os.path.isdir(path) else rights & FILE_ONLY_RIGHTS
 
 
 def _device_rules():
@@ -275,6 +288,16 @@ def _device_rules():
 def _landlock(rules):
     """Add a Landlock layer to this process (and its future children) granting ``rules``
     (path, rights) and nothing else; returns the ABI applied (0 = none)."""
+    prepared = [_prepared_rule(path, rights) for path, rights in rules]
+    try:
+        return _restrict(prepared)
+    finally:
+        for fd, _ in prepared:
+            os.close(fd)
+
+
+def _restrict(rules):
+    """``_landlock`` with the rules' paths already open (O_PATH descriptors)."""
     abi = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
     if abi < 1:
         return 0
@@ -292,13 +315,9 @@ def _landlock(rules):
     ruleset = LIBC.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
     if ruleset < 0:
         return 0
-    for path, rights in rules:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        if not os.path.isdir(path):
-            rights &= FILE_ONLY_RIGHTS
+    for fd, rights in rules:
         rule = PathBeneathAttr(rights & fs, fd)
         LIBC.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0)
-        os.close(fd)
     LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     ok = LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
     os.close(ruleset)

@@ -62,36 +62,41 @@ class Job:
     def __init__(self, fds: list[int], kill, done_bytes: int):
         self.fds, self.kill, self.done_bytes = fds, kill, done_bytes
         self.ctl = self.setup = self.done = b""
+        self._events: list[dict] | None = None  # parsed once all is read
 
     def event(self, name: str) -> dict | None:
         """The last control event of that name the server wrote ("started", "exit")."""
-        return next((e for e in reversed(events(self.ctl)) if e.get("event") == name), None)
+        if self._events is None:
+            self._events = events(self.ctl)
+        return next((e for e in reversed(self._events) if e.get("event") == name), None)
 
     def read(self, out: Capture, budget: float, replies=None) -> None:
         """Read every pipe until all are closed (the sample's processes are gone and the
         server reported its end). ``replies`` (call mode) gets the done pipe as it arrives
-        and may ask for the process to be killed; past ``budget`` seconds (the server missed
-        its own deadline) the server is asked to kill it, and 5 s later reading stops."""
-        deadline = time.monotonic() + budget
+        and may ask for the process to be killed; past ``budget`` seconds from the process's
+        start (a queued job waits for a slot first) the server has missed its own deadline:
+        it is asked to kill it, and 5 s later reading stops."""
+        self.deadline = time.monotonic() + budget
+        self.budget, self.started = budget, False
         sel = selectors.DefaultSelector()
         for stream, fd in enumerate(self.fds):
             sel.register(fd, selectors.EVENT_READ, stream)
         try:
             while sel.get_map():
                 now = time.monotonic()
-                if now >= deadline and out.killed:
+                if now >= self.deadline and out.killed:
                     break  # still open after the kill: a process outside our reach holds them; stop reading
-                if now >= deadline:
+                if now >= self.deadline:
                     out.killed = True
                     self.kill()
-                    deadline = now + 5.0  # the pipes close once the processes are gone
+                    self.deadline = now + 5.0  # the pipes close once the processes are gone
                     continue
                 wake = replies.wakeup() if replies is not None else None
                 if wake is not None and now >= wake:
                     if replies.expire():
                         self.kill()
                     continue
-                for key, _ in sel.select(min(deadline, wake or deadline) - now):
+                for key, _ in sel.select(min(self.deadline, wake or self.deadline) - now):
                     self._take(key.data, os.read(key.fd, 65536), out, replies, sel)
         finally:
             sel.close()
@@ -105,6 +110,10 @@ class Job:
                 replies.closed()
         elif stream == self.CONTROL:
             self.ctl += chunk
+            if not self.started and b'"started"' in self.ctl:  # the server's first event
+                self.started, self.deadline = True, time.monotonic() + self.budget
+                if replies is not None:
+                    replies.begin()
         elif stream == self.SETUP:
             self.setup = (self.setup + chunk)[: self.SETUP_BYTES]
         elif stream == self.DONE and replies is not None:

@@ -24,25 +24,35 @@ CLOSED_GRACE = 1.0  # seconds to wait for the exit report after a process closed
 
 class Replies:
     """The reply lines of one process running calls ``index``.. in turn; ``emit(index,
-    status, text)`` gets each call's outcome once."""
+    status, text)`` gets each call's outcome once. Its clocks start when the process does
+    (``begin``: a job may wait for a free slot in the server first); ``clock`` holds the
+    run's deadline, set when its first process starts."""
 
-    def __init__(self, index: int, count: int, per_call: float, deadline: float, cap: int, emit):
-        self.index, self.count, self.per_call, self.deadline, self.cap = index, count, per_call, deadline, cap
-        self.emit, self.buffer, self.started = emit, b"", time.monotonic()
+    def __init__(self, index: int, count: int, per_call: float, timeout: float, clock: list, cap: int, emit):
+        self.index, self.count, self.per_call, self.timeout, self.clock = index, count, per_call, timeout, clock
+        self.cap, self.emit, self.buffer = cap, emit, b""
+        self.started: float | None = None  # when the current call began
         self.over = False  # this process answers no further call
         self.closed_at: float | None = None
 
+    def begin(self) -> None:
+        self.started = time.monotonic()
+        if self.clock[0] is None:
+            self.clock[0] = self.started + self.timeout
+
     def wakeup(self) -> float | None:
-        """When the current call runs out of time (monotonic), or None once this process is over."""
-        if self.over:
+        """When the current call runs out of time (monotonic), or None (not started, or over)."""
+        if self.over or self.started is None:
             return None
-        wake = min(self.started + self.per_call, self.deadline)
+        wake = min(self.started + self.per_call, self.clock[0])
         return wake if self.closed_at is None else min(wake, self.closed_at + CLOSED_GRACE)
 
     def feed(self, chunk: bytes) -> bool:
         """Take reply bytes; True when the process must be killed (it broke the protocol)."""
         if self.over:
             return False
+        if self.started is None:  # a reply read before the server's "started" event
+            self.begin()
         self.buffer += chunk
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
@@ -100,7 +110,7 @@ def run(sandbox, job: dict, code: str, out: Capture, grace: float):
     from codemill.evaluate.sandbox import Execution, IsolationUnavailable
 
     count, limits = len(job["inputs"]), job["limits"]
-    deadline = time.monotonic() + limits["timeout"]
+    clock: list = [None]  # the run's deadline, from the start of its first process
     frames, room = [], [job["channel_bytes"]]
 
     def emit(index: int, status: str, text: str) -> None:
@@ -111,14 +121,14 @@ def run(sandbox, job: dict, code: str, out: Capture, grace: float):
 
     index, setup, setup_error = 0, None, ""
     while index < count:
-        remaining = deadline - time.monotonic()
+        remaining = limits["timeout"] if clock[0] is None else clock[0] - time.monotonic()
         if remaining <= 0:
             emit(index, "timeout", "the run's time limit was reached before this call")
             index += 1
             continue
         attempt = dict(job, start=index, limits=dict(limits, timeout=remaining + SLACK))
         process = sandbox.start_job(attempt, code)
-        replies = Replies(index, count, job["call_timeout"], deadline, job["result_bytes"] + 64, emit)
+        replies = Replies(index, count, job["call_timeout"], limits["timeout"], clock, job["result_bytes"] + 64, emit)
         process.read(out, remaining + grace, replies)
         end = process.event("exit")
         if end is not None and setup is None:

@@ -160,9 +160,11 @@ class Sandbox:
         gid: int = 65534,
         tmp_root: str | None = None,
         hash_seed: str = "0",
+        slots: int = 0,
     ):
         self.limits = limits
         self.hash_seed = str(hash_seed)
+        self.slots = slots  # samples running at once (0: as many as callers submit); later ones queue in the server
         self.python = python
         self.require_isolation = require_isolation
         self.uid, self.gid = uid, gid
@@ -229,7 +231,7 @@ class Sandbox:
                 # -s -S -B, not -I: -I would also drop PYTHONHASHSEED, which keeps verdicts
                 # reproducible. The sandbox root in the command line names its processes in ps.
                 self._server = subprocess.Popen(
-                    [python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root],
+                    [python, "-s", "-S", "-B", CHILD, str(theirs.fileno()), self.root, str(self.slots)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,

@@ -120,11 +120,14 @@ def _execute(config: EvalConfig, work: list, limits: Limits) -> tuple[list[tuple
         isolation = remote.isolation(config.sandbox_url)
         _log_isolation(isolation)
         return remote.verdicts(config, work), isolation
-    with Sandbox(limits, config.sandbox_python, config.require_isolation) as sandbox:
+    # At most `workers` samples run at once (the server's slots); as many again wait queued
+    # in the server, so that a slot never waits for this process to hand it the next one.
+    slots = config.parallel_runs
+    with Sandbox(limits, config.sandbox_python, config.require_isolation, slots=slots) as sandbox:
         isolation = dict(sandbox.isolation, python=sandbox.python)
         _log_isolation(isolation)
         return run_parallel(
-            lambda item: benchmarks.judge(sandbox, item[0], item[1].completion), work, config.parallel_runs, "score"
+            lambda item: benchmarks.judge(sandbox, item[0], item[1].completion), work, 2 * slots, "score"
         ), isolation
 
 

@@ -29,6 +29,16 @@ LIMITS = Limits(timeout=1.0, memory_mb=256, nproc=16, output_bytes=1024, max_out
 SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "MLFLOW_TRACKING_URI", "GITHUB_TOKEN")
 
 
+def _is_zygote(pid: int, server: int) -> bool:
+    """The server's own helper (the process samples are forked from), which lives as long as it."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            name, rest = f.read().rsplit(")", 1)
+    except OSError:
+        return False
+    return name.endswith("(sandbox-zygote") and int(rest.split()[1]) == server
+
+
 def leftovers(sandbox: Sandbox) -> list[int]:
     """Processes of this sandbox (its root is in their command line) other than its server
     that are still alive; waits up to 3 s for the kernel to finish tearing down a namespace."""
@@ -37,7 +47,7 @@ def leftovers(sandbox: Sandbox) -> list[int]:
     for _ in range(30):
         found = []
         for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == server:
+            if not entry.isdigit() or int(entry) == server or _is_zygote(int(entry), server):
                 continue
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
