@@ -49,9 +49,10 @@ def eval_score(
     parent_run_id: str,
     metrics: Output[Metrics],
     report: Output[HTML],
+    sandbox_url: str = "",
 ) -> str:
-    """Run every generated sample in the sandbox; write results.jsonl, metrics.json,
-    report.html and stats.json into ``output``.
+    """Run every generated sample in the sandbox (or on the sandbox service); write
+    results.jsonl, metrics.json, report.html and stats.json into ``output``.
 
     Args:
         output: the stage's output URL (eval_generate's samples are read from it).
@@ -59,14 +60,17 @@ def eval_score(
         seed: recorded with the config.
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
+        sandbox_url: the pipelines' sandbox service URL; "" runs the sandbox in this step. An
+            explicit ``options["sandbox_url"]`` wins.
     """
     from codemill import runner
     from codemill.evaluate.score_step import tracking_metrics
     from codemill.stage import publish_kfp
+    from codemill.verify.client import with_sandbox_url
 
     stats = runner.from_kfp(
         "evaluate-score",
-        options,
+        with_sandbox_url(options, sandbox_url),
         overrides={"seed": seed},
         output=output,
         tracking_uri=tracking_uri,

@@ -23,6 +23,7 @@ def r1_synth(
     parent_run_id: str,
     metrics: Output[Metrics],
     report: Output[Markdown],
+    sandbox_url: str = "",
 ) -> str:
     """Synth distill with a model of this run as the teacher, served for the length of the step.
 
@@ -39,10 +40,14 @@ def r1_synth(
             container, model_env, service_url, timeout_s); {} takes the chart's defaults.
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
+        sandbox_url: the pipelines' sandbox service URL; "" runs the sandbox in this step. An
+            explicit ``options["sandbox_url"]`` wins.
     """
     from codemill.recipes import r1
     from codemill.stage import publish_kfp
+    from codemill.verify.client import with_sandbox_url
 
+    options = with_sandbox_url(options, sandbox_url)
     stats = r1.served_synth(
         teacher, output, options, seed, tasks, problems, target, teacher_deployment, tracking_uri, parent_run_id
     )

@@ -23,6 +23,7 @@ def rl_model(
     report: Output[Markdown],
     image: str = "",
     problems: str = "",
+    sandbox_url: str = "",
 ) -> str:
     """RL on sandbox-executed rewards; writes model/, rollouts/, checkpoints/, stats.json and report.md.
 
@@ -43,14 +44,19 @@ def rl_model(
         image: the image the TrainJob's pods run; needed when num_nodes > 1.
         problems: stdin/stdout problems to train on next to ``tasks`` (RLConfig.problems; "bundled" = the 13
             shipped ones); "" keeps ``options["problems"]``.
+        sandbox_url: the pipelines' sandbox service URL; "" runs the sandbox in this step. An
+            explicit ``options["sandbox_url"]`` wins.
     """
     from codemill import runner
     from codemill.rl.launch import run_step
     from codemill.stage import publish_kfp
+    from codemill.verify.client import with_sandbox_url
 
     # the launcher is the entry, as for train: it may start torchrun or a TrainJob whose ranks
     # each run the `rl` step; on one device it runs the step through the runner in process
-    config = runner.kfp_config("rl", options, {"seed": seed, **({"problems": problems} if problems else {})})
+    config = runner.kfp_config(
+        "rl", with_sandbox_url(options, sandbox_url), {"seed": seed, **({"problems": problems} if problems else {})}
+    )
     stats = run_step(
         config,
         model,

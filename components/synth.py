@@ -28,6 +28,7 @@ def synth(
     parent_run_id: str,
     metrics: Output[Metrics],
     report: Output[Markdown],
+    sandbox_url: str = "",
 ) -> str:
     """Ask the teacher, keep only the answers the sandbox verifies, write data/ for SFT.
 
@@ -44,16 +45,19 @@ def synth(
             KFP turned into floats are coerced back, unknown keys fail.
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
+        sandbox_url: the pipelines' sandbox service URL; "" runs the sandbox in this step. An
+            explicit ``options["sandbox_url"]`` wins.
 
     Returns:
         The output folder (its data/ is SFT's --data).
     """
     from codemill import runner
     from codemill.stage import publish_kfp
+    from codemill.verify.client import with_sandbox_url
 
     stats = runner.from_kfp(
         "synth",
-        options,
+        with_sandbox_url(options, sandbox_url),
         output=output,
         tracking_uri=tracking_uri,
         parent_run_id=parent_run_id,

@@ -10,7 +10,15 @@ from components._common import CPU_IMAGE, cpu_task
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def tasks_shard(
-    input: str, output: str, rank: int, world_size: int, seed: int, options: dict, tracking_uri: str, parent_run_id: str
+    input: str,
+    output: str,
+    rank: int,
+    world_size: int,
+    seed: int,
+    options: dict,
+    tracking_uri: str,
+    parent_run_id: str,
+    sandbox_url: str = "",
 ) -> str:
     """Mine one shard's repositories: candidates, static checks, sandboxed runs of the references.
 
@@ -24,12 +32,15 @@ def tasks_shard(
             numbers that KFP turned into floats are coerced back, unknown keys fail.
         tracking_uri: MLflow tracking URI ("" means $MLFLOW_TRACKING_URI).
         parent_run_id: the pipeline's MLflow parent run.
+        sandbox_url: the pipelines' sandbox service URL; "" runs the sandbox in this step. An
+            explicit ``options["sandbox_url"]`` wins.
     """
     from codemill import runner
+    from codemill.verify.client import with_sandbox_url
 
     runner.from_kfp(
         "tasks-shard",
-        options,
+        with_sandbox_url(options, sandbox_url),
         overrides={"seed": seed},
         output=output,
         rank=rank,
@@ -79,6 +90,7 @@ def tasks_shards(
     options: dict,
     tracking_uri: str,
     parent_run_id: str,
+    sandbox_url: str = "",
 ):
     """Fan the shard step out (a sub-pipeline, so the finish can wait on the whole loop)."""
     with dsl.ParallelFor(items=shards, name="tasks-shard") as rank:
@@ -93,6 +105,7 @@ def tasks_shards(
                 options=options,
                 tracking_uri=tracking_uri,
                 parent_run_id=parent_run_id,
+                sandbox_url=sandbox_url,
             ),
             cpu="2",
             memory="4Gi",

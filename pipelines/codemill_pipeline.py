@@ -56,6 +56,7 @@ def codemill_pipeline(
     num_shards: int = 2,
     seed: int = 0,
     tracking_uri: str = "",
+    sandbox_url: str = "",
     validate_options: dict = {"max_repos": 40},
     dedup_options: dict = {"threshold": 0.7},
     pack_options: dict = {"seq_len": 512, "vocab_size": 8192},
@@ -94,6 +95,9 @@ def codemill_pipeline(
     num_shards: fan-out of the data stages.
     seed: one seed for every stage; same inputs and seed give the same outputs.
     tracking_uri: MLflow tracking URI; empty means $MLFLOW_TRACKING_URI; "none" disables tracking.
+    sandbox_url: the sandbox service (codemill sandbox serve) for every step that runs corpus or model
+        code (tasks-shard, synth, rl, eval-score); "" runs the sandbox inside each step. A step's own
+        options["sandbox_url"] wins (docs/pipelines.md).
     validate_options: ValidateConfig overrides.
     dedup_options: DedupConfig overrides.
     pack_options: PackConfig overrides (seq_len, vocab_size, fim_rate, spm_rate, val_fraction, tokenizer, ...).
@@ -154,6 +158,7 @@ def codemill_pipeline(
             eval_memory=eval_memory,
             score_cpu=score_cpu,
             score_memory=score_memory,
+            sandbox_url=sandbox_url,
         )
 
         deduped = add_validate_dedup(layout, tracking, source, num_shards, seed, validate_options, dedup_options)
@@ -218,7 +223,7 @@ def codemill_pipeline(
             memory=eval_memory,
         )
         evaluated = cpu_task(
-            eval_score(output=generated.output, options=eval_options, seed=seed, **tracking),
+            eval_score(output=generated.output, options=eval_options, seed=seed, sandbox_url=sandbox_url, **tracking),
             cpu=score_cpu,
             memory=score_memory,
         )

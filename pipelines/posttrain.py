@@ -10,6 +10,10 @@ Synth is always wired, never under ``dsl.If``: kfp.local evaluates ``dsl.If`` on
 output as false (pipelines/codemill_pipeline.py), so the synth step decides itself and
 records "skipped: no teacher URL". Its output folder then holds no data/, and the sft
 step (``components.recipes.sft_on_kept``) trains on the folders that kept samples.
+
+``PostTrainParams.sandbox_url`` (the pipelines' ``sandbox_url`` parameter) reaches every
+step that runs corpus or model code: tasks-shard, synth, rl and eval-score; a step's own
+``options["sandbox_url"]`` wins over it (``codemill.verify.client.with_sandbox_url``).
 """
 
 from dataclasses import dataclass
@@ -73,6 +77,7 @@ class PostTrainParams:
     eval_memory: object
     score_cpu: object
     score_memory: object
+    sandbox_url: object = ""  # the sandbox service, for every step that runs corpus or model code
 
 
 def add_tasks(layout, tracking: dict, deduped_dir, p: PostTrainParams) -> dsl.PipelineTask:
@@ -84,6 +89,7 @@ def add_tasks(layout, tracking: dict, deduped_dir, p: PostTrainParams) -> dsl.Pi
         world_size=p.num_shards,
         seed=p.seed,
         options=p.tasks_options,
+        sandbox_url=p.sandbox_url,
         **tracking,
     )
     return cpu_task(
@@ -108,7 +114,7 @@ def evaluate_model(model_stage, output, tasks_dir, pack_dir, options, p: PostTra
         memory=p.eval_memory,
     )
     return cpu_task(
-        eval_score(output=generated.output, options=options, seed=p.seed, **tracking),
+        eval_score(output=generated.output, options=options, seed=p.seed, sandbox_url=p.sandbox_url, **tracking),
         cpu=p.score_cpu,
         memory=p.score_memory,
     )
@@ -157,6 +163,7 @@ def add_post_training(
             teacher_model=p.teacher_model,
             seed=p.seed,
             options=p.synth_options,
+            sandbox_url=p.sandbox_url,
             **tracking,
         ),
         cpu="2",
@@ -196,6 +203,7 @@ def add_post_training(
             gpu_node_selector=p.gpu_node_selector,
             gpu_tolerations=p.gpu_tolerations,
             image=CUDA_IMAGE,
+            sandbox_url=p.sandbox_url,
             **tracking,
         ),
         p.gpu_count,

@@ -34,6 +34,7 @@ def posttrain_pipeline(
     num_shards: int = 2,
     seed: int = 0,
     tracking_uri: str = "",
+    sandbox_url: str = "",
     validate_options: dict = {"max_repos": 40},
     dedup_options: dict = {"threshold": 0.7},
     tasks_options: dict = TASKS_OPTIONS,
@@ -68,6 +69,9 @@ def posttrain_pipeline(
     num_shards: fan-out of the data stages.
     seed: one seed for every stage.
     tracking_uri: MLflow tracking URI; empty means $MLFLOW_TRACKING_URI; "none" disables tracking.
+    sandbox_url: the sandbox service (codemill sandbox serve) for every step that runs corpus or model
+        code (tasks-shard, synth, rl, eval-score); "" runs the sandbox inside each step. A step's own
+        options["sandbox_url"] wins (docs/pipelines.md).
     validate_options: ValidateConfig overrides.
     dedup_options: DedupConfig overrides.
     tasks_options: TasksConfig overrides.
@@ -122,6 +126,7 @@ def posttrain_pipeline(
             eval_memory=eval_memory,
             score_cpu=score_cpu,
             score_memory=score_memory,
+            sandbox_url=sandbox_url,
         )
         deduped = add_validate_dedup(layout, tracking, source, num_shards, seed, validate_options, dedup_options)
         tasks = add_tasks(layout, tracking, deduped.outputs["Output"], post)

