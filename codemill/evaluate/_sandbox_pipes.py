@@ -4,8 +4,9 @@ the server to kill what is left past the deadline, and remove its working direct
 from __future__ import annotations
 
 import json
+import math
 import os
-import selectors
+import select
 import shutil
 import stat
 import time
@@ -78,11 +79,11 @@ class Job:
         it is asked to kill it, and 5 s later reading stops."""
         self.deadline = time.monotonic() + budget
         self.budget, self.started = budget, False
-        sel = selectors.DefaultSelector()
-        for stream, fd in enumerate(self.fds):
-            sel.register(fd, selectors.EVENT_READ, stream)
+        poller, self.open = select.poll(), {fd: stream for stream, fd in enumerate(self.fds)}
+        for fd in self.open:
+            poller.register(fd, select.POLLIN)
         try:
-            while sel.get_map():
+            while self.open:
                 now = time.monotonic()
                 if now >= self.deadline and out.killed:
                     break  # still open after the kill: a process outside our reach holds them; stop reading
@@ -96,16 +97,17 @@ class Job:
                     if replies.expire():
                         self.kill()
                     continue
-                for key, _ in sel.select(min(self.deadline, wake or self.deadline) - now):
-                    self._take(key.data, os.read(key.fd, 65536), out, replies, sel)
+                for fd, _ in poller.poll(max(1, math.ceil((min(self.deadline, wake or self.deadline) - now) * 1000))):
+                    if fd in self.open:
+                        self._take(fd, os.read(fd, 65536), out, replies, poller)
         finally:
-            sel.close()
             for fd in self.fds:
                 os.close(fd)
 
-    def _take(self, stream: int, chunk: bytes, out: Capture, replies, sel) -> None:
+    def _take(self, fd: int, chunk: bytes, out: Capture, replies, poller) -> None:
+        stream = self.open[fd]
         if not chunk:
-            sel.unregister(self.fds[stream])
+            self._stop(fd, poller)
             if stream == self.DONE and replies is not None:
                 replies.closed()
         elif stream == self.CONTROL:
@@ -125,8 +127,11 @@ class Job:
             out.add(stream + 1, chunk)
             if out.exceeded:  # stop listening: the sample's further writes fail (EPIPE)
                 for fd in self.fds[:2]:
-                    if fd in sel.get_map():
-                        sel.unregister(fd)
+                    self._stop(fd, poller)
+
+    def _stop(self, fd: int, poller) -> None:
+        if self.open.pop(fd, None) is not None:
+            poller.unregister(fd)
 
     def setup_report(self, end: dict) -> tuple[dict, str]:
         """The layers this run had (the server's part and the sample's own report), and why
@@ -154,4 +159,7 @@ def remove_tree(path: str) -> None:
         except OSError:
             pass
 
-    shutil.rmtree(path, onerror=make_writable)
+    try:
+        os.rmdir(path)  # most samples leave their folder empty
+    except OSError:
+        shutil.rmtree(path, onerror=make_writable)

@@ -150,4 +150,3 @@ def run(sandbox, job: dict, code: str, out: Capture, grace: float):
     elif out.exceeded:
         ex.passed, ex.result = False, "failed: output limit exceeded"
     return ex
-
