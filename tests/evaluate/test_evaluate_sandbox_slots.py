@@ -1,0 +1,90 @@
+"""The fork server's slots: at most ``slots`` samples run at once, later jobs wait in its
+queue, and a queued job's clocks (wall-clock limit, per-call deadlines) start only when
+its process does."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+
+import pytest
+
+from codemill.evaluate._sandbox_pipes import Capture
+from codemill.evaluate.sandbox import Limits, Sandbox
+from codemill.verify import run_calls
+
+SPAN = "import time, json\nstart = time.time()\ntime.sleep({sleep})\nprint(json.dumps([start, time.time()]))\n"
+
+
+def _concurrently(fn, count: int) -> list:
+    results: list = [None] * count
+
+    def one(i: int) -> None:
+        results[i] = fn(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _spans(sb: Sandbox, count: int, sleep: float) -> list[tuple[float, float]]:
+    runs = _concurrently(lambda _: sb.run(SPAN.format(sleep=sleep), mode="stdio"), count)
+    assert all(r.passed for r in runs), [r.result for r in runs]
+    return sorted(tuple(json.loads(r.stdout)) for r in runs)
+
+
+def _overlapping(spans: list[tuple[float, float]]) -> bool:
+    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("slots", [1, 0])
+def test_slots_bound_how_many_samples_run_at_once(slots):
+    with Sandbox(Limits(timeout=5.0), slots=slots) as sb:
+        spans = _spans(sb, 3, 0.4)
+    assert _overlapping(spans) == (slots == 0), spans
+
+
+def test_a_queued_sample_gets_its_whole_time_limit():
+    # Each run alone fits in the 1.5 s limit; back to back they would not: the second's
+    # limit must start when it starts, not when it was handed to the queue.
+    with Sandbox(Limits(timeout=1.5), slots=1) as sb:
+        runs = _concurrently(lambda i: sb.run(SPAN.format(sleep=1.0 if i == 0 else 0.8), mode="stdio"), 2)
+    assert [r.result for r in runs] == ["completed", "completed"]
+
+
+def test_a_queued_call_run_gets_its_whole_time_limit():
+    source = "import time\ndef f(x):\n    time.sleep(x)\n    return x\n"
+    with Sandbox(Limits(timeout=1.5), slots=1) as sb:
+        results = _concurrently(lambda i: run_calls(source, "f", ["0.5", "0.5"], 1.5, sandbox=sb), 2)
+    assert [[r.status for r in calls] for calls in results] == [["ok", "ok"], ["ok", "ok"]]
+
+
+def test_a_job_stopped_while_queued_never_runs():
+    with Sandbox(Limits(timeout=3.0), slots=1) as sb:
+        workdir = tempfile.mkdtemp(dir=sb.root)
+        if sb.as_root:
+            os.chown(workdir, sb.uid, sb.gid)
+        job = {
+            "mode": "stdio",
+            "nonce": "0",
+            "uid": sb.uid,
+            "gid": sb.gid,
+            "workdir": workdir,
+            "require_isolation": False,
+            "limits": {"timeout": 3.0, "memory_mb": 256, "fsize_mb": 1, "nofile": 64, "nproc": 8},
+        }
+        busy = sb.start_job(job, "import time\ntime.sleep(1.0)\n")  # takes the one slot
+        queued = sb.start_job(job, "print('ran')\n")
+        queued.kill()
+        out = Capture(1024, 1024, 1 << 20)
+        queued.read(out, 5.0)
+        busy.read(Capture(1024, 1024, 1 << 20), 5.0)
+    end = queued.event("exit")
+    assert end is not None and end.get("setup_error") == "stopped before it started", queued.ctl
+    assert queued.event("started") is None and out.text(1) == ""
+    assert busy.event("exit") == {"event": "exit", "timed_out": False, "exit_code": 0}
