@@ -8,7 +8,7 @@ execution. Three ways, same completions, same verdicts checked:
 - ``warm``: :class:`codemill.rl.reward.Rewarder` (what ``codemill rl`` runs): one started
   sandbox, ``--workers`` completions in flight;
 - ``service``: the same through ``codemill sandbox serve`` on localhost (``--sandbox-url``),
-  one request per batch with every test case a sample;
+  one request per batch, one sample per completion (all of its test cases run);
 - ``cold-sandbox``: a new :class:`Sandbox` (its own fork server, probe run, same isolation)
   started for every completion;
 - ``bare-interpreter``: ``subprocess.run([python, "-c", program])`` per test case with no
