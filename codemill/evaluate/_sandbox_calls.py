@@ -2,17 +2,16 @@
 
 Loaded by the fork server with ``_sandbox_inner.py`` (standard library only, Python >= 3.9).
 
-**Call mode** (``codemill.verify.run_calls``). The trusted outer process (no untrusted code)
-forks the inner process, which sets up every isolation layer, loads the sample once and
-calls the entry point on each input in turn (the input's argument source evaluated with
-the builtins taken before the sample ran), writing one reply line per call,
-``<index> <status> <text>``, where ``text`` is the strict serializer's wire form of the
-returned value (``codemill/verify/strict.py``). The outer process reads those lines with a
-per-call deadline and frames each one, in turn, as ``[nonce, index, status, text]`` on the
-control channel to the evaluator; a reply out of turn or malformed, a crash or a hang ends
-that inner process (that call is ``crashed`` / ``timeout``) and the next call runs in a new
-one. Each inner process is PID 1 of a PID namespace of its own, so killing it ends
-everything it started. The sample thus writes only on its own reply pipe, and
+**Call mode** (``codemill.verify.run_calls``). The sample's process sets up every
+isolation layer, loads the sample once and calls the entry point on each input in turn
+(the input's argument source evaluated with the builtins taken before the sample ran),
+writing one reply line per call, ``<index> <status> <text>``, where ``text`` is the strict
+serializer's wire form of the returned value (``codemill/verify/strict.py``), on its done
+pipe. Only the trusted evaluator reads that pipe (``codemill/evaluate/call_relay.py``):
+in turn, with a per-call deadline; a reply out of turn or malformed, a crash or a hang
+ends that process (that call is ``crashed`` / ``timeout``) and the next call runs in a new
+one, started at its index. Each process is PID 1 of a PID namespace of its own, so killing
+it ends everything it started. The sample thus writes only on its own reply pipe, and
 what it writes there is a choice of plain values for its calls, which returning them gives
 too; the expected values never enter the sandbox (the evaluator compares).
 
@@ -36,12 +35,11 @@ strict = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(strict)
 
 REPLIES = ("ok", "raises", "unserializable", "bad_input", "no_entry_point")
-SLACK = 0.05  # seconds kept back from the run's limit so the harness reports before the outer kill
 
 
 def run_inner_calls(job, done_w):
-    """Call mode, in the sandboxed inner process: the calls from ``job["start"]`` on, one
-    reply line each on ``done_w`` (framed by the trusted outer process); never returns."""
+    """Call mode, in the sample's process: the calls from ``job["start"]`` on, one reply
+    line each on ``done_w`` (read by the evaluator); never returns."""
     clean_builtins = dict(builtins.__dict__)  # taken before any sample ran: inputs see these
     try:
         compiled, load_error = compile(job.pop("code"), "<sample>", "exec"), ""
@@ -184,7 +182,7 @@ def _calls(compiled, load_error, entry, inputs, start, w, result_bytes, clean_bu
         except BaseException as e:
             _line(w, index, "unserializable", _describe(e))
             continue
-        flush_streams()  # before the reply: the outer process ends this one once it has all replies
+        flush_streams()  # before the reply: the evaluator ends this process once it has all replies
         _line(w, index, "ok", text)
     _send(w, "", "")
 

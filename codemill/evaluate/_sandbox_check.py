@@ -13,6 +13,7 @@ fresh one.
 """
 
 import builtins
+import ctypes
 import os
 import signal
 import time
@@ -20,6 +21,11 @@ from os import _exit as _hard_exit
 from os import write as _raw_write
 
 from _sandbox_calls import _describe, _line, _reap_orphans, _relay, _send, flush_streams, strict
+
+PR_SET_DUMPABLE = 4
+FS_MAKE_BLOCK, SCOPE_SIGNAL = 1 << 11, 1 << 1  # linux/landlock.h
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.syscall.restype = ctypes.c_long
 
 
 class CandidateFailed(Exception):
@@ -31,7 +37,7 @@ def run_check(job, done_w):
     code only); each candidate call is proxied to a call server forked *before* the test is
     read (from its own descriptor), so no process that runs the sample holds the test, its
     expected values or the result channel. Writes ``ok <nonce>`` when ``check`` returned."""
-    nonce, entry, check_fd = job.pop("nonce"), job["entry_point"], job.pop("check_fd")
+    entry, check_fd = job["entry_point"], job.pop("check_fd")
     clean_builtins = dict(builtins.__dict__)
     try:
         compiled, load_error = compile(job.pop("code"), "<sample>", "exec"), ""
@@ -39,6 +45,10 @@ def run_check(job, done_w):
         compiled, load_error = None, _describe(e)
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
+    # Neither the call server nor the sample may reach into this process: not dumpable, so
+    # no ptrace or pidfd_getfd on it (the sample has every capability in its private user
+    # namespace), and the nonce is read only after the fork, from the test's descriptor.
+    _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     if os.fork() == 0:
         try:
             for fd in (check_fd, done_w, req_w, rep_r):
@@ -49,7 +59,7 @@ def run_check(job, done_w):
     for fd in (req_r, rep_w):
         os.close(fd)
     with os.fdopen(check_fd, "r", encoding="utf-8") as f:
-        test = f.read()
+        nonce, test = f.readline().rstrip("\n"), f.read()
     namespace = {"__name__": "__check__", "__builtins__": builtins}
     try:
         exec(compile(test, "<check>", "exec"), namespace)
@@ -121,12 +131,28 @@ def _start_worker(compiled, entry, result_bytes, clean_builtins, channels):
         try:
             for fd in channels + (to_w, from_r):  # the sample never holds the relay's channels
                 os.close(fd)
+            _own_domain()
             _serve_calls(compiled, entry, to_r, from_w, result_bytes)
         finally:
             _hard_exit(0)
     os.close(to_r)
     os.close(from_w)
     return pid, to_w, from_r
+
+
+def _own_domain():
+    """Put the call process in a Landlock domain of its own, nested in the harness's: no
+    process may ptrace (nor, ABI >= 6, signal) one outside its domain, so the sample cannot
+    reach the call server or the harness. The domain only has to exist: it handles making
+    block devices, which nothing here needs."""
+    abi = _LIBC.syscall(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, VERSION)
+    if abi < 1:
+        return
+    attr = (ctypes.c_uint64 * 3)(FS_MAKE_BLOCK, 0, SCOPE_SIGNAL if abi >= 6 else 0)
+    ruleset = _LIBC.syscall(444, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if ruleset >= 0:
+        _LIBC.syscall(446, ruleset, 0)  # landlock_restrict_self
+        os.close(ruleset)
 
 
 def _stop_worker(worker):
@@ -172,6 +198,5 @@ def _serve_calls(compiled, entry, requests_fd, w, result_bytes):
             _line(w, index, "unserializable", _describe(e))
             continue
         flush_streams()  # before the reply: the relay may end this process once it has all replies
-        flush_streams()  # before the reply: the outer process ends this one once it has all replies
         _line(w, index, "ok", text)
     _send(w, "", "")

@@ -74,6 +74,21 @@ API.syscall.restype = ctypes.c_long
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 
 
+def _tid_field():
+    """The address of glibc's cached id of this (the only) thread, which a raw clone leaves
+    stale in the child (then ``pthread_kill`` of the main thread fails): glibc's debugger
+    interface gives its offset in ``struct pthread``. None under another C library."""
+    try:
+        bits, _, offset = (ctypes.c_uint32 * 3).in_dll(LIBC, "_thread_db_pthread_tid")
+    except ValueError:
+        return None
+    LIBC.pthread_self.restype = ctypes.c_void_p
+    return LIBC.pthread_self() + offset if bits == 32 else None
+
+
+TID_FIELD = _tid_field()
+
+
 def set_name(text):
     """The process's name in ps and top (at most 15 bytes): which part of the sandbox it is."""
     LIBC.prctl(PR_SET_NAME, text.encode("ascii")[:15], 0, 0, 0)
@@ -133,6 +148,7 @@ def serve(sock_fd, root, slots=0):
     gc.freeze()  # a sample's collections then skip the server's objects: fewer pages copied
     zygote = _start_zygote(sock, shared, confinement)
     runs, pending, waiting = {}, [], []  # job id -> Run; handed to the zygote; not started yet
+    doomed = set()  # ids killed while the zygote was forking them
     try:
         while True:
             waitable = [r.pidfd for r in runs.values() if r.pidfd is not None]
@@ -145,6 +161,8 @@ def serve(sock_fd, root, slots=0):
                 if "kill" in job:
                     _kill(runs.get(job["kill"]))
                     _drop_waiting(waiting, job["kill"])
+                    if any(handed["id"] == job["kill"] for handed, _ in pending):
+                        doomed.add(job["kill"])  # forked, pid not back yet: killed once it is
                 else:
                     waiting.append((job, fds))
             if zygote.fileno() in ready:
@@ -154,6 +172,9 @@ def serve(sock_fd, root, slots=0):
                 run = _started(pending.pop(0), PID.unpack(reply)[0], shared)
                 if run is not None:
                     runs[run.id] = run
+                    if run.id in doomed:
+                        doomed.discard(run.id)
+                        _kill(run)
             _kill_overdue(runs)
             _reap(runs)
             while waiting and (not slots or len(runs) + len(pending) < slots):
@@ -354,6 +375,8 @@ def fork(pid_namespace, parent=False):
     API.PyOS_BeforeFork()
     pid = API.syscall(number, ctypes.c_ulong(flags), None, None, None, None)
     if pid == 0:
+        if TID_FIELD is not None:  # what glibc's fork() does: the thread's cached id is now ours
+            ctypes.c_int32.from_address(TID_FIELD).value = os.getpid()
         API.PyOS_AfterFork_Child()
         return 0
     error = ctypes.get_errno()

@@ -116,6 +116,12 @@ def inner_main(job, fds, setup, confinement):
     report["private_userns"] = LIBC.unshare(CLONE_NEWUSER) == 0
     _set_limits(job["limits"])
     report["landlock"] = _landlock_sample(job["workdir"], confinement)
+    if confinement["landlock"] and not report["landlock"]:
+        # The first layer alone grants the whole sandbox root, other samples' folders too:
+        # never run a sample under it, whatever require_isolation says.
+        report["error"] = "isolation incomplete: the sample's own Landlock layer could not be applied"
+        os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
+        os._exit(121)
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     report["seccomp"] = confinement["seccomp"]
     missing = _missing_isolation(setup, report)
@@ -258,6 +264,7 @@ def sample_read_roots(root):
     rules), but never the sandbox root, which holds the other samples' working directories.
     Reads need both layers, so the first keeps the package folders out and this one the
     other samples' folders."""
+    root = os.path.realpath(root)  # a link on the way must not hide that a read root holds it
     roots = {os.path.realpath(p) for p in _read_roots() if os.path.exists(p)}
     paths = {p for r in roots if not _within(r, root) for p in _expand(r, [root])}
     return sorted(p for p in paths if not any(p != q and _within(p, q) for q in paths))

@@ -76,8 +76,9 @@ class Job:
         server reported its end). ``replies`` (call mode) gets the done pipe as it arrives
         and may ask for the process to be killed; past ``budget`` seconds from the process's
         start (a queued job waits for a slot first) the server has missed its own deadline:
-        it is asked to kill it, and 5 s later reading stops."""
-        self.deadline = time.monotonic() + budget
+        it is asked to kill it, and 5 s later reading stops. A job still waiting for a slot
+        has no backstop: the server holds its pipes, so they close if the server dies."""
+        self.deadline = math.inf
         self.budget, self.started = budget, False
         poller, self.open = select.poll(), {fd: stream for stream, fd in enumerate(self.fds)}
         for fd in self.open:
@@ -97,7 +98,8 @@ class Job:
                     if replies.expire():
                         self.kill()
                     continue
-                for fd, _ in poller.poll(max(1, math.ceil((min(self.deadline, wake or self.deadline) - now) * 1000))):
+                until = min(self.deadline, wake or math.inf)
+                for fd, _ in poller.poll(None if until == math.inf else max(1, math.ceil((until - now) * 1000))):
                     if fd in self.open:
                         self._take(fd, os.read(fd, 65536), out, replies, poller)
         finally:

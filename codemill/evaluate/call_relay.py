@@ -25,26 +25,30 @@ CLOSED_GRACE = 1.0  # seconds to wait for the exit report after a process closed
 class Replies:
     """The reply lines of one process running calls ``index``.. in turn; ``emit(index,
     status, text)`` gets each call's outcome once. Its clocks start when the process does
-    (``begin``: a job may wait for a free slot in the server first); ``clock`` holds the
-    run's deadline, set when its first process starts."""
+    (``begin``: a job may wait for a free slot in the server first, a restart too): the
+    process may use ``left`` seconds, what remains of the run's limit."""
 
-    def __init__(self, index: int, count: int, per_call: float, timeout: float, clock: list, cap: int, emit):
-        self.index, self.count, self.per_call, self.timeout, self.clock = index, count, per_call, timeout, clock
+    def __init__(self, index: int, count: int, per_call: float, left: float, cap: int, emit):
+        self.index, self.count, self.per_call, self.left = index, count, per_call, left
         self.cap, self.emit, self.buffer = cap, emit, b""
+        self.begun: float | None = None  # when the process started
         self.started: float | None = None  # when the current call began
         self.over = False  # this process answers no further call
         self.closed_at: float | None = None
 
     def begin(self) -> None:
-        self.started = time.monotonic()
-        if self.clock[0] is None:
-            self.clock[0] = self.started + self.timeout
+        if self.begun is None:
+            self.begun = self.started = time.monotonic()
+
+    def used(self) -> float:
+        """Seconds of the run's limit this process used (from its start until now)."""
+        return 0.0 if self.begun is None else time.monotonic() - self.begun
 
     def wakeup(self) -> float | None:
         """When the current call runs out of time (monotonic), or None (not started, or over)."""
         if self.over or self.started is None:
             return None
-        wake = min(self.started + self.per_call, self.clock[0])
+        wake = min(self.started + self.per_call, self.begun + self.left)
         return wake if self.closed_at is None else min(wake, self.closed_at + CLOSED_GRACE)
 
     def feed(self, chunk: bytes) -> bool:
@@ -110,7 +114,7 @@ def run(sandbox, job: dict, code: str, out: Capture, grace: float):
     from codemill.evaluate.sandbox import Execution, IsolationUnavailable
 
     count, limits = len(job["inputs"]), job["limits"]
-    clock: list = [None]  # the run's deadline, from the start of its first process
+    left = limits["timeout"]  # of the run's limit: spent only while one of its processes runs
     frames, room = [], [job["channel_bytes"]]
 
     def emit(index: int, status: str, text: str) -> None:
@@ -121,15 +125,15 @@ def run(sandbox, job: dict, code: str, out: Capture, grace: float):
 
     index, setup, setup_error = 0, None, ""
     while index < count:
-        remaining = limits["timeout"] if clock[0] is None else clock[0] - time.monotonic()
-        if remaining <= 0:
+        if left <= 0:
             emit(index, "timeout", "the run's time limit was reached before this call")
             index += 1
             continue
-        attempt = dict(job, start=index, limits=dict(limits, timeout=remaining + SLACK))
+        attempt = dict(job, start=index, limits=dict(limits, timeout=left + SLACK))
         process = sandbox.start_job(attempt, code)
-        replies = Replies(index, count, job["call_timeout"], limits["timeout"], clock, job["result_bytes"] + 64, emit)
-        process.read(out, remaining + grace, replies)
+        replies = Replies(index, count, job["call_timeout"], left, job["result_bytes"] + 64, emit)
+        process.read(out, left + grace, replies)
+        left -= replies.used()
         end = process.event("exit")
         if end is not None and setup is None:
             setup, setup_error = process.setup_report(end)

@@ -23,7 +23,8 @@ What it covers (each has an adversarial test in ``tests/evaluate/test_evaluate_s
 - **time**: a wall-clock limit enforced by the trusted server (kills the sample's whole
   PID namespace), counted from the moment the process starts, and ``RLIMIT_CPU``; the
   evaluator has its own deadline as a backstop and then asks the server to kill it (the
-  server alone reaps, so no pid can have been reused);
+  server alone reaps, so no pid can have been reused); if the server is gone, its
+  samples died with it (``PR_SET_PDEATHSIG``) and every pipe of theirs closes;
 - **processes**: ``RLIMIT_NPROC`` in a private user namespace, so it counts only this
   sample's processes and binds when the evaluator runs as root (root drops to an
   unprivileged uid/gid first); everything the sample forked dies with PID 1 of its
@@ -196,7 +197,7 @@ class Sandbox:
     def start(self) -> dict:
         """Start the fork server with an interpreter that can run samples here (probed with
         a real sandboxed run), and return the isolation in effect."""
-        self.root = tempfile.mkdtemp(prefix="codemill-sandbox-", dir=self._tmp_parent)
+        self.root = os.path.realpath(tempfile.mkdtemp(prefix="codemill-sandbox-", dir=self._tmp_parent))
         os.chmod(self.root, 0o711)  # the sample's uid may pass through, not list
         tried = []
         for python in self._candidates():
@@ -327,7 +328,9 @@ class Sandbox:
             if mode == "calls":
                 job["channel_bytes"] = min(CHANNEL_BYTES, len(job["inputs"]) * (job["result_bytes"] + 512) + 4096)
                 return call_relay.run(self, job, code, out, STARTUP_GRACE)
-            extra = {"check": check, "stdio": stdin}.get(mode)
+            if mode == "check":  # the nonce travels with the test, read only after the call server is forked
+                job.pop("nonce")
+            extra = {"check": f"{nonce}\n{check}", "stdio": stdin}.get(mode)
             process = self.start_job(job, code, [] if extra is None else [_memfd(mode, extra)])
             process.read(out, limits.timeout + STARTUP_GRACE)
             return self._verdict(mode, nonce, out, process)

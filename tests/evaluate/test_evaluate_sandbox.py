@@ -92,3 +92,51 @@ def test_installed_packages_are_outside_what_samples_may_read(sandbox):
         ).stdout.strip()
     )
     assert any(stdlib == p or stdlib.startswith(p + "/") or os.path.join(stdlib, "os.py") == p for p in paths)
+
+
+PROCESS_API = r"""
+import os, signal, subprocess, sys, threading, time
+got = []
+signal.signal(signal.SIGUSR1, lambda *a: got.append("raise"))
+signal.raise_signal(signal.SIGUSR1)
+signal.signal(signal.SIGUSR2, lambda *a: got.append("pthread_kill from a thread"))
+helper = threading.Thread(target=signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGUSR2))
+helper.start(); helper.join(); time.sleep(0.05)
+if os.fork() == 0:
+    os._exit(7)
+got.append("fork %d" % os.WEXITSTATUS(os.wait()[1]))
+got.append(subprocess.run([sys.executable, "-c", "print('child')"], capture_output=True, text=True).stdout.strip())
+print(got)
+"""
+
+
+def test_a_sample_keeps_threads_signals_fork_and_subprocess(sandbox):
+    # Each sample process is forked with a raw clone(); what glibc's and CPython's own fork
+    # repair in the child (the thread's cached id: pthread_kill of the main thread) must hold.
+    run = sandbox.run(PROCESS_API, mode="stdio")
+    assert run.result == "completed", run.stderr
+    assert run.stdout.strip() == str(["raise", "pthread_kill from a thread", "fork 7", "child"])
+
+
+def test_a_sandbox_root_reached_through_a_link_stays_out_of_the_second_layer(sandbox, tmp_path):
+    # The second Landlock layer grants whole read folders but never the one holding the
+    # sandbox root; a link under a read folder that leads to the root must not hide it.
+    import json
+    import subprocess
+
+    real = tmp_path / "real"
+    root = real / "codemill-sandbox-x"
+    root.mkdir(parents=True)
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "tmp").symlink_to(real)
+    here = os.path.dirname(os.path.abspath(adversarial.__file__)).replace("tests/evaluate", "codemill/evaluate")
+    code = (
+        f"import json, sys\nsys.path.insert(0, {here!r})\nimport _sandbox_inner as i\n"
+        f"i.SYSTEM_READ_PATHS = ({str(prefix)!r},)\nsys.path[:] = []\n"
+        f"print(json.dumps(i.sample_read_roots({str(prefix / 'tmp' / 'codemill-sandbox-x')!r})))"
+    )
+    out = subprocess.run([sandbox.python, "-s", "-S", "-c", code], capture_output=True, text=True, check=True)
+    granted = json.loads(out.stdout)  # a rule's path is resolved when it is opened
+    assert any(str(prefix / "bin").startswith(p) for p in granted), granted
+    assert not any(str(root).startswith(os.path.realpath(p) + "/") for p in granted), granted

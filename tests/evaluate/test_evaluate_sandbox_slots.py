@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -88,3 +89,29 @@ def test_a_job_stopped_while_queued_never_runs():
     assert end is not None and end.get("setup_error") == "stopped before it started", queued.ctl
     assert queued.event("started") is None and out.text(1) == ""
     assert busy.event("exit") == {"event": "exit", "timed_out": False, "exit_code": 0}
+
+
+def test_a_job_queued_longer_than_the_backstop_still_runs(monkeypatch):
+    # The evaluator's backstop counts from the process's start: six 0.3 s jobs through one
+    # slot wait up to 1.5 s, past a 0.4 s limit plus a 0.5 s grace.
+    from codemill.evaluate import sandbox as module
+
+    monkeypatch.setattr(module, "STARTUP_GRACE", 0.5)
+    with Sandbox(Limits(timeout=0.4), slots=1) as sb:
+        runs = _concurrently(lambda _: sb.run("import time\ntime.sleep(0.3)\n", mode="stdio"), 6)
+    assert [r.result for r in runs] == ["completed"] * 6
+
+
+def test_a_restarted_call_process_waits_for_its_slot_off_the_clock():
+    # Call 0 crashes after 0.3 s; its restart queues behind three 0.9 s runs (2.7 s, more
+    # than the 2 s limit) and must still get what is left of the limit once it starts.
+    source = "import os, time\ndef f(x):\n    if x == 0:\n        time.sleep(0.3)\n        os._exit(3)\n    return x\n"
+    with Sandbox(Limits(timeout=2.0), slots=1) as sb:
+        out: dict = {}
+        calls = threading.Thread(target=lambda: out.update(r=run_calls(source, "f", ["0", "1", "2"], 2.0, sandbox=sb)))
+        calls.start()
+        time.sleep(0.1)  # its first process has the slot
+        others = _concurrently(lambda _: sb.run("import time\ntime.sleep(0.9)\n", mode="stdio"), 3)
+        calls.join()
+    assert [r.result for r in others] == ["completed"] * 3
+    assert [(r.status, r.value) for r in out["r"]] == [("crashed", None), ("ok", 1), ("ok", 2)]
