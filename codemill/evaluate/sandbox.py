@@ -72,7 +72,9 @@ What it does not cover:
   session can outlive it (until their own CPU limit); without Landlock a root
   evaluator's sample can still write to world-writable directories such as ``/tmp``;
   the seccomp filter exists only for x86_64 and aarch64 (elsewhere it is reported
-  missing in the logged layer summary, and ``require_isolation`` stops the run);
+  missing in the logged layer summary, and ``require_isolation`` stops the run); samples
+  are forked with a raw ``clone()`` whose number is known for x86_64, aarch64, riscv64
+  and ppc64le: elsewhere no sample can start (each run fails with that reason);
 - inodes and disk use inside the working directory are bounded only by time and
   ``RLIMIT_FSIZE`` per file.
 """
