@@ -142,8 +142,8 @@ def run(sandbox, job: dict, code: str, out: Capture, grace: float):
                 "sandbox isolation is required (require_isolation) but unavailable: "
                 + (end.get("error") or setup["error"])
             )
-        if setup_error:
-            break  # the sample process cannot even start here: no call can run
+        if setup_error or out.killed:
+            break  # the sample process cannot even start here, or the server missed its deadline
         index = replies.finish(end)
     ex = Execution(True, "completed", exit_code=0, stdout=out.text(1), stderr=out.text(2), truncated=out.truncated)
     ex.setup, ex.frames = setup or {}, frames
