@@ -1,15 +1,18 @@
-"""The inner half of a sandboxed run: the process that becomes PID 1 of the sample's
-namespaces, locks itself down, then runs the untrusted code (see ``_sandbox_child.py``).
+"""The sample's side of a sandboxed run: the process that is PID 1 of the sample's PID
+namespace locks itself down, then runs the untrusted code (see ``_sandbox_child.py``);
+and what the fork server applies to itself once for all samples (``confine_server``).
 
 Loaded by the fork server from its own directory before it serves any sample, so it, too,
 uses the standard library only (Python >= 3.9).
 
-Order matters: privileges are dropped (uid/gid when root), a private user namespace is
-entered (so ``RLIMIT_NPROC`` counts only this sample's processes), rlimits are set, then
-Landlock restricts the filesystem (read system paths and the interpreter's prefix, write
-only the working directory), TCP and signals, and a seccomp filter takes away sockets
-(Landlock cannot stop a connect() to a Unix path socket on the host); only after the setup
-report is written and its pipe closed does untrusted code run.
+Once, in the server: the first Landlock layer (read system paths and the interpreter's
+prefix minus package folders, every right under the sandbox root; no TCP, no signals out)
+and a seccomp filter that takes away sockets (Landlock cannot stop a connect() to a Unix
+path socket on the host). Per sample, order matters: privileges are dropped (uid/gid when
+root), a private user namespace is entered (so ``RLIMIT_NPROC`` counts only this sample's
+processes), rlimits are set, then the second Landlock layer (every right only in the
+working directory, never in the rest of the sandbox root); only after the setup report is
+written and its pipe closed does untrusted code run.
 """
 
 import builtins
