@@ -2,14 +2,15 @@
 
 Loaded by the fork server with ``_sandbox_inner.py`` (standard library only, Python >= 3.9),
 for HumanEval problems whose checks are not plain comparisons (tolerances, a root that a
-helper must send to zero). The inner process is the check harness: it forks a call server
-(which forks the call process that loads the sample once), and only then reads the
-benchmark's test from its own descriptor and runs ``check(candidate)`` with ``candidate`` a
-proxy: each call's arguments go to the call process as wire text and its plain return
-value comes back (``_sandbox_calls.py`` frames the replies). No process that runs the
-sample ever holds the test, its expected values or the result channel; a call that
-crashes, hangs or replies out of turn ends its call process, and the next call gets a
-fresh one.
+helper must send to zero). The sample's process (PID 1) is the check harness: it makes
+itself non-dumpable, forks a call server (which forks the call process that loads the
+sample once, in a Landlock domain of its own), and only then reads the run's nonce and the
+benchmark's test from their own descriptor and runs ``check(candidate)`` with ``candidate``
+a proxy: each call's arguments go to the call process as wire text and its plain return
+value comes back (``_sandbox_calls._relay`` reads the replies). No process that runs the
+sample ever holds the test, its expected values, the nonce or the result channel, nor can
+it ptrace or take descriptors from one that does; a call that crashes, hangs or replies out
+of turn ends its call process, and the next call gets a fresh one.
 """
 
 import builtins
