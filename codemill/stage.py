@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -134,6 +135,23 @@ def _coerce(stage: str, name: str, value: Any, kind: Any) -> Any:
     if isinstance(kind, type) and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
         raise InputError(f"{stage} options: {name}={value!r} is not a {kind.__name__}")
     return value
+
+
+def preset_names(folder: str) -> list[str]:
+    """The presets shipped in ``folder`` (``<name>.yaml``), sorted."""
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+
+
+def read_preset(folder: str, name: str, what: str = "preset") -> dict[str, Any]:
+    """The YAML mapping of preset ``name`` in ``folder``; an unknown name fails listing the
+    known ones (``what`` names it in the message: "preset", "sft preset")."""
+    import yaml
+
+    path = os.path.join(folder, f"{name}.yaml")
+    if not name or not os.path.isfile(path):
+        raise InputError(f"unknown {what} {name!r}; known presets: {', '.join(preset_names(folder))}")
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
 
 
 def fill_from_preset(config: Any, preset: dict[str, Any], label: str, may_stay_none: tuple[str, ...] = ()) -> Any:

@@ -12,9 +12,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-import yaml
-
-from codemill.stage import InputError, fill_from_preset
+from codemill.stage import InputError, fill_from_preset, read_preset
+from codemill.stage import preset_names as stage_preset_names
 
 PRESET_DIR = os.path.join(os.path.dirname(__file__), "presets")
 PRECISIONS = ("fp32", "bf16")
@@ -74,15 +73,11 @@ class SftConfig:
 
 
 def preset_names() -> list[str]:
-    return sorted(f[:-5] for f in os.listdir(PRESET_DIR) if f.endswith(".yaml"))
+    return stage_preset_names(PRESET_DIR)
 
 
 def load_preset(name: str) -> dict:
-    path = os.path.join(PRESET_DIR, f"{name}.yaml")
-    if not name or not os.path.isfile(path):
-        raise InputError(f"unknown sft preset {name!r}; known presets: {', '.join(preset_names())}")
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    data = read_preset(PRESET_DIR, name, "sft preset")
     unknown = set(data) - ({f.name for f in dataclasses.fields(SftConfig)} - {"preset", "seed"})
     if unknown:
         raise InputError(f"sft preset {name}: unknown keys {sorted(unknown)}")

@@ -13,9 +13,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-import yaml
-
-from codemill.stage import InputError, fill_from_preset
+from codemill.stage import InputError, fill_from_preset, read_preset
+from codemill.stage import preset_names as stage_preset_names
 
 PRESET_DIR = os.path.join(os.path.dirname(__file__), "presets")
 DEEPSPEED_DIR = os.path.join(os.path.dirname(__file__), "deepspeed")
@@ -82,16 +81,12 @@ class TrainConfig:
 
 
 def preset_names() -> list[str]:
-    return sorted(f[:-5] for f in os.listdir(PRESET_DIR) if f.endswith(".yaml"))
+    return stage_preset_names(PRESET_DIR)
 
 
 def load_preset(name: str) -> dict:
     """The preset's ``{"model": {...}, "train": {...}}``; unknown names and keys fail."""
-    path = os.path.join(PRESET_DIR, f"{name}.yaml")
-    if not name or not os.path.isfile(path):
-        raise InputError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    data = read_preset(PRESET_DIR, name, "preset")
     unknown = set(data) - {"model", "train"}
     if unknown:
         raise InputError(f"preset {name}: unknown sections {sorted(unknown)} (expected model, train)")
