@@ -59,6 +59,17 @@ def run_inner_calls(job, done_w):
     _hard_exit(0)
 
 
+def warm():
+    """Run the side-effect-free steps of a call once (for the fork server's warm-up,
+    ``_sandbox_inner.prepare_image``): copy the builtins, evaluate an input, encode a
+    value, format a reply line, describe an exception."""
+    clean_builtins = dict(builtins.__dict__)
+    eval(compile("_pack(%s\n)" % "1, 'a'", "<input>", "eval"), {"__builtins__": clean_builtins, "_pack": _pack})
+    text = strict.encode([1, -2.5, "a", b"b", None, True, (1,), {"k": {1}}], 1 << 18)
+    ("%d %s %s\n" % (0, "ok", text.replace("\n", " "))).encode("ascii", "backslashreplace")
+    _describe(ValueError("0x1"))
+
+
 def _relay(r, pid, index, count, per_call, deadline, cap, emit):
     """Frame the call process's replies (``<index> <status> <text>`` lines) as they arrive."""
     buffer, started = b"", time.monotonic()

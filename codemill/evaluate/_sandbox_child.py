@@ -87,6 +87,16 @@ def _tid_field():
 
 
 TID_FIELD = _tid_field()
+# Bound once here, in the image every sample is forked from: a child that looked them up
+# itself (dlsym, a ctypes object) would copy dozens more of the image's pages.
+TID = ctypes.c_int32.from_address(TID_FIELD) if TID_FIELD is not None else None
+CLONE_NR = SYS_CLONE.get(platform.machine())
+_BEFORE_FORK, _AFTER_FORK_PARENT, _AFTER_FORK_CHILD = (
+    API.PyOS_BeforeFork,
+    API.PyOS_AfterFork_Parent,
+    API.PyOS_AfterFork_Child,
+)
+_CLONE_FLAGS = {}  # flags -> ctypes.c_ulong, built once per combination
 
 
 def set_name(text):
@@ -145,6 +155,7 @@ def serve(sock_fd, root, slots=0):
     shared = _worker_namespaces()
     sock = socket.socket(fileno=sock_fd)
     confinement = inner.confine_server(root, inner.read_paths())
+    inner.prepare_image(confinement, root)
     gc.freeze()  # a sample's collections then skip the server's objects: fewer pages copied
     zygote = _start_zygote(sock, shared, confinement)
     runs, pending, waiting = {}, [], []  # job id -> Run; handed to the zygote; not started yet
@@ -367,21 +378,21 @@ def fork(pid_namespace, parent=False):
     (``CLONE_PARENT``: the zygote's samples are the server's, which reaps them). The
     interpreter's own before- and after-fork steps run around the raw system call, as
     ``os.fork()`` runs them."""
-    number = SYS_CLONE.get(platform.machine())
-    if number is None and not pid_namespace and not parent:
+    if CLONE_NR is None and not pid_namespace and not parent:
         return os.fork()
-    if number is None:
+    if CLONE_NR is None:
         raise OSError(errno.ENOSYS, "clone() is not known for %s" % platform.machine())
     flags = signal.SIGCHLD | (CLONE_NEWPID if pid_namespace else 0) | (CLONE_PARENT if parent else 0)
-    API.PyOS_BeforeFork()
-    pid = API.syscall(number, ctypes.c_ulong(flags), None, None, None, None)
+    flags = _CLONE_FLAGS.get(flags) or _CLONE_FLAGS.setdefault(flags, ctypes.c_ulong(flags))
+    _BEFORE_FORK()
+    pid = API.syscall(CLONE_NR, flags, None, None, None, None)
     if pid == 0:
-        if TID_FIELD is not None:  # what glibc's fork() does: the thread's cached id is now ours
-            ctypes.c_int32.from_address(TID_FIELD).value = os.getpid()
-        API.PyOS_AfterFork_Child()
+        if TID is not None:  # what glibc's fork() does: the thread's cached id is now ours
+            TID.value = os.getpid()
+        _AFTER_FORK_CHILD()
         return 0
     error = ctypes.get_errno()
-    API.PyOS_AfterFork_Parent()
+    _AFTER_FORK_PARENT()
     if pid < 0:
         raise OSError(error, "clone(%s): %s" % ("CLONE_NEWPID" if pid_namespace else "", os.strerror(error)))
     return pid

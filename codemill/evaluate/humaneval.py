@@ -61,7 +61,8 @@ def problem_id(task_id: str) -> str:
 
 def verify(sandbox, task: Task, source: str) -> tuple[bool, str]:
     """Judge ``source`` (the completed program) for a HumanEval or infilling task."""
-    from codemill.verify.calls import RESULT_BYTES, describe, run_calls  # codemill.verify imports this package
+    # codemill.verify imports this package: imported here
+    from codemill.verify.calls import RESULT_BYTES, describe, execute, results_of
 
     row = humaneval_cases.load()[problem_id(task.task_id)]
     timeout = sandbox.limits.timeout
@@ -74,7 +75,12 @@ def verify(sandbox, task: Task, source: str) -> tuple[bool, str]:
         )
         return run.passed, run.result
     cases = row["cases"]
-    results = run_calls(source, task.entry_point, [given for given, _, _ in cases], timeout, sandbox=sandbox)
+    run = execute(source, task.entry_point, [given for given, _, _ in cases], timeout, sandbox=sandbox)
+    if run.frames == row["replies"]:
+        # Every reply is the canonical solution's own wire text: the same value, so the same
+        # verdict as decoding and matching each (every shipped case matches itself: tested).
+        return True, "passed"
+    results = results_of(run, len(cases), RESULT_BYTES)
     for number, (result, (_, expected, kind)) in enumerate(zip(results, cases), start=1):
         if not (result.status == "ok" and humaneval_cases.matches(result.value, expected, kind)):
             return False, describe(number, result)

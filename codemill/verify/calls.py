@@ -75,6 +75,25 @@ def run_calls(
     """``entry_point(<input>)`` for each input (argument source text), in one sandboxed run
     of ``source`` limited to ``timeout`` wall seconds in all (``call_timeout`` per call,
     default the same); one CallResult per input, in order."""
+    kwargs = dict(sandbox=sandbox, hash_seed=hash_seed, call_timeout=call_timeout, memory_mb=memory_mb)
+    run = execute(source, entry_point, inputs, timeout, result_bytes=result_bytes, **kwargs)
+    return results_of(run, len(inputs), result_bytes) if inputs else []
+
+
+def execute(
+    source: str,
+    entry_point: str,
+    inputs: list[str],
+    timeout: float = 3.0,
+    *,
+    sandbox: Sandbox | None = None,
+    hash_seed: str | None = None,
+    call_timeout: float | None = None,
+    memory_mb: int | None = None,
+    result_bytes: int = RESULT_BYTES,
+) -> Execution:
+    """``run_calls``' sandboxed run itself: its Execution, whose ``frames`` hold each call's
+    reply as the evaluator read it, wire text undecoded (``results_of`` decodes them)."""
     if not entry_point.isidentifier():
         raise ValueError(f"entry point {entry_point!r} is not a Python identifier")
     if sandbox is None:
@@ -82,7 +101,7 @@ def run_calls(
     elif hash_seed is not None and str(hash_seed) != sandbox.hash_seed:
         raise ValueError(f"hash_seed {hash_seed!r}: this sandbox runs with PYTHONHASHSEED={sandbox.hash_seed}")
     if not inputs:
-        return []
+        return Execution(True, "completed", exit_code=0)
     limits = dataclasses.replace(sandbox.limits, timeout=timeout, memory_mb=memory_mb or sandbox.limits.memory_mb)
     job = {
         "entry_point": entry_point,
@@ -90,7 +109,7 @@ def run_calls(
         "call_timeout": call_timeout or timeout,
         "result_bytes": result_bytes,
     }
-    return results_of(sandbox.run(source, mode="calls", calls=job, limits=limits), len(inputs), result_bytes)
+    return sandbox.run(source, mode="calls", calls=job, limits=limits)
 
 
 def results_of(run: Execution, count: int, result_bytes: int = RESULT_BYTES) -> list[CallResult]:
