@@ -131,24 +131,31 @@ PID = struct.Struct("!q")  # the zygote's answer: a pid, or minus the errno
 # A job's descriptors: stdout, stderr, control, setup, done, the sample's text, and for
 # "stdio" its stdin, for "check" the check program.
 JOB_FDS = (6, 7)
+ZYGOTE_FDS = 8  # at most: a job's descriptors but the control pipe, its go pipe and its memfd
 POLL = 0.05  # seconds between exit checks where the kernel has no pidfd
 
 
 class Run:
-    """One sample process the server supervises."""
+    """One sample process the server supervises: forked and set up, then (``go``) allowed
+    to run the sample once a slot is free; its wall-clock limit starts then."""
 
-    __slots__ = ("id", "pid", "ctl", "pidfd", "deadline", "timed_out", "in_namespace")
+    __slots__ = ("id", "pid", "ctl", "pidfd", "timeout", "deadline", "timed_out", "in_namespace")
+    __slots__ += ("go", "setup", "stopped")
 
-    def __init__(self, job_id, pid, ctl, pidfd, deadline, in_namespace):
-        self.id, self.pid, self.ctl, self.pidfd = job_id, pid, ctl, pidfd
-        self.deadline, self.timed_out, self.in_namespace = deadline, False, in_namespace
+    def __init__(self, job_id, pid, ctl, pidfd, timeout, in_namespace, go, setup):
+        self.id, self.pid, self.ctl, self.pidfd, self.timeout = job_id, pid, ctl, pidfd, timeout
+        self.deadline, self.timed_out, self.in_namespace = None, False, in_namespace
+        self.go, self.setup = go, setup  # the write end of its go pipe until it starts; the server's layers
+        self.stopped = False  # the evaluator asked for it to be killed
 
 
 def serve(sock_fd, root, slots=0):
     """Supervise samples until the evaluator closes the socket: have the zygote start each
     job's process, kill it at its deadline or when asked, reap it and report its end. At
     most ``slots`` samples run at once (0: no limit); later jobs wait here, in order, and
-    start the moment a slot frees, without a round trip to the evaluator."""
+    start the moment a slot frees, without a round trip to the evaluator. Up to ``slots``
+    of those are forked and set up ahead (``set_up``): a freed slot then costs one write on
+    a pipe, not a fork, and the setup work fills the moments the cores would idle."""
     for module in PRELOAD:
         __import__(module)
     set_name("sandbox-server")
@@ -158,7 +165,8 @@ def serve(sock_fd, root, slots=0):
     inner.prepare_image(confinement, root)
     gc.freeze()  # a sample's collections then skip the server's objects: fewer pages copied
     zygote = _start_zygote(sock, shared, confinement)
-    runs, pending, waiting = {}, [], []  # job id -> Run; handed to the zygote; not started yet
+    runs, pending, waiting = {}, [], []  # job id -> Run; handed to the zygote; not handed yet
+    set_up = []  # Runs forked and set up, waiting for a slot, in order
     doomed = set()  # ids killed while the zygote was forking them
     try:
         while True:
@@ -170,9 +178,12 @@ def serve(sock_fd, root, slots=0):
                     return  # the evaluator closed the socket (or died): nothing left to serve
                 job, fds = request
                 if "kill" in job:
-                    _kill(runs.get(job["kill"]))
+                    victim = runs.get(job["kill"])
+                    if victim is not None:
+                        victim.stopped = True
+                    _kill(victim)
                     _drop_waiting(waiting, job["kill"])
-                    if any(handed["id"] == job["kill"] for handed, _ in pending):
+                    if any(handed["id"] == job["kill"] for handed, _, _ in pending):
                         doomed.add(job["kill"])  # forked, pid not back yet: killed once it is
                 else:
                     waiting.append((job, fds))
@@ -180,15 +191,21 @@ def serve(sock_fd, root, slots=0):
                 reply = zygote.recv(PID.size)
                 if len(reply) < PID.size:
                     return  # the zygote is gone: no sample can start any more
-                run = _started(pending.pop(0), PID.unpack(reply)[0], shared)
+                run = _forked(pending.pop(0), PID.unpack(reply)[0], shared)
                 if run is not None:
                     runs[run.id] = run
+                    set_up.append(run)
                     if run.id in doomed:
                         doomed.discard(run.id)
+                        run.stopped = True
                         _kill(run)
             _kill_overdue(runs)
-            _reap(runs)
-            while waiting and (not slots or len(runs) + len(pending) < slots):
+            _reap(runs, set_up)
+            running = len(runs) - len(set_up)
+            while set_up and (not slots or running < slots):
+                _go(set_up.pop(0))
+                running += 1
+            while waiting and (not slots or len(runs) + len(pending) < 2 * slots):
                 _hand_over(*waiting.pop(0), zygote, pending, shared)
     finally:
         for run in runs.values():
@@ -209,7 +226,7 @@ def _drop_waiting(waiting, job_id):
 def _next_wakeup(runs):
     """Seconds until the soonest deadline (None: until the next message or exit), or a short
     poll where an exit cannot be waited for (no pidfd)."""
-    waits = [max(0.0, r.deadline - time.monotonic()) for r in runs.values() if not r.timed_out]
+    waits = [max(0.0, r.deadline - time.monotonic()) for r in runs.values() if r.deadline and not r.timed_out]
     if any(r.pidfd is None for r in runs.values()):
         waits.append(POLL)
     return min(waits, default=None)
@@ -241,8 +258,8 @@ def _receive(sock):
 
 
 def _hand_over(job, fds, zygote, pending, shared):
-    """Give a job to the zygote (its descriptors but the control pipe, and the job itself in
-    a memfd); the pid comes back in order (``_started``)."""
+    """Give a job to the zygote (its descriptors but the control pipe, the read end of its
+    go pipe, and the job itself in a memfd); the pid comes back in order (``_forked``)."""
     ctl, namespaces, why_not = fds[2], shared[0], shared[1]
     try:
         if not namespaces and job["require_isolation"]:
@@ -252,22 +269,28 @@ def _hand_over(job, fds, zygote, pending, shared):
             return
         spec = os.memfd_create("job")
         os.write(spec, job.pop("payload"))
+        go_r, go_w = os.pipe()
         try:
-            socket.send_fds(zygote, [b"j"], fds[:2] + fds[3:] + [spec])
+            socket.send_fds(zygote, [b"j"], fds[:2] + fds[3:] + [go_r, spec])
+        except OSError:
+            os.close(go_w)
+            raise
         finally:
             os.close(spec)
-        pending.append((job, ctl))
+            os.close(go_r)
+        pending.append((job, ctl, go_w))
     finally:
         for fd in fds[:2] + fds[3:]:
             os.close(fd)
 
 
-def _started(handed, pid, shared):
+def _forked(handed, pid, shared):
     """The zygote forked a job's process (``pid``, or minus the errno when it could not):
-    supervise it, or report why it did not start."""
-    (job, ctl), (namespaces, why_not) = handed, shared
+    supervise it (it sets itself up, then waits for ``_go``), or report why it did not start."""
+    (job, ctl, go), (namespaces, why_not) = handed, shared
     setup = {"namespaces": namespaces} if namespaces else {"namespaces": False, "namespaces_error": why_not}
     if pid < 0:
+        os.close(go)
         _send(ctl, {"event": "exit", "setup": setup, "setup_error": "cannot start the sample: %s" % os.strerror(-pid)})
         os.close(ctl)
         return None
@@ -275,8 +298,18 @@ def _started(handed, pid, shared):
         pidfd = os.pidfd_open(pid)  # not reaped before _reap: its pid cannot be reused yet
     except (AttributeError, OSError):
         pidfd = None  # older kernel or Python: polled instead
-    _send(ctl, {"event": "started", "pid": pid, "setup": setup})
-    return Run(job["id"], pid, ctl, pidfd, time.monotonic() + job["limits"]["timeout"], namespaces)
+    return Run(job["id"], pid, ctl, pidfd, job["limits"]["timeout"], namespaces, go, setup)
+
+
+def _go(run):
+    """A slot is free: let the run's process go on to the sample; its clocks start now."""
+    try:
+        os.write(run.go, b"g")
+    except OSError:
+        pass  # it already ended: reaped and reported like any other
+    os.close(run.go)
+    run.go, run.deadline = None, time.monotonic() + run.timeout
+    _send(run.ctl, {"event": "started", "pid": run.pid, "setup": run.setup})
 
 
 # ---------------------------------------------------------------------------- zygote
@@ -308,7 +341,7 @@ def _zygote(channel, shared, confinement):
     namespaces = shared[0]
     while True:
         try:
-            _, fds, _, _ = socket.recv_fds(channel, 1, max(JOB_FDS))
+            _, fds, _, _ = socket.recv_fds(channel, 1, ZYGOTE_FDS)
         except OSError:
             return
         if not fds:
@@ -322,9 +355,10 @@ def _zygote(channel, shared, confinement):
                 set_name("sandbox-sample")
                 channel.close()
                 spec = fds.pop()
+                go = fds.pop()
                 job = json.loads(inner.read_all(spec))
                 setup = {"namespaces": True} if namespaces else {"namespaces": False, "namespaces_error": shared[1]}
-                inner.inner_main(job, fds, setup, confinement)
+                inner.inner_main(job, fds, go, setup, confinement)
             finally:
                 _hard_exit(120)
         for fd in fds:
@@ -335,7 +369,7 @@ def _zygote(channel, shared, confinement):
 def _kill_overdue(runs):
     now = time.monotonic()
     for run in runs.values():
-        if not run.timed_out and now >= run.deadline:
+        if not run.timed_out and run.deadline is not None and now >= run.deadline:
             run.timed_out = True
             _kill(run)
 
@@ -352,7 +386,7 @@ def _kill(run):
             pass
 
 
-def _reap(runs):
+def _reap(runs, set_up):
     for job_id, run in list(runs.items()):
         if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
             continue
@@ -360,7 +394,13 @@ def _reap(runs):
             _kill(run)
         _, status = os.waitpid(run.pid, 0)
         report = {"event": "exit", "timed_out": run.timed_out}
-        if os.WIFSIGNALED(status):
+        if run.go is not None:  # it ended before its slot came (killed, or its setup failed): it never ran
+            os.close(run.go)
+            set_up.remove(run)
+            report["setup"] = run.setup  # no "started" event carried it
+        if run.go is not None and run.stopped:
+            report["setup_error"] = "stopped before it started"
+        elif os.WIFSIGNALED(status):
             report["signal"] = os.WTERMSIG(status)
         else:
             report["exit_code"] = os.WEXITSTATUS(status)

@@ -93,13 +93,15 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.syscall.restype = ctypes.c_long
 
 
-def inner_main(job, fds, setup, confinement):
-    """The sample's process: lock down what is per sample, report, run the sample; never returns.
+def inner_main(job, fds, go, setup, confinement):
+    """The sample's process: lock down what is per sample, report, wait for its slot, run
+    the sample; never returns.
 
     ``fds`` are the run's descriptors (stdout, stderr, setup, done, the sample's text[,
-    stdin or check program]); ``confinement`` is what the fork server applied to
-    itself once, for all its samples (``confine_server``): the first Landlock layer and the
-    seccomp filter."""
+    stdin or check program]); ``go`` is the pipe on which the server lets it run (the
+    process may be set up ahead, while the slots are busy); ``confinement`` is what the
+    fork server applied to itself once, for all its samples (``confine_server``): the
+    first Landlock layer and the seccomp filter."""
     out_fd, err_fd, setup_w, done_w, job["code_fd"] = fds[:5]
     extra = fds[5] if len(fds) == 6 else None  # stdio: the test input; check: the test program
     devnull = confinement["devnull"]
@@ -138,6 +140,9 @@ def inner_main(job, fds, setup, confinement):
         os._exit(121)
     os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
     os.close(setup_w)
+    if not os.read(go, 1):  # the server closed it unwritten: it is gone
+        _hard_exit(122)
+    os.close(go)
     job["code"] = read_all(job.pop("code_fd"))  # the sample's text: only this process reads it
     sys.argv = ["<sample>"]
     builtins.exit = builtins.quit = sys.exit  # -S leaves them undefined; programs use them

@@ -115,3 +115,35 @@ def test_a_restarted_call_process_waits_for_its_slot_off_the_clock():
         calls.join()
     assert [r.result for r in others] == ["completed"] * 3
     assert [(r.status, r.value) for r in out["r"]] == [("crashed", None), ("ok", 1), ("ok", 2)]
+
+
+def test_the_next_job_is_set_up_while_the_slots_are_busy():
+    # A queued job's process is forked and set up ahead (its setup report arrives while the
+    # one slot is busy), but it starts, and its clock runs, only once the slot is free.
+    import select
+
+    from codemill.evaluate._sandbox_pipes import Job
+
+    with Sandbox(Limits(timeout=3.0), slots=1) as sb:
+        job = {
+            "mode": "stdio",
+            "nonce": "0",
+            "uid": sb.uid,
+            "gid": sb.gid,
+            "workdir": sb.root,
+            "require_isolation": False,
+            "limits": {"timeout": 3.0, "memory_mb": 256, "fsize_mb": 1, "nofile": 64, "nproc": 8},
+        }
+        workdirs = [tempfile.mkdtemp(dir=sb.root) for _ in range(2)]
+        for workdir in workdirs:
+            if sb.as_root:
+                os.chown(workdir, sb.uid, sb.gid)
+        busy = sb.start_job(dict(job, workdir=workdirs[0]), "import time\ntime.sleep(1.0)\n")
+        queued = sb.start_job(dict(job, workdir=workdirs[1]), "print('ran')\n")
+        setup_ready = select.select([queued.fds[Job.SETUP]], [], [], 0.8)[0]
+        started_early = select.select([queued.fds[Job.CONTROL]], [], [], 0)[0]  # no "started" yet
+        out = Capture(1024, 1024, 1 << 20)
+        queued.read(out, 5.0)
+        busy.read(Capture(1024, 1024, 1 << 20), 5.0)
+    assert setup_ready and not started_early
+    assert out.text(1) == "ran\n" and queued.event("exit")["exit_code"] == 0
