@@ -8,18 +8,20 @@ standard library only), so it must not import anything outside the standard libr
 The server is the trusted supervisor of every sample; it never runs untrusted code, and
 no sample's text, input or output ever enters its memory (they travel on descriptors it
 only hands on). It receives jobs (JSON, plus the run's descriptors: stdout, stderr,
-control, setup and done pipes, the sample's text, and its stdin or check program) and,
-for each, forks one process:
+control and done pipes, the sample's text, and its stdin or check program) and, for
+each, forks one process:
 
 * the **sample process** is PID 1 of a new PID namespace (``fork``), so when
   it dies the kernel kills everything the sample started. It starts its own session,
   drops privileges (uid/gid when root), enters a private user namespace (so
   ``RLIMIT_NPROC`` counts only this sample's processes), sets the rlimits, adds its own
-  Landlock layer (writes only in its working directory), reports the setup on a pipe it
-  then closes, and only then reads and runs the untrusted code (``_sandbox_inner.py``).
-* the **server** enforces the wall-clock limit by killing it, reaps it, and reports on the
-  run's control pipe (JSON lines) what happened: the pid, then the exit status and
-  whether it timed out. The evaluator reads the setup report and the done pipe itself.
+  Landlock layer (writes only in its working directory), writes its setup report as the
+  done pipe's first line, waits on its go pipe until the server gives it a slot, and only
+  then reads and runs the untrusted code (``_sandbox_inner.py``).
+* the **server** starts its clocks when it gives it the slot, enforces the wall-clock
+  limit by killing it, reaps it, and reports on the run's control pipe (JSON lines) what
+  happened: the pid (when it starts), then the exit status and whether it timed out. The
+  evaluator reads the setup report and the done pipe itself.
 
 Set up once per server and shared by its samples (safe to share: none holds state a
 sample could leave for another): the network namespace (only a down loopback), for an
@@ -128,10 +130,10 @@ PRELOAD = (
 )
 HEADER = struct.Struct("!Q")
 PID = struct.Struct("!q")  # the zygote's answer: a pid, or minus the errno
-# A job's descriptors: stdout, stderr, control, setup, done, the sample's text, and for
-# "stdio" its stdin, for "check" the check program.
-JOB_FDS = (6, 7)
-ZYGOTE_FDS = 8  # at most: a job's descriptors but the control pipe, its go pipe and its memfd
+# A job's descriptors: stdout, stderr, control, done, the sample's text, and for "stdio"
+# its stdin, for "check" the check program.
+JOB_FDS = (5, 6)
+ZYGOTE_FDS = 7  # at most: a job's descriptors but the control pipe, its go pipe and its memfd
 POLL = 0.05  # seconds between exit checks where the kernel has no pidfd
 
 

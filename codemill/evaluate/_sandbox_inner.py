@@ -97,13 +97,14 @@ def inner_main(job, fds, go, setup, confinement):
     """The sample's process: lock down what is per sample, report, wait for its slot, run
     the sample; never returns.
 
-    ``fds`` are the run's descriptors (stdout, stderr, setup, done, the sample's text[,
-    stdin or check program]); ``go`` is the pipe on which the server lets it run (the
+    ``fds`` are the run's descriptors (stdout, stderr, done, the sample's text[, stdin or
+    check program]); the setup report is the done pipe's first line, written before any
+    untrusted code runs; ``go`` is the pipe on which the server lets it run (the
     process may be set up ahead, while the slots are busy); ``confinement`` is what the
     fork server applied to itself once, for all its samples (``confine_server``): the
     first Landlock layer and the seccomp filter."""
-    out_fd, err_fd, setup_w, done_w, job["code_fd"] = fds[:5]
-    extra = fds[5] if len(fds) == 6 else None  # stdio: the test input; check: the test program
+    out_fd, err_fd, done_w, job["code_fd"] = fds[:4]
+    extra = fds[4] if len(fds) == 5 else None  # stdio: the test input; check: the test program
     devnull = confinement["devnull"]
     stdin_fd = extra if job["mode"] == "stdio" and extra is not None else devnull
     if job["mode"] == "check":
@@ -129,17 +130,16 @@ def inner_main(job, fds, go, setup, confinement):
         # The first layer alone grants the whole sandbox root, other samples' folders too:
         # never run a sample under it, whatever require_isolation says.
         report["error"] = "isolation incomplete: the sample's own Landlock layer could not be applied"
-        os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
+        os.write(done_w, (json.dumps(report) + "\n").encode("utf-8"))
         os._exit(121)
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     report["seccomp"] = confinement["seccomp"]
     missing = _missing_isolation(setup, report)
     if missing and job["require_isolation"]:
         report["error"] = "isolation incomplete: " + ", ".join(missing)
-        os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
+        os.write(done_w, (json.dumps(report) + "\n").encode("utf-8"))
         os._exit(121)
-    os.write(setup_w, (json.dumps(report) + "\n").encode("utf-8"))
-    os.close(setup_w)
+    os.write(done_w, (json.dumps(report) + "\n").encode("utf-8"))  # one write: atomic, the first line
     if not os.read(go, 1):  # the server closed it unwritten: it is gone
         _hard_exit(122)
     os.close(go)

@@ -54,15 +54,17 @@ class Capture:
 
 
 class Job:
-    """The evaluator's ends of one job on the fork server (stdout, stderr, control, setup and
-    done pipes) and a way to ask the server to kill it."""
+    """The evaluator's ends of one job on the fork server (stdout, stderr, control and done
+    pipes) and a way to ask the server to kill it. The done pipe's first line is the
+    sample process's setup report, written before any untrusted code runs."""
 
-    STDOUT, STDERR, CONTROL, SETUP, DONE = range(5)
+    STDOUT, STDERR, CONTROL, DONE = range(4)
     SETUP_BYTES = 4096
 
     def __init__(self, fds: list[int], kill, done_bytes: int):
         self.fds, self.kill, self.done_bytes = fds, kill, done_bytes
         self.ctl = self.setup = self.done = b""
+        self.set_up = False  # the setup line is complete
         self._events: list[dict] | None = None  # parsed once all is read
 
     def event(self, name: str) -> dict | None:
@@ -118,8 +120,8 @@ class Job:
                 self.started, self.deadline = True, time.monotonic() + self.budget
                 if replies is not None:
                     replies.begin()
-        elif stream == self.SETUP:
-            self.setup = (self.setup + chunk)[: self.SETUP_BYTES]
+        elif stream == self.DONE and not self.set_up:
+            self._take_setup(fd, chunk, out, replies, poller)
         elif stream == self.DONE and replies is not None:
             if replies.feed(chunk):
                 self.kill()
@@ -130,6 +132,16 @@ class Job:
             if out.exceeded:  # stop listening: the sample's further writes fail (EPIPE)
                 for fd in self.fds[:2]:
                     self._stop(fd, poller)
+
+    def _take_setup(self, fd: int, chunk: bytes, out: Capture, replies, poller) -> None:
+        """The setup line (at most SETUP_BYTES; a longer one is malformed), then the rest."""
+        self.setup += chunk
+        line, newline, rest = self.setup.partition(b"\n")
+        if not newline and len(self.setup) <= self.SETUP_BYTES:
+            return
+        self.setup, self.set_up = line[: self.SETUP_BYTES] if newline else b"", True
+        if rest:
+            self._take(fd, rest, out, replies, poller)
 
     def _stop(self, fd: int, poller) -> None:
         if self.open.pop(fd, None) is not None:

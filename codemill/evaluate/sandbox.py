@@ -81,6 +81,8 @@ What it does not cover:
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
 import os
 import secrets
@@ -186,6 +188,7 @@ class Sandbox:
         self._server: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
+        self._numbers = itertools.count()  # working directory names and job ids, unique per server
 
     def __enter__(self) -> Sandbox:
         self.start()
@@ -303,11 +306,12 @@ class Sandbox:
         defining ``check(candidate)``) runs in a trusted process of the sandbox and each
         candidate call goes to ``calls["entry_point"]`` of ``code`` in a call process; the
         program travels on its own descriptor, never through the fork server's memory."""
-        workdir = tempfile.mkdtemp(prefix="s-", dir=self.root)
+        workdir = os.path.join(self.root, f"s-{next(self._numbers)}")
+        os.mkdir(workdir, 0o700)
         try:
             if self.as_root:
                 os.chown(workdir, self.uid, self.gid)
-            nonce = secrets.token_hex(16)
+            nonce = secrets.token_hex(16) if mode in ("function", "check") else ""  # the others never use it
             limits = limits or self.limits
             job = {
                 "mode": mode,
@@ -345,8 +349,8 @@ class Sandbox:
         The sample's text (and its stdin or check program, ``extra``: descriptors, closed
         here) travels on descriptors of its own: the fork server never holds them, so no
         later sample can find them in the memory it inherits from the server."""
-        job = dict(job, id=secrets.token_hex(8))
-        pipes = [os.pipe() for _ in range(5)]  # stdout, stderr, control, setup, done
+        job = dict(job, id=f"j{next(self._numbers)}")
+        pipes = [os.pipe() for _ in range(4)]  # stdout, stderr, control, done (setup report first)
         fds = [w for _, w in pipes] + [_memfd("code", code)] + list(extra or [])
         try:
             self._submit(json.dumps(job).encode("utf-8"), fds)
@@ -370,9 +374,12 @@ class Sandbox:
         if self._sock is None:
             raise RuntimeError("sandbox is not started (use it as a context manager)")
         try:
+            data = HEADER.pack(len(payload)) + payload
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
             with self._send_lock:
-                socket.send_fds(self._sock, [HEADER.pack(len(payload))], fds)
-                self._sock.sendall(payload)
+                sent = self._sock.sendmsg([data], rights)  # the descriptors go with its first byte
+                if sent < len(data):
+                    self._sock.sendall(data[sent:])
         except OSError as e:
             raise RuntimeError(f"the sandbox server ({self.python}) is gone: {e}{self._server_log()}") from e
 

@@ -140,7 +140,7 @@ def test_the_next_job_is_set_up_while_the_slots_are_busy():
                 os.chown(workdir, sb.uid, sb.gid)
         busy = sb.start_job(dict(job, workdir=workdirs[0]), "import time\ntime.sleep(1.0)\n")
         queued = sb.start_job(dict(job, workdir=workdirs[1]), "print('ran')\n")
-        setup_ready = select.select([queued.fds[Job.SETUP]], [], [], 0.8)[0]
+        setup_ready = select.select([queued.fds[Job.DONE]], [], [], 0.8)[0]  # its setup line
         started_early = select.select([queued.fds[Job.CONTROL]], [], [], 0)[0]  # no "started" yet
         out = Capture(1024, 1024, 1 << 20)
         queued.read(out, 5.0)
