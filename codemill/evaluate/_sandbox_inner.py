@@ -21,6 +21,7 @@ import errno
 import gc
 import glob
 import json
+import marshal
 import os
 import platform
 import re
@@ -91,6 +92,7 @@ class PathBeneathAttr(ctypes.Structure):
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.syscall.restype = ctypes.c_long
+LIBC.unshare.restype = ctypes.c_int  # looked up here, once: not in every sample (dlsym copies pages)
 
 
 def inner_main(job, fds, go, setup, confinement):
@@ -196,8 +198,8 @@ def _warm():
     """The side-effect-free part of a sample's trusted steps: decode a job from a memfd,
     compile a source, build a setup report; then call mode's own (``calls.warm``)."""
     fd = os.memfd_create("warm")
-    os.write(fd, json.dumps(WARM_JOB).encode("utf-8"))
-    json.loads(read_all(fd))
+    os.write(fd, marshal.dumps(WARM_JOB))
+    marshal.loads(read_bytes(fd))
     compile("def f(x):\n    return [x, 1.5, 'a', None]\n", "<sample>", "exec")
     report = {"uid": 65534, "private_userns": True, "landlock": 7, "seccomp": True}
     _missing_isolation({"namespaces": True}, report)
@@ -206,7 +208,12 @@ def _warm():
 
 
 def read_all(fd):
-    """The whole file from its start (pread: a restarted call process reads it again)."""
+    """The whole file from its start, as text (pread: a restarted call process reads it again)."""
+    return read_bytes(fd).decode("utf-8")
+
+
+def read_bytes(fd):
+    """The whole file from its start; closes it."""
     chunks = []
     while True:
         chunk = os.pread(fd, 1 << 20, sum(map(len, chunks)))
@@ -214,7 +221,7 @@ def read_all(fd):
             break
         chunks.append(chunk)
     os.close(fd)
-    return b"".join(chunks).decode("utf-8")
+    return b"".join(chunks)
 
 
 def _missing_isolation(setup, report):
