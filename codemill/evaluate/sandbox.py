@@ -7,9 +7,10 @@ seccomp socket filter). Every run is then one process forked for it (by the serv
 zygote, as the server's child), PID 1 of its own PID namespace, with a fresh working
 directory, its own uid, private user namespace, rlimits and second Landlock layer (see
 ``_sandbox_child.py``). The server supervises it (deadline, reaping) and reports on a
-control pipe; the evaluator reads the run's stdout/stderr (capped), its setup report and
-its done pipe directly. ``slots`` bounds how many runs execute at once; more wait queued
-in the server and start as soon as one ends.
+control pipe; the evaluator reads the run's stdout/stderr (capped) and its done pipe
+directly (its first line is the sample's setup report). ``slots`` bounds
+how many runs execute at once; more wait queued in the server, up to ``slots`` of them
+already forked and set up, and start as soon as one ends.
 
 Modes: "function" (a program passes when it ran to its end: the completion marker),
 "stdio" (stdin in, stdout kept), "calls" (``codemill.verify``: the entry point called on
