@@ -135,6 +135,9 @@ PID = struct.Struct("!q")  # the zygote's answer: a pid, or minus the errno
 # its stdin, for "check" the check program.
 JOB_FDS = (5, 6)
 ZYGOTE_FDS = 7  # at most: a job's descriptors but the control pipe, its go pipe and its memfd
+# Jobs handed to the zygote and not yet forked: it forks one at a time, and descriptors in
+# flight on a Unix socket count against the sender's RLIMIT_NOFILE (ETOOMANYREFS past it).
+ZYGOTE_QUEUE = 4
 POLL = 0.05  # seconds between exit checks where the kernel has no pidfd
 
 
@@ -142,8 +145,19 @@ class Run:
     """One sample process the server supervises: forked and set up, then (``go``) allowed
     to run the sample once a slot is free; its wall-clock limit starts then."""
 
-    __slots__ = ("id", "pid", "ctl", "pidfd", "timeout", "deadline", "timed_out", "in_namespace")
-    __slots__ += ("go", "setup", "stopped")
+    __slots__ = (
+        "id",
+        "pid",
+        "ctl",
+        "pidfd",
+        "timeout",
+        "deadline",
+        "timed_out",
+        "in_namespace",
+        "go",
+        "setup",
+        "stopped",
+    )
 
     def __init__(self, job_id, pid, ctl, pidfd, timeout, in_namespace, go, setup):
         self.id, self.pid, self.ctl, self.pidfd, self.timeout = job_id, pid, ctl, pidfd, timeout
@@ -205,10 +219,13 @@ def serve(sock_fd, root, slots=0):
             _kill_overdue(runs)
             _reap(runs, set_up)
             running = len(runs) - len(set_up)
-            while set_up and (not slots or running < slots):
-                _go(set_up.pop(0))
+            for run in [r for r in set_up if not r.stopped]:  # a stopped one stays until reaped: it never runs
+                if slots and running >= slots:
+                    break
+                set_up.remove(run)
+                _go(run)
                 running += 1
-            while waiting and (not slots or len(runs) + len(pending) < 2 * slots):
+            while waiting and len(pending) < ZYGOTE_QUEUE and (not slots or len(runs) + len(pending) < 2 * slots):
                 _hand_over(*waiting.pop(0), zygote, pending, shared)
     finally:
         for run in runs.values():
@@ -229,7 +246,8 @@ def _drop_waiting(waiting, job_id):
 def _next_wakeup(runs):
     """Seconds until the soonest deadline (None: until the next message or exit), or a short
     poll where an exit cannot be waited for (no pidfd)."""
-    waits = [max(0.0, r.deadline - time.monotonic()) for r in runs.values() if r.deadline and not r.timed_out]
+    now = time.monotonic()
+    waits = [max(0.0, r.deadline - now) for r in runs.values() if r.deadline is not None and not r.timed_out]
     if any(r.pidfd is None for r in runs.values()):
         waits.append(POLL)
     return min(waits, default=None)
@@ -269,10 +287,10 @@ def _hand_over(job, fds, zygote, pending, shared):
             _send(ctl, {"event": "exit", "setup": setup, "error": "cannot create network/PID namespaces: " + why_not})
             os.close(ctl)
             return
-        spec = os.memfd_create("job")
-        os.write(spec, marshal.dumps(job))  # plain data from this process: the sample decodes it in C
         go_r, go_w = os.pipe()
+        spec = os.memfd_create("job")
         try:
+            os.write(spec, marshal.dumps(job))  # plain data from this process: the sample decodes it in C
             socket.send_fds(zygote, [b"j"], fds[:2] + fds[3:] + [go_r, spec])
         except OSError:
             os.close(go_w)
@@ -396,11 +414,13 @@ def _reap(runs, set_up):
             _kill(run)
         _, status = os.waitpid(run.pid, 0)
         report = {"event": "exit", "timed_out": run.timed_out}
-        if run.go is not None:  # it ended before its slot came (killed, or its setup failed): it never ran
+        never_ran = run.go is not None  # it ended before its slot came (killed, or its setup failed)
+        if never_ran:
             os.close(run.go)
+            run.go = None
             set_up.remove(run)
             report["setup"] = run.setup  # no "started" event carried it
-        if run.go is not None and run.stopped:
+        if never_ran and run.stopped:
             report["setup_error"] = "stopped before it started"
         elif os.WIFSIGNALED(status):
             report["signal"] = os.WTERMSIG(status)

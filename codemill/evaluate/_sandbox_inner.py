@@ -8,11 +8,13 @@ uses the standard library only (Python >= 3.9).
 Once, in the server: the first Landlock layer (read system paths and the interpreter's
 prefix minus package folders, every right under the sandbox root; no TCP, no signals out)
 and a seccomp filter that takes away sockets (Landlock cannot stop a connect() to a Unix
-path socket on the host). Per sample, order matters: privileges are dropped (uid/gid when
+path socket on the host), then the image samples are forked from is prepared
+(``prepare_image``). Per sample, order matters: privileges are dropped (uid/gid when
 root), a private user namespace is entered (so ``RLIMIT_NPROC`` counts only this sample's
 processes), rlimits are set, then the second Landlock layer (every right only in the
 working directory, never in the rest of the sandbox root); only after the setup report is
-written and its pipe closed does untrusted code run.
+written (the done pipe's first line) and the server has given the process a slot (its go
+pipe) does untrusted code run.
 """
 
 import builtins
@@ -103,8 +105,9 @@ def inner_main(job, fds, go, setup, confinement):
     check program]); the setup report is the done pipe's first line, written before any
     untrusted code runs; ``go`` is the pipe on which the server lets it run (the
     process may be set up ahead, while the slots are busy); ``confinement`` is what the
-    fork server applied to itself once, for all its samples (``confine_server``): the
-    first Landlock layer and the seccomp filter."""
+    fork server set up once, for all its samples (``confine_server``, ``prepare_image``):
+    the first Landlock layer, the seccomp filter, the second layer's prepared rules and an
+    open /dev/null."""
     out_fd, err_fd, done_w, job["code_fd"] = fds[:4]
     extra = fds[4] if len(fds) == 5 else None  # stdio: the test input; check: the test program
     devnull = confinement["devnull"]
@@ -161,7 +164,9 @@ def prepare_image(confinement, root):
     """What the fork server does once, after ``confine_server``, so the image every sample
     is forked from already holds it: /dev/null open (each sample's stdin unless it has
     one), ``sys.stdin`` (a wrapper of descriptor 0, never read here: in a sample it reads
-    what the sample's descriptor 0 is), HOME and TMPDIR present in the environment (a
+    what the sample's descriptor 0 is; it took its seekability and offset from /dev/null,
+    so a sample's descriptor 0 must be seekable and at offset 0: /dev/null or the stdin
+    memfd), HOME and TMPDIR present in the environment (a
     sample replaces their values), and the trusted steps every sample runs done a few
     times (``_warm``). A sample then writes, and so copies, fewer of the image's pages:
     each page it writes costs it a copy-on-write fault (docs/evaluate.md, "Performance")."""
@@ -179,7 +184,7 @@ def prepare_image(confinement, root):
 WARM_ROUNDS = 10  # CPython 3.11 specializes a function's bytecode after 8 calls
 WARM_JOB = {
     "mode": "calls",
-    "id": "0" * 16,
+    "id": "j0",
     "uid": 65534,
     "gid": 65534,
     "workdir": "/",
@@ -356,7 +361,7 @@ def _landlock_sample(workdir, confinement):
         own = PathBeneathAttr(ALL_FS & confinement["fs"], workdir_fd)
         return confinement["landlock"] if _apply(confinement["attr"], confinement["rules"] + [own]) else 0
     finally:
-        for fd in confinement["fds"] + [workdir_fd]:  # the server's, inherited: the sample does not keep them
+        for fd in confinement["fds"] + [workdir_fd]:  # the server's (inherited) and its own: none is kept
             os.close(fd)
 
 

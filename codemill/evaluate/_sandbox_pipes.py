@@ -79,7 +79,8 @@ class Job:
         and may ask for the process to be killed; past ``budget`` seconds from the process's
         start (a queued job waits for a slot first) the server has missed its own deadline:
         it is asked to kill it, and 5 s later reading stops. A job still waiting for a slot
-        has no backstop: the server holds its pipes, so they close if the server dies."""
+        has no backstop: its pipes are held by the server or by its set-up process, which
+        dies with the server (PR_SET_PDEATHSIG, or its go pipe's end of file)."""
         self.deadline = math.inf
         self.budget, self.started = budget, False
         poller, self.open = select.poll(), {fd: stream for stream, fd in enumerate(self.fds)}
@@ -151,12 +152,15 @@ class Job:
         """The layers this run had (the server's part and the sample's own report), and why
         they are unknown if the sample process ended before reporting them."""
         base = dict((self.event("started") or end).get("setup", {}))
+        try:
+            own = json.loads(self.setup.decode("utf-8"))
+        except ValueError:
+            own = None
+        if isinstance(own, dict) and ("error" in own or "setup_error" not in end):
+            return dict(base, **own), ""  # an isolation error it reported comes first: the caller raises
         if "setup_error" in end:
             return base, end["setup_error"]
-        try:
-            return dict(base, **json.loads(self.setup.decode("utf-8"))), ""
-        except ValueError:
-            return base, "the sandboxed process ended before finishing its setup"
+        return base, "the sandboxed process ended before finishing its setup"
 
 
 def remove_tree(path: str) -> None:

@@ -61,7 +61,7 @@ def problem_id(task_id: str) -> str:
 
 def verify(sandbox, task: Task, source: str) -> tuple[bool, str]:
     """Judge ``source`` (the completed program) for a HumanEval or infilling task."""
-    # codemill.verify imports this package: imported here
+    # imported here, not at the top: codemill.verify imports this package
     from codemill.verify.calls import RESULT_BYTES, describe, execute, results_of
 
     row = humaneval_cases.load()[problem_id(task.task_id)]

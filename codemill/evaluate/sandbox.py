@@ -66,7 +66,8 @@ What it does not cover:
   function skipping asserts) are weaknesses of that mode: verdicts that matter use
   "calls" or "check" mode, where no process that runs the sample holds the channel, the
   expected values or the test;
-- kernel exploits, timing side channels, CPU contention between parallel samples;
+- kernel exploits, timing side channels, CPU contention between parallel samples (and
+  with the setup of queued ones: a verdict near the time limit can move with the load);
 - where the kernel refuses namespaces or Landlock (containers without user namespaces,
   old kernels), the missing layer is logged at start; ``require_isolation`` then stops
   the run instead. Without a PID namespace a sample's children that start their own
@@ -307,8 +308,7 @@ class Sandbox:
         defining ``check(candidate)``) runs in a trusted process of the sandbox and each
         candidate call goes to ``calls["entry_point"]`` of ``code`` in a call process; the
         program travels on its own descriptor, never through the fork server's memory."""
-        workdir = os.path.join(self.root, f"s-{next(self._numbers)}")
-        os.mkdir(workdir, 0o700)
+        workdir = self._new_workdir()
         try:
             if self.as_root:
                 os.chown(workdir, self.uid, self.gid)
@@ -343,6 +343,17 @@ class Sandbox:
             return self._verdict(mode, nonce, out, process)
         finally:
             remove_tree(workdir)
+
+    def _new_workdir(self) -> str:
+        """A fresh working directory under the root. Names are counted, not random: where a
+        sample could write in the root (no Landlock), a name it took first is skipped."""
+        while True:
+            path = os.path.join(self.root, f"s-{next(self._numbers)}")
+            try:
+                os.mkdir(path, 0o700)
+                return path
+            except FileExistsError:
+                continue
 
     def start_job(self, job: dict, code: str, extra: list[int] | None = None) -> Job:
         """Hand one job to the fork server; the read ends of its pipes come back as a Job.
