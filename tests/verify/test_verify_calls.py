@@ -102,3 +102,21 @@ def test_a_run_s_results_are_bounded_in_all(sandbox, monkeypatch):
     results = run_calls("def f(x):\n    return 'x' * 200_000\n", "f", [str(i) for i in range(8)], sandbox=sandbox)
     assert [r.status for r in results] == ["ok"] * 5 + ["unserializable"] * 3
     assert results[0].value == "x" * 200_000 and "exceed 1048576 bytes" in results[-1].detail
+
+
+def test_an_input_that_does_not_compile_is_bad_input_for_that_call_only(sandbox):
+    # The server compiles each input once (marshal for the sample); one that does not
+    # compile is that call's bad_input, with the reason, and the others still run.
+    results = run_calls("def f(x):\n    return x * 2\n", "f", ["1", "1 +", "3"], sandbox=sandbox)
+    assert [(r.status, r.value) for r in results] == [("ok", 2), ("bad_input", None), ("ok", 6)]
+    assert results[1].detail.startswith("SyntaxError")
+
+
+def test_a_sample_rebinding_eval_or_compile_does_not_change_its_inputs(sandbox):
+    source = (
+        "import builtins\n"
+        "builtins.eval = lambda *a, **k: ((99,), {})\n"
+        "builtins.compile = None\n"
+        "def f(x):\n    return x\n"
+    )
+    assert [r.value for r in run_calls(source, "f", ["1", "2"], sandbox=sandbox)] == [1, 2]
