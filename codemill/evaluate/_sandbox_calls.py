@@ -20,7 +20,6 @@ Check mode is in ``_sandbox_check.py``; both share the reply relay and the call 
 
 import builtins
 import importlib.util
-import marshal
 import os
 import re
 import select
@@ -31,8 +30,8 @@ from os import _exit as _hard_exit
 from os import write as _raw_write
 
 # Bound at load, like the two above: a sample that rebinds builtins.eval or compile
-# changes nothing here.
-_eval, _compile, _loads = eval, compile, marshal.loads
+# changes no later call's input.
+_eval, _compile = eval, compile
 
 _STRICT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "verify", "strict.py")
 _spec = importlib.util.spec_from_file_location("_codemill_strict", _STRICT_PATH)
@@ -56,7 +55,6 @@ def run_inner_calls(job, done_w):
         load_error,
         job["entry_point"],
         job["inputs"],
-        job.get("input_code"),
         job["start"],
         done_w,
         job["result_bytes"],
@@ -70,7 +68,7 @@ def warm():
     ``_sandbox_inner.prepare_image``): copy the builtins, evaluate an input, encode a
     value, format a reply line, describe an exception."""
     clean_builtins = dict(builtins.__dict__)
-    _arguments(0, ["1, 'a'"], [input_code("1, 'a'")], clean_builtins)
+    _arguments(0, ["1, 'a'"], clean_builtins)
     text = strict.encode([1, -2.5, "a", b"b", None, True, (1,), {"k": {1}}], 1 << 18)
     ("%d %s %s\n" % (0, "ok", text.replace("\n", " "))).encode("ascii", "backslashreplace")
     _describe(ValueError("0x1"))
@@ -165,42 +163,14 @@ def _pack(*args, **kwargs):
     return args, kwargs
 
 
-INPUT_CACHE = 8192  # inputs whose code the server keeps (HumanEval has 1,423; RL reuses a task's)
-_input_codes = {}
-
-
-def input_code(text):
-    """An input's code for the sample (the server compiles it, once per distinct input):
-    ``marshal`` bytes of ``_pack(<text>)``, or the reason it does not compile (str)."""
-    code = _input_codes.get(text)
-    if code is None:
-        try:
-            code = marshal.dumps(compile("_pack(%s\n)" % text, "<input>", "eval"))
-        except BaseException as e:  # SyntaxError, or nested too deeply: that call is bad_input
-            code = _describe(e)
-        if len(_input_codes) < INPUT_CACHE:
-            _input_codes[text] = code
-    return code
-
-
-class _BadInput(Exception):
-    """An input the server could not compile; its text is the reason."""
-
-
-def _arguments(index, inputs, codes, clean_builtins):
+def _arguments(index, inputs, clean_builtins):
     """Call ``index``'s (args, kwargs): its input evaluated afresh with the builtins taken
-    before the sample ran, from the server's code for it (else compiled here)."""
-    code = codes[index] if codes else None
-    if code is None:
-        code = _compile("_pack(%s\n)" % inputs[index], "<input>", "eval")
-    elif type(code) is str:
-        raise _BadInput(code)
-    else:
-        code = _loads(code)
+    before the sample ran."""
+    code = _compile("_pack(%s\n)" % inputs[index], "<input>", "eval")
     return _eval(code, {"__builtins__": clean_builtins, "_pack": _pack})
 
 
-def _calls(compiled, load_error, entry, inputs, codes, start, w, result_bytes, clean_builtins):
+def _calls(compiled, load_error, entry, inputs, start, w, result_bytes, clean_builtins):
     """Call mode's untrusted part: load the sample, then one reply line per call."""
     namespace = {"__name__": "__sample__", "__builtins__": builtins}
     function, failure = None, ("raises", "while loading: " + load_error) if compiled is None else None
@@ -217,10 +187,7 @@ def _calls(compiled, load_error, entry, inputs, codes, start, w, result_bytes, c
             _line(w, index, *failure)
             continue
         try:
-            args, kwargs = _arguments(index, inputs, codes, clean_builtins)
-        except _BadInput as e:
-            _line(w, index, "bad_input", e.args[0])
-            continue
+            args, kwargs = _arguments(index, inputs, clean_builtins)
         except BaseException as e:
             _line(w, index, "bad_input", _describe(e))
             continue

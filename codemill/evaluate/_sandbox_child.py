@@ -287,8 +287,6 @@ def _hand_over(job, fds, zygote, pending, shared):
             _send(ctl, {"event": "exit", "setup": setup, "error": "cannot create network/PID namespaces: " + why_not})
             os.close(ctl)
             return
-        if job.get("mode") == "calls":
-            job["input_code"] = [inner.calls.input_code(text) for text in job["inputs"]]
         go_r, go_w = os.pipe()
         spec = os.memfd_create("job")
         try:

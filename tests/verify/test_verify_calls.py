@@ -105,8 +105,7 @@ def test_a_run_s_results_are_bounded_in_all(sandbox, monkeypatch):
 
 
 def test_an_input_that_does_not_compile_is_bad_input_for_that_call_only(sandbox):
-    # The server compiles each input once (marshal for the sample); one that does not
-    # compile is that call's bad_input, with the reason, and the others still run.
+    # One that does not compile is that call's bad_input, with the reason; the others run.
     results = run_calls("def f(x):\n    return x * 2\n", "f", ["1", "1 +", "3"], sandbox=sandbox)
     assert [(r.status, r.value) for r in results] == [("ok", 2), ("bad_input", None), ("ok", 6)]
     assert results[1].detail.startswith("SyntaxError")
